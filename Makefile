@@ -1,0 +1,35 @@
+# Switchyard: `make run` starts everything on a laptop, `make test` checks everything.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-sqlite test-postgres lint chaos bench bench-quick clean
+
+$(STAMP): requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# The development stack runs with DEBUG on (plain HTTP cookies, debug pages).
+run: $(STAMP)
+	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py devstack
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python manage.py makemigrations --check --dry-run
+
+test: lint
+	$(BIN)/python -m tests.run_suite
+
+test-sqlite: $(STAMP)
+	$(BIN)/python -m tests.run_suite --only sqlite
+
+test-postgres: $(STAMP)
+	$(BIN)/python -m tests.run_suite --only postgres
+
+clean:
+	rm -rf var/test-* .pytest_cache

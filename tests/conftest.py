@@ -1,0 +1,88 @@
+"""Real parts for the tests: an embedded Redis server and a real Celery worker.
+
+Tests that talk to the worker use `@pytest.mark.django_db(transaction=True)`: the
+worker runs in this process, on its own thread and database connection.
+"""
+
+import os
+import subprocess
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+from django.db import connection, connections
+
+from apps.devstack import processes
+from project import celery_app
+
+
+@pytest.fixture(scope="session", autouse=True)
+def redis_url(tmp_path_factory) -> str:
+    """A real redis-server for the whole session; the Celery app points at it."""
+    port = processes.free_port()
+    data_dir = tmp_path_factory.mktemp("redis")
+    server = processes.spawn(processes.redis_command(port, data_dir))
+    url = f"redis://127.0.0.1:{port}/0"
+    processes.wait_for_redis(url)
+    celery_app.conf.broker_url = url
+    yield url
+    processes.stop_all([server])
+
+
+@pytest.fixture(autouse=True)
+def _plain_http_in_tests(settings) -> None:
+    """Production settings redirect to HTTPS; the test client speaks plain HTTP."""
+    settings.SECURE_SSL_REDIRECT = False
+
+
+@pytest.fixture(scope="session")
+def celery_worker(redis_url, django_db_setup, django_db_blocker):
+    """One in-process worker (4 threads) for the session."""
+    import celery.contrib.testing.tasks  # noqa: F401  (registers celery.ping)
+
+    with django_db_blocker.unblock():
+        connections.close_all()
+        with start_worker(
+            celery_app, pool="threads", concurrency=4, loglevel="WARNING",
+            perform_ping_check=True, shutdown_timeout=30,
+        ) as worker:  # fmt: skip
+            yield worker
+
+
+def test_database_url() -> str:
+    """The URL of the test database, for subprocesses (beat, workers, devstack)."""
+    s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{s['NAME']}"
+    return f"postgres://{s['USER']}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
+
+
+test_database_url.__test__ = False
+
+
+@pytest.fixture
+def subprocess_env(redis_url) -> dict[str, str]:
+    """Environment for a child process that joins this test's Redis and database."""
+    return {
+        **os.environ,
+        "CELERY_BROKER_URL": redis_url,
+        "DATABASE_URL": test_database_url(),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+@pytest.fixture
+def start_process(subprocess_env, tmp_path):
+    """Start stack processes (beat, workers) for one test; stop them afterwards."""
+    started: list[subprocess.Popen] = []
+
+    def start(command: list[str], **env: str) -> subprocess.Popen:
+        log = open(tmp_path / f"process-{len(started)}.log", "wb")  # noqa: SIM115
+        child = processes.spawn(
+            command, env={**subprocess_env, **env}, stdout=log, stderr=subprocess.STDOUT
+        )
+        child.log_path = log.name
+        started.append(child)
+        return child
+
+    yield start
+    processes.stop_all(started)
