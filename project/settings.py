@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "django_celery_results",
     "apps.devstack",
+    "apps.jobs",
     "apps.demo",
 ]
 

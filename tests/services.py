@@ -1,4 +1,4 @@
-"""Throwaway PostgreSQL clusters for the test suite and the benchmarks.
+"""Throwaway PostgreSQL clusters and RabbitMQ brokers for the tests and the benchmarks.
 
 `initdb` refuses root, so as root the cluster runs as the `postgres` system user.
 """
@@ -12,6 +12,8 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from kombu import Connection
 
 from apps.devstack.processes import free_port, spawn, stop_all
 
@@ -82,3 +84,77 @@ def _wait_for_postgres(bindir: Path, port: int, timeout: float = 30) -> None:
             return
         time.sleep(0.1)
     raise RuntimeError(f"PostgreSQL did not start on port {port}")
+
+
+def rabbitmq_start_script() -> Path | None:
+    """The real start script in the rabbitmq-server package's lib folder, if installed.
+
+    Not the sbin wrapper: that one switches user and writes to system folders.
+    """
+    try:
+        listing = subprocess.run(["dpkg", "-L", "rabbitmq-server"], capture_output=True, text=True)
+    except FileNotFoundError:
+        return None
+    for line in listing.stdout.splitlines():
+        if line.startswith("/usr/lib/") and line.endswith("bin/rabbitmq-server"):
+            return Path(line).resolve()
+    return None
+
+
+@contextlib.contextmanager
+def rabbitmq_server() -> Iterator[str]:
+    """Start a private broker on free loopback ports, all state in a temp dir; yield its URL.
+
+    On exit it stops the broker and its epmd (which outlives the node otherwise).
+    """
+    script = rabbitmq_start_script()
+    if script is None:
+        raise RuntimeError("RabbitMQ is not installed (Debian package rabbitmq-server)")
+    root = Path(tempfile.mkdtemp(prefix="switchyard-rabbitmq-"))
+    port, env = free_port(), _rabbitmq_env(root)
+    env["RABBITMQ_NODE_PORT"] = str(port)
+    log = open(root / "server.log", "wb")  # noqa: SIM115
+    server = spawn([str(script)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"amqp://guest:guest@127.0.0.1:{port}//"
+    try:
+        _wait_for_amqp(url, server, root / "server.log")
+        yield url
+    finally:
+        stop_all([server])
+        subprocess.run(["epmd", "-kill"], env=env, capture_output=True)
+        log.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _rabbitmq_env(root: Path) -> dict[str, str]:
+    (root / "home").mkdir()
+    (root / "enabled_plugins").write_text("[].\n")
+    return {
+        **os.environ,
+        "HOME": str(root / "home"),  # the Erlang cookie lives here
+        "RABBITMQ_NODENAME": f"switchyard-{root.name}@localhost",
+        "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+        "RABBITMQ_DIST_PORT": str(free_port()),
+        # A private epmd: a stray one on the default 4369 is common.
+        "ERL_EPMD_PORT": str(free_port()),
+        "ERL_EPMD_ADDRESS": "127.0.0.1",
+        "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+        "RABBITMQ_MNESIA_BASE": str(root / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(root / "log"),
+        "RABBITMQ_PID_FILE": str(root / "rabbitmq.pid"),
+        "RABBITMQ_CONFIG_FILE": str(root / "rabbitmq.conf"),
+        "RABBITMQ_ADVANCED_CONFIG_FILE": str(root / "advanced.config"),
+        "RABBITMQ_CONF_ENV_FILE": str(root / "rabbitmq-env.conf"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(root / "enabled_plugins"),
+    }
+
+
+def _wait_for_amqp(url: str, server: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and server.poll() is None:
+        with contextlib.suppress(OSError), Connection(url, connect_timeout=1) as connection:
+            connection.connect()
+            return
+        time.sleep(0.2)
+    tail = log.read_text(errors="replace")[-2000:]
+    raise RuntimeError(f"RabbitMQ did not accept AMQP connections at {url}:\n{tail}")

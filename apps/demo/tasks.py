@@ -1,11 +1,48 @@
-"""The tasks of Celery's getting-started walkthrough, on Switchyard."""
+"""Demo jobs: Celery's walkthrough task, plus progress, cancel and retries to try."""
+
+import time
 
 from celery import shared_task
 
+from apps.jobs.catalog import job
+from apps.jobs.progress import report_progress
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
+
+class FlakyError(Exception):
+    """The transient failure `flaky` raises until it has failed enough times."""
+
+
+@job(title="Add two numbers", group="Demo")
 def add(x: int, y: int) -> int:
+    """Return x + y: the task of Celery's getting-started walkthrough."""
     return x + y
+
+
+@job(title="Count down", group="Demo", cancellable=True)
+def countdown(seconds: int = 10) -> str:
+    """Wait the given number of seconds, reporting progress each second."""
+    for elapsed in range(seconds):
+        report_progress(elapsed, seconds, f"{seconds - elapsed} s to go")
+        time.sleep(1)
+    report_progress(seconds, seconds, "done")
+    return f"counted down {seconds} s"
+
+
+@job(
+    title="Fail, then succeed",
+    group="Demo",
+    bind=True,
+    autoretry_for=(FlakyError,),
+    retry_backoff=1,
+    retry_backoff_max=4,
+    retry_jitter=False,
+    max_retries=5,
+)
+def flaky(self, failures: int = 2) -> str:
+    """Fail `failures` times with a transient error, then succeed (automatic retries)."""
+    if self.request.retries < failures:
+        raise FlakyError(f"attempt {self.request.retries + 1} of {failures + 1} fails")
+    return f"succeeded after {failures} failure(s)"
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)

@@ -1,0 +1,183 @@
+"""The job catalog: Celery tasks registered with a title, typed parameters and rules.
+
+    @job(title="Add two numbers")
+    def add(x: int, y: int) -> int: ...
+
+`add` is still an ordinary Celery task (`.delay()`, beat, `celery call`), named by its
+Celery task name, which is also its name in the catalog, URLs, CLI and API.
+"""
+
+import functools
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from celery import Task, current_task, shared_task, states
+from celery.exceptions import Ignore
+from django import forms
+from django.core.exceptions import ValidationError
+
+from . import params as P
+from .progress import JobCancelled
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    title: str
+    description: str
+    params: tuple[P.Param, ...]
+    group: str = "General"
+    queue: str | None = None
+    cancellable: bool = False
+    idempotent: bool = True
+    task: Task | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def permission(self) -> str:
+        return f"jobs.{self.permission_codename}"
+
+    @property
+    def permission_codename(self) -> str:
+        return f"run_{self.name}"[:100]
+
+    def form_class(self) -> type[forms.Form]:
+        fields = {p.name: P.form_field(p) for p in self.params}
+        return type(f"{self.name.rsplit('.', 1)[-1].title()}Form", (forms.Form,), fields)
+
+    def json_schema(self) -> dict:
+        return P.json_schema(self.params)
+
+
+_CATALOG: dict[str, Job] = {}
+
+
+def job(
+    title: str,
+    *,
+    group: str = "General",
+    queue: str | None = None,
+    cancellable: bool = False,
+    idempotent: bool = True,
+    **task_options: Any,
+) -> Callable[[Callable], Task]:
+    """Register a function as a Celery task and a catalog job.
+
+    Idempotent jobs are acknowledged late and rejected (so redelivered) when their
+    worker dies; others are acknowledged on receipt and marked failed instead.
+    """
+
+    def decorate(fn: Callable) -> Task:
+        job_params = P.params_from_signature(fn)
+        if idempotent:
+            task_options.setdefault("acks_late", True)
+            task_options.setdefault("reject_on_worker_lost", True)
+        if queue:
+            task_options.setdefault("queue", queue)
+        task = shared_task(**task_options)(_typed(fn, job_params))
+        _CATALOG[task.name] = Job(
+            name=task.name,
+            title=title,
+            description=inspect.cleandoc(fn.__doc__ or ""),
+            params=job_params,
+            group=group,
+            queue=queue,
+            cancellable=cancellable,
+            idempotent=idempotent,
+            task=task,
+        )
+        return task
+
+    return decorate
+
+
+def _typed(fn: Callable, job_params: tuple[P.Param, ...]) -> Callable:
+    """Turn the JSON values of a Celery message back into the annotated types."""
+    by_name = {p.name: p for p in job_params}
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        for name, value in bound.arguments.items():
+            if name in by_name:
+                bound.arguments[name] = P.from_json(by_name[name], value)
+        task = current_task
+        if task and getattr(task.request, "switchyard_cancelled", False):
+            raise Ignore()
+        try:
+            return fn(*bound.args, **bound.kwargs)
+        except JobCancelled:
+            _mark_cancelled(task)
+            raise Ignore() from None
+
+    return run
+
+
+def _mark_cancelled(task: Task) -> None:
+    from django.utils import timezone
+
+    from .models import Run, State
+
+    Run.objects.filter(task_id=task.request.id).update(
+        state=State.CANCELLED, finished_at=timezone.now(), note="Cancelled while running."
+    )
+    task.update_state(state=states.REVOKED, meta={"reason": "cancelled"})
+
+
+def all_jobs() -> list[Job]:
+    return sorted(_CATALOG.values(), key=lambda j: (j.group, j.title))
+
+
+def get_job(name: str) -> Job | None:
+    return _CATALOG.get(name)
+
+
+class ParameterError(ValueError):
+    """Parameters refused before dispatch; `errors` maps each parameter to messages."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        self.errors = errors
+        super().__init__(self.one_line())
+
+    def one_line(self) -> str:
+        return "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in self.errors.items())
+
+
+def clean_parameters(job: Job, data: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate raw values (form strings, CLI strings or JSON) into JSON-safe kwargs."""
+    known = {p.name for p in job.params}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ParameterError({name: ["unknown parameter"] for name in unknown})
+    form = job.form_class()(data=_form_data(job, data))
+    if not form.is_valid():
+        raise ParameterError({k: [str(m) for m in v] for k, v in form.errors.items()})
+    return {name: P.to_json(value) for name, value in form.cleaned_data.items()}
+
+
+def _form_data(job: Job, data: Mapping[str, Any]) -> dict[str, Any]:
+    """JSON booleans and lists go to the form as they are; omitted defaults fill in."""
+    merged = {p.name: P.to_json(p.default) for p in job.params if p.default is not None}
+    for name, value in data.items():
+        if isinstance(value, dict):
+            raise ParameterError({name: ["expected a value, not an object"]})
+        merged[name] = value
+    for p in job.params:
+        if p.kind is bool and isinstance(merged.get(p.name), str):
+            merged[p.name] = _parse_bool(p.name, merged[p.name])
+    return merged
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"true", "1", "yes", "on"}:
+        return True
+    if lowered in {"false", "0", "no", "off", ""}:
+        return False
+    raise ParameterError({name: [f"expected true or false, got {raw!r}"]})
+
+
+__all__ = ["Job", "ParameterError", "ValidationError", "all_jobs", "clean_parameters",
+           "get_job", "job"]  # fmt: skip

@@ -1,0 +1,136 @@
+"""Start, cancel and re-run jobs: the one place every entry point calls.
+
+Views, the API, admin actions and management commands are thin wrappers around
+`start_run`, `cancel_run` and `rerun`.
+"""
+
+import logging
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from celery import current_app
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from kombu.exceptions import OperationalError
+
+from .catalog import Job, clean_parameters
+from .models import Run, Source, State
+from .recording import prerecorded
+
+log = logging.getLogger(__name__)
+
+
+def start_run(
+    job: Job,
+    raw_parameters: Mapping[str, Any],
+    *,
+    source: Source,
+    user=None,
+    label: str = "",
+    idempotency_key: str | None = None,
+    rerun_of: Run | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> Run:
+    """Validate, record and (after commit) send one run. Raises ParameterError."""
+    parameters = clean_parameters(job, raw_parameters)
+    if idempotency_key:
+        existing = Run.objects.filter(idempotency_key=idempotency_key).first()
+        if existing:
+            return existing
+    return record_and_send(
+        job.name, parameters, source=source, user=user, label=label,
+        idempotency_key=idempotency_key, rerun_of=rerun_of, options=options,
+    )  # fmt: skip
+
+
+def record_and_send(
+    job_name: str,
+    parameters: Mapping[str, Any],
+    *,
+    source: Source,
+    args: list | None = None,
+    user=None,
+    label: str = "",
+    schedule_name: str = "",
+    idempotency_key: str | None = None,
+    rerun_of: Run | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> Run:
+    """Write the run record now; publish the message once the transaction commits."""
+    options = dict(options or {})
+    try:
+        with transaction.atomic():
+            run = Run.objects.create(
+                task_id=str(uuid.uuid4()),
+                job_name=job_name,
+                parameters=dict(parameters),
+                args=list(args or []),
+                source=source,
+                requested_by=user if user is not None and user.is_authenticated else None,
+                requested_by_label=label or (user.get_username() if user else ""),
+                schedule_name=schedule_name,
+                queue=options.get("queue") or "",
+                queued_at=timezone.now(),
+                idempotency_key=idempotency_key,
+                rerun_of=rerun_of,
+            )
+    except IntegrityError:
+        if idempotency_key:  # the same form posted twice at once
+            return Run.objects.get(idempotency_key=idempotency_key)
+        raise
+    transaction.on_commit(lambda: send(run, options))
+    return run
+
+
+def send(run: Run, options: Mapping[str, Any] | None = None) -> bool:
+    """Publish a recorded run. If the broker is unreachable, leave it waiting."""
+    token = prerecorded.set(run.task_id)
+    try:
+        task = current_app.tasks.get(run.job_name)
+        publish = task.apply_async if task else _send_by_name(run.job_name)
+        publish(args=run.args, kwargs=run.parameters, task_id=run.task_id, **(options or {}))
+    except OperationalError:
+        log.warning("broker unreachable; run %s waits to be sent", run.task_id)
+        Run.objects.filter(pk=run.pk, state=State.QUEUED).update(state=State.PENDING_SEND)
+        run.state = State.PENDING_SEND
+        return False
+    finally:
+        prerecorded.reset(token)
+    return True
+
+
+def _send_by_name(name: str):
+    def publish(**kwargs):
+        return current_app.send_task(name, **kwargs)
+
+    return publish
+
+
+def cancel_run(run: Run) -> bool:
+    """Revoke a queued run; stop a running one (terminate if its job allows it)."""
+    from .catalog import get_job
+
+    now = timezone.now()
+    if run.is_finished:
+        return False
+    Run.objects.filter(pk=run.pk, cancel_requested_at__isnull=True).update(cancel_requested_at=now)
+    not_started = Run.objects.filter(
+        pk=run.pk, state__in=[State.QUEUED, State.PENDING_SEND]
+    ).update(state=State.CANCELLED, finished_at=now, note="Cancelled before it started.")
+    job = get_job(run.job_name)
+    terminate = bool(job and job.cancellable and not not_started)
+    try:
+        current_app.control.revoke(run.task_id, terminate=terminate, signal="SIGTERM")
+    except OperationalError:
+        log.warning("broker unreachable; revoke of %s not broadcast", run.task_id)
+    run.refresh_from_db()
+    return True
+
+
+def rerun(run: Run, *, source: Source, user=None, label: str = "") -> Run:
+    """Run again with the same parameters; the new run links to the old one."""
+    return record_and_send(
+        run.job_name, run.parameters, args=run.args, source=source, user=user, label=label,
+        rerun_of=run, options={"queue": run.queue} if run.queue else None,
+    )  # fmt: skip

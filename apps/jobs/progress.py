@@ -1,0 +1,39 @@
+"""What a running job calls: `report_progress(done, total, message)`."""
+
+from celery import current_task
+from django.db import DatabaseError
+
+from .models import Run, State
+
+
+class JobCancelled(Exception):
+    """Raised inside a job whose run was cancelled; the job stops where it is."""
+
+
+def report_progress(done: float, total: float, message: str = "") -> None:
+    """Store progress through the result backend and on the run record.
+
+    Raises JobCancelled when someone cancelled the run, so a job that reports progress
+    can be cancelled on any worker pool.
+    """
+    task = current_task
+    if task is None or task.request.id is None or task.request.called_directly:
+        return
+    meta = {"done": done, "total": total, "message": message[:500]}
+    task.update_state(state="PROGRESS", meta=meta)
+    try:
+        updated = Run.objects.filter(
+            task_id=task.request.id, cancel_requested_at__isnull=True
+        ).update(
+            state=State.PROGRESS,
+            progress_done=done,
+            progress_total=total,
+            progress_message=message[:500],
+        )
+    except DatabaseError:
+        return
+    if (
+        updated == 0
+        and Run.objects.filter(task_id=task.request.id, cancel_requested_at__isnull=False).exists()
+    ):
+        raise JobCancelled(task.request.id)

@@ -1,0 +1,67 @@
+"""project/settings.py under a production environment, in a fresh process each time."""
+
+import os
+import re
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SETTINGS_FILE = ROOT / "project" / "settings.py"
+ENV_EXAMPLE = ROOT / ".env.example"
+READS = [
+    r'env_(?:str|bool|int|list)\(\s*"([A-Z][A-Z0-9_]*)"',
+    r'os\.environ(?:\.get)?[\[(]\s*"([A-Z][A-Z0-9_]*)"',
+    r'"([A-Z][A-Z0-9_]*)"\s+(?:not\s+)?in\s+os\.environ',
+]
+
+
+def settings_variables() -> set[str]:
+    source = SETTINGS_FILE.read_text()
+    return {name for pattern in READS for name in re.findall(pattern, source)}
+
+
+def manage(tmp_path, *args: str, **env: str | None) -> subprocess.CompletedProcess:
+    """Run manage.py in a production environment changed by `env` (None unsets)."""
+    clean = {k: v for k, v in os.environ.items() if k not in settings_variables()}
+    production = {
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "example.com",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={k: v for k, v in {**clean, **production, **env}.items() if v is not None},
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_check_deploy_passes_with_a_production_environment(tmp_path):
+    result = manage(tmp_path, "check", "--deploy", "--fail-level", "WARNING")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_check_deploy_fails_without_a_secret_key(tmp_path):
+    result = manage(tmp_path, "check", "--deploy", "--fail-level", "WARNING", SECRET_KEY=None)
+    assert result.returncode != 0
+    assert "switchyard.E001" in result.stderr
+
+
+def test_debug_yes_is_refused_when_settings_load(tmp_path):
+    result = manage(tmp_path, "check", DEBUG="yes")
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: DEBUG='yes'" in result.stderr
+
+
+def test_a_non_numeric_email_port_is_refused_when_settings_load(tmp_path):
+    result = manage(tmp_path, "check", EMAIL_PORT="abc")
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: EMAIL_PORT='abc'" in result.stderr
+
+
+def test_env_example_lists_every_variable_settings_reads():
+    listed = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=", ENV_EXAMPLE.read_text(), re.M))
+    assert settings_variables() - listed == set()
