@@ -71,8 +71,15 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_celery_beat",
     "django_celery_results",
+    "django_htmx",
     "apps.devstack",
     "apps.jobs",
+    "apps.api",
+    "apps.scheduling",
+    "apps.ops",
+    "apps.maintenance",
+    "apps.checks",
+    "apps.reports",
     "apps.demo",
 ]
 
@@ -85,6 +92,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
 ]
 
 ROOT_URLCONF = "project.urls"
