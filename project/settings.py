@@ -156,6 +156,15 @@ STATIC_ROOT = VAR_DIR / "static"
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 
+# Built-in jobs (apps.maintenance, apps.reports) ----------------------------------------
+
+# Where apps.maintenance.tasks.backup_database writes; staff download them in the admin.
+BACKUP_DIR = Path(env_str("BACKUP_DIR", str(VAR_DIR / "backups")))
+# Management commands apps.maintenance.tasks.run_command may run (names, comma-separated).
+RUN_COMMAND_ALLOWLIST = env_list("RUN_COMMAND_ALLOWLIST", "check,clearsessions,showmigrations")
+# Hours a CSV export stays downloadable before it is deleted.
+EXPORT_EXPIRY_HOURS = env_int("EXPORT_EXPIRY_HOURS", 24, 1)
+
 # Security -----------------------------------------------------------------------------
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -196,7 +205,22 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # the hard time limit, so a slow job is not handed out twice.
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 1800, 1)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 1500, 1)
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 600}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_TASK_TIME_LIMIT + 600,
+    "socket_connect_timeout": 2,
+    "socket_timeout": 5,
+}
+# A dispatch while the broker is down fails fast (about a second) instead of hanging a
+# request; the run stays "waiting to be sent" and the sweeper sends it later.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.25,
+    "interval_max": 0.5,
+}
+SWEEP_PENDING_AFTER_SECONDS = env_int("SWEEP_PENDING_AFTER_SECONDS", 10, 0)
+STUCK_QUEUED_AFTER_SECONDS = env_int("STUCK_QUEUED_AFTER_SECONDS", 600, 1)
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
 CELERY_TASK_TRACK_STARTED = True
@@ -210,11 +234,31 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Where the beat leader lease and the overlap locks live (apps.scheduling); by default
+# the broker's Redis. Empty (a non-Redis broker and no URL): run exactly one beat.
+SCHEDULING_REDIS_URL = env_str(
+    "SCHEDULING_REDIS_URL",
+    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else "",
+)
+# Seconds a beat's leader lease lives unless renewed; a standby beat takes over within
+# about 1.4 times this after the leader dies.
+BEAT_LEASE_SECONDS = env_int("BEAT_LEASE_SECONDS", 15, 2)
 RESULT_RETENTION_DAYS = env_int("RESULT_RETENTION_DAYS", 30, 1)
 # Celery's built-in celery.backend_cleanup (run daily by beat) deletes results older
 # than this from django-celery-results.
 CELERY_RESULT_EXPIRES = timedelta(days=RESULT_RETENTION_DAYS)
 DJANGO_CELERY_BEAT_TZ_AWARE = True
+
+# Operations (apps.ops): dashboard, /readyz, /metrics, alerts ---------------------------
+
+# /metrics answers a request with "Authorization: Bearer <METRICS_TOKEN>" or from one of
+# METRICS_ALLOWED_IPS (addresses or networks); everything else is refused.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", "127.0.0.1,::1")
+# At most one alert email per incident in this many minutes; repeats only count up.
+ALERT_MIN_INTERVAL_MINUTES = env_int("ALERT_MIN_INTERVAL_MINUTES", 60, 1)
+# Beat is "down" (an alert, /readyz fails) when its heartbeat is older than this (s).
+BEAT_HEARTBEAT_MAX_AGE = env_int("BEAT_HEARTBEAT_MAX_AGE", 120, 1)
 
 LOGGING = {
     "version": 1,

@@ -28,6 +28,18 @@ def redis_url(tmp_path_factory) -> str:
     processes.stop_all([server])
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(tmp_path_factory) -> None:
+    """A test database of this session's own, so parallel runs never share one."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3"):
+        database["TEST"]["NAME"] = str(tmp_path_factory.mktemp("db") / "test.sqlite3")
+    else:
+        database.setdefault("TEST", {})["NAME"] = f"test_switchyard_{os.getpid()}"
+
+
 @pytest.fixture(autouse=True)
 def _plain_http_in_tests(settings) -> None:
     """Production settings redirect to HTTPS; the test client speaks plain HTTP."""

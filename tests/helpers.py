@@ -27,3 +27,27 @@ def make_user(username: str = "alice", *, staff: bool = True, jobs: tuple[str, .
 
 def make_superuser(username: str = "root"):
     return get_user_model().objects.create_superuser(username, f"{username}@example.com", "pw")
+
+
+def point_celery_at(url: str) -> None:
+    """Switch the test process's Celery app to another broker, dropping old pools."""
+    from project import celery_app
+
+    celery_app.conf.broker_url = url
+    celery_app._pool = None  # not closed: kombu's producer pools may still hold it
+    celery_app.amqp._producer_pool = None
+
+
+def make_run(job_name: str = "apps.demo.tasks.add", **kw):
+    """A run record as the dispatcher would write it, without sending anything."""
+    import uuid
+
+    from django.utils import timezone
+
+    from apps.jobs.models import Run, Source, State
+
+    kw.setdefault("task_id", str(uuid.uuid4()))
+    kw.setdefault("source", Source.WEB)
+    kw.setdefault("state", State.QUEUED)
+    kw.setdefault("queued_at", timezone.now())
+    return Run.objects.create(job_name=job_name, **kw)

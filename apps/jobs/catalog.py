@@ -104,7 +104,7 @@ def _typed(fn: Callable, job_params: tuple[P.Param, ...]) -> Callable:
             if name in by_name:
                 bound.arguments[name] = P.from_json(by_name[name], value)
         task = current_task
-        if task and getattr(task.request, "switchyard_cancelled", False):
+        if task and getattr(task.request, "switchyard_skip", False):
             raise Ignore()
         try:
             return fn(*bound.args, **bound.kwargs)

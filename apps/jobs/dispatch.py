@@ -71,6 +71,7 @@ def record_and_send(
                 requested_by_label=label or (user.get_username() if user else ""),
                 schedule_name=schedule_name,
                 queue=options.get("queue") or "",
+                state=State.PENDING_SEND,
                 queued_at=timezone.now(),
                 idempotency_key=idempotency_key,
                 rerun_of=rerun_of,
@@ -84,7 +85,13 @@ def record_and_send(
 
 
 def send(run: Run, options: Mapping[str, Any] | None = None) -> bool:
-    """Publish a recorded run. If the broker is unreachable, leave it waiting."""
+    """Publish a recorded run (after_task_publish marks it queued).
+
+    If the broker is unreachable the run stays `pending_send`, and the sweeper sends
+    it once the broker is back.
+    """
+    if run.state == State.CANCELLED:
+        return False  # cancelled before the transaction committed
     token = prerecorded.set(run.task_id)
     try:
         task = current_app.tasks.get(run.job_name)
@@ -92,11 +99,11 @@ def send(run: Run, options: Mapping[str, Any] | None = None) -> bool:
         publish(args=run.args, kwargs=run.parameters, task_id=run.task_id, **(options or {}))
     except OperationalError:
         log.warning("broker unreachable; run %s waits to be sent", run.task_id)
-        Run.objects.filter(pk=run.pk, state=State.QUEUED).update(state=State.PENDING_SEND)
-        run.state = State.PENDING_SEND
         return False
     finally:
         prerecorded.reset(token)
+    if run.state == State.PENDING_SEND:
+        run.state = State.QUEUED
     return True
 
 
@@ -128,9 +135,12 @@ def cancel_run(run: Run) -> bool:
     return True
 
 
-def rerun(run: Run, *, source: Source, user=None, label: str = "") -> Run:
+def rerun(
+    run: Run, *, source: Source, user=None, label: str = "", idempotency_key: str | None = None
+) -> Run:
     """Run again with the same parameters; the new run links to the old one."""
     return record_and_send(
         run.job_name, run.parameters, args=run.args, source=source, user=user, label=label,
         rerun_of=run, options={"queue": run.queue} if run.queue else None,
+        idempotency_key=idempotency_key,
     )  # fmt: skip

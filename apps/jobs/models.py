@@ -37,7 +37,7 @@ class RunQuerySet(models.QuerySet):
 
     def visible_to(self, user):
         """Runs of the jobs this user may run, and the runs they started themselves."""
-        if user.is_superuser:
+        if user.is_superuser or user.has_perm("jobs.view_all_runs"):
             return self
         from .permissions import allowed_job_names
 
@@ -72,6 +72,7 @@ class Run(models.Model):
     worker = models.CharField(max_length=200, blank=True)
     retries = models.PositiveIntegerField(default=0)
     deliveries = models.PositiveIntegerField(default=0)
+    send_attempts = models.PositiveIntegerField(default=0)
     progress_done = models.FloatField(null=True, blank=True)
     progress_total = models.FloatField(null=True, blank=True)
     progress_message = models.CharField(max_length=500, blank=True)
