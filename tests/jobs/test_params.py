@@ -1,0 +1,195 @@
+"""One description of a job's parameters, three faces: form, JSON schema, CLI strings."""
+
+import datetime as dt
+import enum
+from decimal import Decimal
+from typing import Literal
+
+import pytest
+from django import forms
+from hypothesis import given
+from hypothesis import strategies as st
+
+from apps.jobs import params as P
+from apps.jobs.catalog import Job, ParameterError, clean_parameters
+
+
+class Colour(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+def everything(
+    count: int,
+    ratio: float,
+    price: Decimal,
+    name: str,
+    dry_run: bool,
+    day: dt.date,
+    at: dt.datetime,
+    every: dt.timedelta,
+    mode: Literal["fast", "slow"],
+    colour: Colour,
+    tags: list[str],
+    limit: int = 10,
+    note: str = "",
+    verbose: bool = True,
+) -> None:
+    """A job with one parameter of every supported kind."""
+
+
+JOB = Job(
+    name="tests.everything",
+    title="Everything",
+    description="",
+    params=P.params_from_signature(everything),
+)
+VALID = {
+    "count": "3", "ratio": "0.5", "price": "9.99", "name": "x", "dry_run": "false",
+    "day": "2026-03-29", "at": "2026-03-29T02:30:00+02:00", "every": "1:30:00",
+    "mode": "fast", "colour": "red", "tags": "a,b",
+}  # fmt: skip
+
+
+def test_each_type_maps_to_its_form_field():
+    form = JOB.form_class()()
+    kinds = {name: type(field) for name, field in form.fields.items()}
+    assert kinds["count"] is forms.IntegerField
+    assert kinds["ratio"] is forms.FloatField
+    assert kinds["price"] is forms.DecimalField
+    assert kinds["name"] is forms.CharField
+    assert kinds["dry_run"] is forms.BooleanField
+    assert kinds["day"] is forms.DateField
+    assert kinds["at"] is forms.DateTimeField
+    assert kinds["every"] is P.StrictDurationField
+    assert kinds["mode"] is forms.ChoiceField
+    assert kinds["colour"] is forms.ChoiceField
+    assert kinds["tags"] is P.ListField
+
+
+def test_required_and_defaults_come_from_the_signature():
+    by_name = {p.name: p for p in JOB.params}
+    assert by_name["count"].required and by_name["count"].default is None
+    assert not by_name["limit"].required and by_name["limit"].default == 10
+    assert JOB.form_class()().fields["limit"].initial == 10
+
+
+def test_the_json_schema_describes_every_parameter():
+    schema = JOB.json_schema()
+    props = schema["properties"]
+    assert props["count"]["type"] == "integer"
+    assert props["ratio"]["type"] == "number"
+    assert props["dry_run"]["type"] == "boolean"
+    assert props["day"]["format"] == "date"
+    assert props["at"]["format"] == "date-time"
+    assert props["mode"]["enum"] == ["fast", "slow"]
+    assert props["colour"]["enum"] == ["red", "blue"]
+    assert props["tags"]["type"] == "array"
+    assert props["limit"]["default"] == 10
+    assert set(schema["required"]) == {"count", "ratio", "price", "name", "dry_run", "day",
+                                       "at", "every", "mode", "colour", "tags"}  # fmt: skip
+    assert schema["additionalProperties"] is False
+
+
+def test_cli_strings_are_cleaned_into_json_safe_values():
+    cleaned = clean_parameters(JOB, VALID)
+    assert cleaned["count"] == 3
+    assert cleaned["price"] == "9.99"
+    assert cleaned["dry_run"] is False
+    assert cleaned["day"] == "2026-03-29"
+    assert cleaned["every"] == 5400.0
+    assert cleaned["tags"] == ["a", "b"]
+    assert cleaned["limit"] == 10 and cleaned["verbose"] is True
+
+
+def test_json_values_are_accepted_as_they_are():
+    cleaned = clean_parameters(JOB, {**VALID, "count": 3, "dry_run": True, "tags": ["x"]})
+    assert (cleaned["count"], cleaned["dry_run"], cleaned["tags"]) == (3, True, ["x"])
+
+
+def test_cleaned_values_round_trip_to_the_annotated_types():
+    cleaned = clean_parameters(JOB, VALID)
+    typed = {p.name: P.from_json(p, cleaned[p.name]) for p in JOB.params}
+    assert typed["price"] == Decimal("9.99")
+    assert typed["day"] == dt.date(2026, 3, 29)
+    assert typed["at"].utcoffset() == dt.timedelta(hours=2)
+    assert typed["every"] == dt.timedelta(hours=1, minutes=30)
+    assert typed["colour"] is Colour.RED
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("count", "three", "whole number"),
+        ("ratio", "fast", "number"),
+        ("price", "1.2.3", "number"),
+        ("dry_run", "maybe", "true or false"),
+        ("day", "2026-02-30", "valid date"),
+        ("every", "soon", "duration"),
+        ("mode", "medium", "valid choice"),
+        ("colour", "green", "valid choice"),
+    ],
+)
+def test_a_bad_value_is_refused_naming_the_parameter(name, value, message):
+    with pytest.raises(ParameterError) as refused:
+        clean_parameters(JOB, {**VALID, name: value})
+    assert list(refused.value.errors) == [name]
+    assert message in refused.value.one_line()
+    assert refused.value.one_line().startswith(f"{name}: ")
+
+
+def test_unknown_and_missing_parameters_are_refused_by_name():
+    with pytest.raises(ParameterError) as unknown:
+        clean_parameters(JOB, {**VALID, "colour_": "red"})
+    assert unknown.value.errors == {"colour_": ["unknown parameter"]}
+    missing = dict(VALID)
+    del missing["count"]
+    with pytest.raises(ParameterError) as refused:
+        clean_parameters(JOB, missing)
+    assert "count" in refused.value.errors
+
+
+def test_oversized_inputs_are_refused():
+    with pytest.raises(ParameterError) as long_text:
+        clean_parameters(JOB, {**VALID, "name": "x" * (10 * 1024 * 1024)})
+    assert "name" in long_text.value.errors
+    with pytest.raises(ParameterError) as long_list:
+        clean_parameters(JOB, {**VALID, "tags": [str(i) for i in range(100_000)]})
+    assert "tags" in long_list.value.errors
+
+
+def test_an_unsupported_annotation_is_an_error_when_the_job_is_declared():
+    def bad(x: dict) -> None: ...
+
+    with pytest.raises(TypeError, match="unsupported type"):
+        P.params_from_signature(bad)
+
+
+@given(st.integers(min_value=-(10**12), max_value=10**12))
+def test_any_integer_round_trips_through_its_cli_string(number):
+    assert clean_parameters(JOB, {**VALID, "count": str(number)})["count"] == number
+
+
+@given(st.text(max_size=50))
+def test_any_text_for_an_integer_either_parses_or_names_the_parameter(text):
+    try:
+        cleaned = clean_parameters(JOB, {**VALID, "count": text})
+    except ParameterError as refused:
+        assert set(refused.errors) == {"count"}
+    else:
+        assert cleaned["count"] == int(text.strip())
+
+
+@given(st.dates(min_value=dt.date(1900, 1, 1)))
+def test_any_date_round_trips(day):
+    cleaned = clean_parameters(JOB, {**VALID, "day": day.isoformat()})
+    assert P.from_json(next(p for p in JOB.params if p.name == "day"), cleaned["day"]) == day
+
+
+@given(
+    st.lists(
+        st.text(alphabet=st.characters(categories=["L", "N"]), min_size=1), min_size=1, max_size=20
+    )
+)
+def test_a_json_list_of_strings_round_trips(tags):
+    assert clean_parameters(JOB, {**VALID, "tags": tags})["tags"] == tags
