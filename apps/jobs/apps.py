@@ -7,7 +7,11 @@ class JobsConfig(AppConfig):
 
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
+        from django.utils.module_loading import autodiscover_modules
 
         from . import permissions, recording  # noqa: F401  (connects Celery signals)
 
+        # Celery imports tasks modules lazily (only in workers and beat); the catalog
+        # must be full in every process: web, manage.py (jobs, migrate's permissions).
+        autodiscover_modules("tasks")
         post_migrate.connect(permissions.sync_job_permissions, sender=self)

@@ -27,7 +27,7 @@ def test_plain_delay_in_a_shell_is_recorded_as_a_shell_run(celery_worker):
 
 
 def test_the_run_record_exists_even_when_no_worker_is_up():
-    sent = add.delay(1, 2)
+    sent = add.apply_async((1, 2), queue="no-worker-listens-here")
     run = Run.objects.get(task_id=sent.id)
     assert run.state == State.QUEUED
     assert run.queued_at is not None

@@ -1,0 +1,233 @@
+"""Helpers for `manage.py jobs`: read key=value, describe jobs and runs, wait for a run.
+
+Starting, cancelling and re-running stay in `dispatch`; validation stays in `catalog`.
+"""
+
+import datetime as dt
+import getpass
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from celery import current_app, states
+from django.utils import timezone
+from django_celery_results.models import TaskResult
+
+from .catalog import Job, ParameterError
+from .models import Run, State
+from .params import Param, to_json
+
+POLL_INTERVAL = 0.1  # seconds between looks at the run while waiting
+
+
+def os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def parse_pairs(tokens: Sequence[str]) -> dict[str, str]:
+    """`key=value` tokens as a mapping; a token without '=' or a repeated key is refused."""
+    pairs: dict[str, str] = {}
+    for token in tokens:
+        key, sep, value = token.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ParameterError({token: ["expected key=value"]})
+        if key in pairs:
+            raise ParameterError({key: ["given more than once"]})
+        pairs[key] = value
+    return pairs
+
+
+def find_run(ident: str) -> Run | None:
+    """A run by its primary key or its Celery task id."""
+    runs = Run.objects.select_related("requested_by")
+    if ident.isdigit() and len(ident) < 19:
+        found = runs.filter(pk=int(ident)).first()
+        if found:
+            return found
+    return runs.filter(task_id=ident).first()
+
+
+# Jobs ---------------------------------------------------------------------------------
+
+
+def param_type(param: Param) -> str:
+    if param.choices:
+        return "one of " + "|".join(param.choices)
+    if param.is_list:
+        return "list[str]"
+    return param.kind.__name__
+
+
+def describe_param(param: Param) -> str:
+    text = f"{param.name}: {param_type(param)}"
+    if param.default is not None:
+        return f"{text} = {json.dumps(to_json(param.default))}"
+    return f"{text} (required)" if param.required else f"{text} (optional)"
+
+
+def job_queue(job: Job) -> str:
+    return job.queue or current_app.conf.task_default_queue
+
+
+def job_summary(job: Job) -> dict[str, Any]:
+    return {
+        "name": job.name,
+        "title": job.title,
+        "group": job.group,
+        "description": job.description,
+        "queue": job_queue(job),
+        "cancellable": job.cancellable,
+        "parameters": job.json_schema(),
+    }
+
+
+def job_lines(job: Job) -> list[str]:
+    params = ", ".join(describe_param(p) for p in job.params) or "none"
+    cancellable = "yes" if job.cancellable else "no"
+    return [
+        f"{job.name}",
+        f"    {job.title} ({job.group})",
+        f"    parameters: {params}",
+        f"    queue: {job_queue(job)}; cancellable: {cancellable}",
+    ]
+
+
+# Runs ---------------------------------------------------------------------------------
+
+
+def run_summary(run: Run) -> dict[str, Any]:
+    """Everything `jobs status` shows, as JSON-safe values."""
+    outcome = TaskResult.objects.filter(task_id=run.task_id).first()
+    ready = outcome is not None and outcome.status in states.READY_STATES
+    return {
+        "id": run.pk,
+        "task_id": run.task_id,
+        "job": run.job_name,
+        "state": run.state,
+        "parameters": run.parameters,
+        "args": run.args,
+        "source": run.source,
+        "requested_by": run.who,
+        "schedule": run.schedule_name,
+        "queued_at": _iso(run.queued_at),
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+        "wait_seconds": _seconds(run.wait_time),
+        "run_seconds": _seconds(run.run_time),
+        "worker": run.worker or (outcome.worker if outcome else "") or "",
+        "retries": run.retries,
+        "progress": _progress(run),
+        "cancel_requested_at": _iso(run.cancel_requested_at),
+        "rerun_of": run.rerun_of_id,
+        "note": run.note,
+        "result": _decode(outcome.result) if ready else None,
+        "traceback": (outcome.traceback or None) if outcome else None,
+    }
+
+
+def _iso(moment: dt.datetime | None) -> str | None:
+    return timezone.localtime(moment).isoformat() if moment else None
+
+
+def _seconds(span: dt.timedelta | None) -> float | None:
+    return round(span.total_seconds(), 3) if span is not None else None
+
+
+def _progress(run: Run) -> dict[str, Any] | None:
+    if run.progress_total is None:
+        return None
+    return {
+        "done": run.progress_done,
+        "total": run.progress_total,
+        "percent": run.percent,
+        "message": run.progress_message,
+    }
+
+
+def _decode(stored: str | None) -> Any:
+    if stored is None:
+        return None
+    try:
+        return json.loads(stored)
+    except ValueError:
+        return stored
+
+
+def error_line(summary: dict[str, Any]) -> str:
+    """The last line of the traceback: the exception and its message."""
+    lines = [line for line in (summary["traceback"] or "").splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+def show_value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def status_lines(summary: dict[str, Any]) -> list[str]:
+    s = summary
+    rows = [
+        ("task id", s["task_id"]),
+        ("parameters", " ".join(f"{k}={show_value(v)}" for k, v in s["parameters"].items())),
+        ("args", json.dumps(s["args"]) if s["args"] else ""),
+        ("requested", f"{s['requested_by']} via {s['source']}"),
+        ("queued", s["queued_at"]),
+        ("started", _timed(s["started_at"], "waited", s["wait_seconds"])),
+        ("finished", _timed(s["finished_at"], "ran", s["run_seconds"])),
+        ("worker", s["worker"]),
+        ("retries", str(s["retries"]) if s["retries"] else ""),
+        ("progress", _progress_text(s["progress"])),
+        ("cancel asked", s["cancel_requested_at"]),
+        ("rerun of", f"run {s['rerun_of']}" if s["rerun_of"] else ""),
+        ("result", show_value(s["result"]) if s["state"] == State.SUCCEEDED else ""),
+        ("error", error_line(s) if s["state"] in (State.FAILED, State.RETRYING) else ""),
+        ("note", s["note"]),
+    ]
+    head = f"run {s['id']}: {s['job']}: {s['state']}"
+    return [head] + [f"  {label + ':':<13} {value}" for label, value in rows if value]
+
+
+def _timed(moment: str | None, verb: str, seconds: float | None) -> str:
+    if not moment:
+        return ""
+    return f"{moment} ({verb} {seconds:g} s)" if seconds is not None else moment
+
+
+def _progress_text(progress: dict[str, Any] | None) -> str:
+    if not progress:
+        return ""
+    p = progress
+    text = f"{p['done']:g}/{p['total']:g}"
+    if p["percent"] is not None:
+        text += f" ({p['percent']}%)"
+    return f"{text} {p['message']}".rstrip()
+
+
+# Waiting ------------------------------------------------------------------------------
+
+
+def wait_until_finished(run: Run, timeout: float, interval: float = POLL_INTERVAL) -> bool:
+    """Poll the run record until it finishes (True) or the timeout passes (False)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        run.refresh_from_db()
+        if run.is_finished:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+def ending(summary: dict[str, Any]) -> str:
+    """Why a finished run did not succeed, in one line ('' when it succeeded)."""
+    state, pk = summary["state"], summary["id"]
+    if state == State.SUCCEEDED:
+        return ""
+    if state == State.FAILED:
+        return f"run {pk} failed: {error_line(summary) or 'no traceback recorded'}"
+    detail = f": {summary['note']}" if summary["note"] else ""
+    return f"run {pk} was {state}{detail}"
