@@ -198,6 +198,7 @@ ADMINS = [(address, address) for address in env_list("ADMINS")]
 # With CELERY_BROKER_URL unset, everything talks to the embedded Redis that `make run`
 # (manage.py devstack) starts on this fixed loopback port, data under var/redis/.
 EMBEDDED_REDIS_PORT = env_int("EMBEDDED_REDIS_PORT", 6388, 1)
+EMBEDDED_REDIS_DIR = Path(env_str("EMBEDDED_REDIS_DIR", str(VAR_DIR / "redis")))
 EMBEDDED_REDIS = "CELERY_BROKER_URL" not in os.environ
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", f"redis://127.0.0.1:{EMBEDDED_REDIS_PORT}/0")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -234,12 +235,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-# Where the beat leader lease and the overlap locks live (apps.scheduling); by default
-# the broker's Redis. Empty (a non-Redis broker and no URL): run exactly one beat.
-SCHEDULING_REDIS_URL = env_str(
-    "SCHEDULING_REDIS_URL",
-    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else "",
-)
+# Where the beat leader lease and the overlap locks live (apps.scheduling). Empty: the
+# broker's, if the broker is Redis; with no Redis at all, run exactly one beat.
+SCHEDULING_REDIS_URL = env_str("SCHEDULING_REDIS_URL")
 # Seconds a beat's leader lease lives unless renewed; a standby beat takes over within
 # about 1.4 times this after the leader dies.
 BEAT_LEASE_SECONDS = env_int("BEAT_LEASE_SECONDS", 15, 2)

@@ -69,7 +69,7 @@ def test_beat_stores_the_walkthrough_schedules_and_runs_an_admin_schedule(
     start_process(processes.beat_command("--max-interval=1"))
 
     wait_for(lambda: PeriodicTask.objects.filter(name="run every 1 minute").exists())
-    monday = PeriodicTask.objects.get(name="add every Monday morning")
+    monday = wait_for(lambda: PeriodicTask.objects.filter(name="add every Monday morning").first())
     assert (monday.crontab.hour, monday.crontab.minute) == ("7", "30")
     result = wait_for(
         lambda: TaskResult.objects.filter(periodic_task_name="add 4 and 5", status="SUCCESS")

@@ -81,22 +81,11 @@ def _cmdline(pid: int) -> str:
 
 @pytest.fixture
 def stack_env(tmp_path) -> dict[str, str]:
-    """devstack's environment: its own Redis port, SQLite file and var/ folder.
-
-    devstack keeps Redis data in settings.VAR_DIR/redis, which is the repository's
-    var/ (a developer's own stack lives there), so a one-line settings overlay moves
-    VAR_DIR into tmp_path for devstack and every child it starts.
-    """
-    (tmp_path / "devstack_test_settings.py").write_text(
-        "from pathlib import Path\n\n"
-        "from project.settings import *  # noqa: F403\n\n"
-        f"VAR_DIR = Path({str(tmp_path / 'var')!r})\n"
-    )
+    """devstack's environment: its own Redis port and folder, and its own SQLite file."""
     env = {key: value for key, value in os.environ.items() if key != "CELERY_BROKER_URL"}
     return {
         **env,
-        "DJANGO_SETTINGS_MODULE": "devstack_test_settings",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), env.get("PYTHONPATH")])),
+        "EMBEDDED_REDIS_DIR": str(tmp_path / "redis"),
         "EMBEDDED_REDIS_PORT": str(processes.free_port()),
         "DATABASE_URL": f"sqlite:///{tmp_path / 'stack.sqlite3'}",
         "ADMIN_USER": ADMIN_USER,

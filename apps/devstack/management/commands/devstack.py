@@ -49,7 +49,7 @@ class Command(BaseCommand):
     ) -> None:
         if settings.EMBEDDED_REDIS:
             port = settings.EMBEDDED_REDIS_PORT
-            redis_dir = settings.VAR_DIR / "redis"
+            redis_dir = settings.EMBEDDED_REDIS_DIR
             children.append(processes.spawn(processes.redis_command(port, redis_dir)))
             processes.wait_for_redis(settings.CELERY_BROKER_URL)
             self.stdout.write(f"Embedded Redis on 127.0.0.1:{port} (data in {redis_dir})")
