@@ -41,6 +41,23 @@ def browser_type_launch_args(browser_type_launch_args):
     return {**browser_type_launch_args, "executable_path": binary, "args": CHROMIUM_ARGS}
 
 
+@pytest.fixture(scope="session")
+def live_server(request):
+    """pytest-django's live server, speaking plain HTTP.
+
+    SecurityMiddleware reads SECURE_SSL_REDIRECT once, when the server thread builds
+    its handler: that happens before the per-test settings fixture turns it off.
+    """
+    from django.test import override_settings
+    from pytest_django.live_server_helper import LiveServer
+
+    addr = request.config.getvalue("liveserver") or "localhost"
+    with override_settings(SECURE_SSL_REDIRECT=False):
+        server = LiveServer(addr)
+    yield server
+    server.stop()
+
+
 def login(page, live_server, username: str, password: str = "pw") -> None:
     page.goto(f"{live_server.url}/admin/login/?next=/")
     page.fill("#id_username", username)

@@ -44,6 +44,8 @@ def django_db_modify_db_settings(tmp_path_factory) -> None:
 def _plain_http_in_tests(settings) -> None:
     """Production settings redirect to HTTPS; the test client speaks plain HTTP."""
     settings.SECURE_SSL_REDIRECT = False
+    # Hashing test users' passwords with the production hasher costs ~1 s each.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(scope="session")
@@ -58,6 +60,18 @@ def celery_worker(redis_url, django_db_setup, django_db_blocker):
             perform_ping_check=True, shutdown_timeout=30,
         ) as worker:  # fmt: skip
             yield worker
+        _end_worker_sessions()
+
+
+def _end_worker_sessions() -> None:
+    """Worker threads keep their database connections between tasks (apps.jobs.connections)
+    and may outlive the worker: end those sessions so the test database can be dropped."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
 
 
 def test_database_url() -> str:

@@ -1,0 +1,29 @@
+"""A read-only admin for runs: the web views and the API start and cancel them."""
+
+from django.contrib import admin
+
+from .models import Run
+
+
+@admin.register(Run)
+class RunAdmin(admin.ModelAdmin):
+    list_display = ("id", "job_name", "state", "source", "who", "queued_at", "finished_at")
+    list_filter = ("state", "source", "queued_at")
+    search_fields = ("=task_id",)  # exact: the unique index answers it at any size
+    search_help_text = "Search by task id (exact)."
+    list_select_related = ("requested_by",)
+    show_full_result_count = False
+    raw_id_fields = ("requested_by", "rerun_of")
+
+    @admin.display(description="who", ordering="requested_by_label")
+    def who(self, run: Run) -> str:
+        return run.who
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

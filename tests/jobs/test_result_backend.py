@@ -1,0 +1,89 @@
+"""The result backend: django-celery-results' table, one upsert per state change."""
+
+import uuid
+
+import pytest
+from celery import states
+from celery.app.task import Context
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django_celery_results.models import TaskResult
+
+from apps.jobs.backend import SwitchyardBackend
+from project import celery_app
+
+pytestmark = pytest.mark.django_db
+
+
+def make_request(**kw) -> Context:
+    """A task request as a worker hands it to the backend (protocol 2, result_extended)."""
+    kw.setdefault("id", str(uuid.uuid4()))
+    kw.setdefault("task", "apps.demo.tasks.add")
+    kw.setdefault("args", [4, 5])
+    kw.setdefault("kwargs", {})
+    kw.setdefault("argsrepr", "(4, 5)")
+    kw.setdefault("kwargsrepr", "{}")
+    kw.setdefault("hostname", "celery@bench")
+    kw.setdefault("periodic_task_name", "add every minute")
+    return Context(**kw)
+
+
+def store(request: Context, result, status: str, traceback=None) -> int:
+    """Store one state through the app's backend; return how many queries it took."""
+    with CaptureQueriesContext(connection) as queries:
+        celery_app.backend.store_result(request.id, result, status, traceback=traceback,
+                                        request=request)  # fmt: skip
+    return len(queries)
+
+
+def test_the_app_uses_the_switchyard_backend_on_the_stock_table():
+    assert isinstance(celery_app.backend, SwitchyardBackend)
+    assert celery_app.backend.TaskModel is TaskResult
+
+
+def test_each_state_change_is_stored_with_one_query():
+    request = make_request()
+    assert store(request, {"pid": 1, "hostname": "celery@bench"}, states.STARTED) == 1
+    assert store(request, 9, states.SUCCESS) == 1
+    assert TaskResult.objects.filter(task_id=request.id).count() == 1
+
+
+def test_started_then_success_keeps_the_start_time_and_the_extended_fields():
+    request = make_request()
+    store(request, {"pid": 1}, states.STARTED)
+    started = TaskResult.objects.get(task_id=request.id)
+    assert started.status == states.STARTED and started.date_started is not None
+    store(request, 9, states.SUCCESS)
+    done = TaskResult.objects.get(task_id=request.id)
+    assert (done.status, done.result) == (states.SUCCESS, "9")
+    assert done.date_started == started.date_started
+    assert done.date_created == started.date_created
+    assert done.date_done >= done.date_started
+    assert done.task_name == "apps.demo.tasks.add"
+    assert "4, 5" in done.task_args and done.task_kwargs == '"{}"'
+    assert (done.worker, done.periodic_task_name) == ("celery@bench", "add every minute")
+
+
+def test_a_result_stored_without_a_start_has_no_start_time():
+    request = make_request()
+    store(request, 3, states.SUCCESS)
+    assert TaskResult.objects.get(task_id=request.id).date_started is None
+
+
+def test_a_failure_stores_the_exception_and_traceback_and_reads_back():
+    request = make_request()
+    store(request, {"pid": 1}, states.STARTED)
+    store(request, ValueError("boom"), states.FAILURE, traceback="Traceback: boom")
+    stored = TaskResult.objects.get(task_id=request.id)
+    assert (stored.status, stored.traceback) == (states.FAILURE, "Traceback: boom")
+    meta = celery_app.backend.get_task_meta(request.id, cache=False)
+    assert meta["status"] == states.FAILURE
+    assert "boom" in str(meta["result"])
+
+
+def test_the_stored_result_reads_back_through_the_backend():
+    request = make_request()
+    store(request, {"answer": [1, 2]}, states.SUCCESS)
+    meta = celery_app.backend.get_task_meta(request.id, cache=False)
+    assert (meta["status"], meta["result"]) == (states.SUCCESS, {"answer": [1, 2]})
+    assert meta["task_name"] == "apps.demo.tasks.add"
