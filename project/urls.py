@@ -1,15 +1,11 @@
 from django.contrib import admin
-from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
-
-
-def healthz(request: HttpRequest) -> JsonResponse:
-    """The web process is alive; /readyz checks its dependencies."""
-    return JsonResponse({"status": "ok"})
-
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("healthz", healthz, name="healthz"),
+    path("api/", include("apps.api.urls")),
+    path("schedules/", include("apps.scheduling.urls")),
     path("", include("apps.jobs.urls")),
+    path("", include("apps.ops.urls")),  # /, /healthz, /readyz, /metrics
+    path("", include("apps.reports.urls")),
 ]

@@ -1,0 +1,289 @@
+"""Switchyard's JSON API, under /api/: jobs with their parameter schema, runs, cancel, retry.
+
+Built on django-ninja: the OpenAPI document (/api/openapi.json) is generated from the
+endpoints' typed signatures and pydantic schemas, so it cannot drift from the code;
+request validation comes with it, and the library is small (itself plus pydantic).
+Django REST framework with drf-spectacular does the same with two larger packages and
+serializers kept beside the types. DESCRIPTION below is the contract callers read.
+"""
+
+import json
+import logging
+from hashlib import sha256
+from urllib.parse import urlencode
+
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404, HttpRequest
+from ninja import NinjaAPI, Path, Query, Status
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.parser import Parser
+
+from apps.jobs.catalog import Job, ParameterError, all_jobs, get_job
+from apps.jobs.dispatch import cancel_run, rerun, start_run
+from apps.jobs.models import Run, Source
+from apps.jobs.permissions import can_run
+
+from .auth import docs_access, session_auth, token_auth, unauthorized
+from .schemas import (
+    MAX_ID,
+    Error,
+    JobOut,
+    RunFilters,
+    RunIn,
+    RunOut,
+    RunPage,
+    job_out,
+    run_detail,
+    run_summary,
+)
+
+request_log = logging.getLogger("django.request")
+
+DESCRIPTION = """\
+Authenticate with `Authorization: Bearer <token>` (tokens are created in the admin) or,
+from a browser, with the Django session plus the `X-CSRFToken` header on POST.
+
+- Every error is JSON: `{"detail": "...", "errors": {"<field or parameter>": ["..."]}}`.
+  400: the body is not JSON. 401: not authenticated (never a redirect). 403: the job is
+  not yours to run, or the CSRF check failed. 404: no such job, or no such run *that
+  you may see*: a run of a job you may not run answers 404, exactly like a missing one.
+  409: cancelling a finished run. 413: body over Django's DATA_UPLOAD_MAX_MEMORY_SIZE
+  (2.5 MB). 422: invalid input; `errors` names each field or job parameter.
+- Starting a run answers 201 with the run as recorded (queued; its message is sent once
+  the request's transaction commits). Repeating the request with the same
+  `idempotency_key` answers 201 with the first run. Retry answers 201 with the new run.
+  Cancel answers 202: a queued run is cancelled at once, a running one when its worker
+  hears.
+- Run lists are newest first, paged by id without a COUNT(*): `?before=<id>&limit=50`;
+  follow `next` until it is null.
+"""
+
+
+class StrictJsonParser(Parser):
+    """Plain JSON only: NaN/Infinity and lone surrogates (which no database stores) are
+    refused here, so ninja answers 400 instead of failing later with a 500."""
+
+    def parse_body(self, request: HttpRequest):
+        data = json.loads(request.body, parse_constant=_refuse_constant)
+        json.dumps(data, ensure_ascii=False).encode()  # UnicodeEncodeError on surrogates
+        return data
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+api = NinjaAPI(
+    title="Switchyard API",
+    version="1",
+    description=DESCRIPTION,
+    auth=[token_auth, session_auth],
+    urls_namespace="api",
+    parser=StrictJsonParser(),
+    docs_url=None,
+    docs_decorator=docs_access,
+)
+
+
+def errors(*codes: int) -> dict[int, type[Error]]:
+    return dict.fromkeys(codes, Error)
+
+
+def error_response(request, status: int, detail: str, field_errors: dict | None = None):
+    body = {"detail": detail, "errors": field_errors or {}}
+    return api.create_response(request, body, status=status)
+
+
+# Errors: always JSON ---------------------------------------------------------------------
+
+
+@api.exception_handler(AuthenticationError)
+def on_unauthenticated(request, exc):
+    return unauthorized()
+
+
+@api.exception_handler(HttpError)
+def on_http_error(request, exc: HttpError):
+    if exc.status_code == 400 and exc.__cause__ is not None:  # ninja: the body did not parse
+        return error_response(request, 400, f"The body is not valid JSON: {exc.__cause__}")
+    return error_response(request, exc.status_code, exc.message)
+
+
+@api.exception_handler(Http404)
+def on_not_found(request, exc: Http404):
+    return error_response(request, 404, str(exc) or "Not found.")
+
+
+@api.exception_handler(ValidationError)
+def on_invalid_request(request, exc: ValidationError):
+    field_errors: dict[str, list[str]] = {}
+    for error in exc.errors:
+        field_errors.setdefault(_field_name(error["loc"]), []).append(error["msg"])
+    return error_response(request, 422, "Invalid request.", field_errors)
+
+
+def _field_name(loc) -> str:
+    """('body', 'body', 'parameters', 'x') -> 'parameters.x'; ('query', 'limit') -> 'limit'."""
+    parts = [str(part) for part in loc[1:]]
+    if loc and loc[0] == "body" and parts[:1] == ["body"]:
+        parts = parts[1:]
+    return ".".join(parts) or str(loc[0] if loc else "request")
+
+
+@api.exception_handler(ParameterError)
+def on_bad_parameters(request, exc: ParameterError):
+    return error_response(request, 422, f"Invalid parameters: {exc.one_line()}", exc.errors)
+
+
+@api.exception_handler(RequestDataTooBig)
+def on_too_big(request, exc):
+    return error_response(request, 413, "The request body is too large.")
+
+
+@api.exception_handler(Exception)
+def on_server_error(request, exc):
+    """Logged like Django logs a 500 (so ADMINS still get the mail); answered in JSON."""
+    request_log.error(
+        "Internal Server Error: %s", request.path, exc_info=exc,
+        extra={"status_code": 500, "request": request},
+    )  # fmt: skip
+    return error_response(request, 500, "Internal server error.")
+
+
+# Jobs ------------------------------------------------------------------------------------
+
+JobName = Path(..., description="The job's Celery task name.", examples=["apps.demo.tasks.add"])
+
+
+@api.get("/jobs", response={200: list[JobOut], **errors(401)}, tags=["jobs"])
+def list_jobs(request):
+    """The jobs you may run, each with the JSON schema of its parameters."""
+    return [job_out(job) for job in all_jobs() if can_run(request.auth, job)]
+
+
+@api.get("/jobs/{name}", response={200: JobOut, **errors(401, 403, 404)}, tags=["jobs"])
+def read_job(request, name: str = JobName):
+    return job_out(runnable_job(request.auth, name))
+
+
+@api.post(
+    "/jobs/{name}/runs",
+    response={201: RunOut, **errors(400, 401, 403, 404, 413, 422)},
+    tags=["jobs"],
+)
+def start(request, body: RunIn, name: str = JobName):
+    """Validate the parameters and start a run (source "api"); 422 names each bad one."""
+    job = runnable_job(request.auth, name)
+    run = start_run(
+        job, body.parameters, source=Source.API, user=request.auth,
+        idempotency_key=scoped_key(request.auth, job, body.idempotency_key),
+    )  # fmt: skip
+    return Status(201, run_detail(run))
+
+
+def runnable_job(user, name: str) -> Job:
+    job = get_job(name)
+    if job is None:
+        raise Http404("No such job.")
+    if not can_run(user, job):
+        raise HttpError(403, "You may not run this job.")
+    return job
+
+
+def scoped_key(user, job: Job, key: str | None) -> str | None:
+    """Keys are per caller and job, so one user's key never returns another's run."""
+    if not key:
+        return None
+    return sha256(f"api\n{user.pk}\n{job.name}\n{key}".encode()).hexdigest()
+
+
+# Runs ------------------------------------------------------------------------------------
+
+RunId = Path(..., ge=1, le=MAX_ID)
+
+
+@api.get("/runs", response={200: RunPage, **errors(401, 422)}, tags=["runs"])
+def list_runs(request, filters: Query[RunFilters]):
+    """Runs you may see, newest first. Follow `next` for older ones."""
+    runs = Run.objects.visible_to(request.auth).select_related("requested_by").order_by("-id")
+    conditions = {"job_name": filters.job, "state": filters.state,
+                  "source": filters.source, "id__lt": filters.before}  # fmt: skip
+    runs = runs.filter(**{name: value for name, value in conditions.items() if value is not None})
+    page = list(runs[: filters.limit + 1])
+    more = len(page) > filters.limit
+    page = page[: filters.limit]
+    next_before = page[-1].pk if more else None
+    return {
+        "items": [run_summary(run) for run in page],
+        "next_before": next_before,
+        "next": next_url(request, filters, next_before),
+    }
+
+
+def next_url(request, filters: RunFilters, next_before: int | None) -> str | None:
+    if next_before is None:
+        return None
+    query = {**filters.model_dump(mode="json", exclude_none=True), "before": next_before}
+    return f"{request.path}?{urlencode(query)}"
+
+
+@api.get("/runs/{run_id}", response={200: RunOut, **errors(401, 404, 422)}, tags=["runs"])
+def read_run(request, run_id: int = RunId):
+    """One run, with its result and traceback once finished. 404 if not yours to see."""
+    return run_detail(visible_run(request.auth, run_id))
+
+
+@api.post(
+    "/runs/{run_id}/cancel",
+    response={202: RunOut, **errors(401, 403, 404, 409, 413, 422)},
+    tags=["runs"],
+)
+def cancel(request, run_id: int = RunId):
+    """Revoke a queued run; stop a running one (terminated if its job is cancellable)."""
+    run = actionable_run(request.auth, run_id)
+    if not cancel_run(run):
+        raise HttpError(409, "The run has already finished.")
+    return Status(202, run_detail(run))
+
+
+@api.post(
+    "/runs/{run_id}/retry",
+    response={201: RunOut, **errors(401, 403, 404, 413, 422)},
+    tags=["runs"],
+)
+def retry(request, run_id: int = RunId):
+    """Run again with the same parameters; the new run's rerun_of is this one."""
+    run = actionable_run(request.auth, run_id)
+    return Status(201, run_detail(rerun(run, source=Source.API, user=request.auth)))
+
+
+def visible_run(user, run_id: int) -> Run:
+    run = Run.objects.visible_to(user).select_related("requested_by").filter(pk=run_id).first()
+    if run is None:
+        raise Http404("No such run.")
+    return run
+
+
+def actionable_run(user, run_id: int) -> Run:
+    """A run the user may see and whose job they may run (any run, for superusers)."""
+    run = visible_run(user, run_id)
+    job = get_job(run.job_name)
+    if not (user.is_superuser or (job is not None and can_run(user, job))):
+        raise HttpError(403, "You may not run this job.")
+    return run
+
+
+# Anything else under /api/ ------------------------------------------------------------------
+
+ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+@api.api_operation(ALL_METHODS, "/", include_in_schema=False)
+def api_root(request):
+    raise Http404("No such endpoint; see /api/openapi.json.")
+
+
+@api.api_operation(ALL_METHODS, "/{path:rest}", include_in_schema=False)
+def no_such_endpoint(request, rest: str):
+    """A JSON 404 (after authentication) instead of Django's HTML page."""
+    raise Http404("No such endpoint; see /api/openapi.json.")

@@ -1,0 +1,59 @@
+"""The OpenAPI document describes every endpoint and every error it can answer."""
+
+import pytest
+
+from tests.api.helpers import token_client
+from tests.helpers import make_superuser
+
+pytestmark = pytest.mark.django_db
+
+EXPECTED = {
+    ("get", "/api/jobs"): {"200", "401"},
+    ("get", "/api/jobs/{name}"): {"200", "401", "403", "404"},
+    ("post", "/api/jobs/{name}/runs"): {"201", "400", "401", "403", "404", "413", "422"},
+    ("get", "/api/runs"): {"200", "401", "422"},
+    ("get", "/api/runs/{run_id}"): {"200", "401", "404", "422"},
+    ("post", "/api/runs/{run_id}/cancel"): {"202", "401", "403", "404", "409", "413", "422"},
+    ("post", "/api/runs/{run_id}/retry"): {"201", "401", "403", "404", "413", "422"},
+}
+
+
+def openapi() -> dict:
+    response = token_client(make_superuser()).get("/api/openapi.json")
+    assert response.status_code == 200
+    return response.json()
+
+
+def test_every_endpoint_and_its_error_responses_are_documented():
+    paths = openapi()["paths"]
+    documented = {
+        (method, path): set(op["responses"])
+        for path, ops in paths.items()
+        for method, op in ops.items()
+    }
+    assert documented == EXPECTED
+
+
+def test_every_error_response_has_the_error_schema():
+    for ops in openapi()["paths"].values():
+        for op in ops.values():
+            for code, response in op["responses"].items():
+                if code >= "400":
+                    schema = response["content"]["application/json"]["schema"]
+                    assert schema == {"$ref": "#/components/schemas/Error"}
+
+
+def test_both_ways_of_authenticating_are_described():
+    document = openapi()
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["TokenAuth"] == {"type": "http", "scheme": "bearer"}
+    assert schemes["SessionAuth"]["in"] == "cookie"
+    for ops in document["paths"].values():
+        for op in ops.values():
+            assert op["security"] == [{"TokenAuth": []}, {"SessionAuth": []}]
+
+
+def test_the_error_schema_has_detail_and_per_field_errors():
+    error = openapi()["components"]["schemas"]["Error"]
+    assert error["required"] == ["detail"]
+    assert error["properties"]["errors"]["type"] == "object"
