@@ -206,8 +206,15 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # the hard time limit, so a slow job is not handed out twice.
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 1800, 1)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 1500, 1)
+# Seconds before Redis hands a dead worker's unacknowledged (late-ack) messages to
+# another worker. Shorter brings them back sooner, but a job still running (or waiting
+# in a worker's prefetch) after this long is handed out twice; the chaos tests shorten it.
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", CELERY_TASK_TIME_LIMIT + 600, 1)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": CELERY_TASK_TIME_LIMIT + 600,
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+    # Workers look for such messages every this many seconds (kombu's default: 100).
+    "unacked_restore_interval": max(1, min(10, CELERY_VISIBILITY_TIMEOUT // 10)),
+    "unacked_restore_throttle": 1,
     "socket_connect_timeout": 2,
     "socket_timeout": 5,
 }
@@ -222,9 +229,17 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 }
 SWEEP_PENDING_AFTER_SECONDS = env_int("SWEEP_PENDING_AFTER_SECONDS", 10, 0)
 STUCK_QUEUED_AFTER_SECONDS = env_int("STUCK_QUEUED_AFTER_SECONDS", 600, 1)
-CELERY_RESULT_BACKEND = "django-db"
+# django-celery-results' tables and admin; each state stored with one upsert (apps.jobs.backend).
+CELERY_RESULT_BACKEND = "apps.jobs.backend:SwitchyardBackend"
+# Celery's Django fixup would close the database connections around every task; out of
+# reach here, so workers reuse them under Django's CONN_MAX_AGE / CONN_HEALTH_CHECKS
+# rules instead (apps.jobs.connections).
+CELERY_DB_REUSE_MAX = 2**62
 CELERY_RESULT_EXTENDED = True
 CELERY_TASK_TRACK_STARTED = True
+# A worker killed after a late-acked job succeeded but before the ack leaves a message
+# the broker delivers again: skip it before "started" is stored over "succeeded".
+CELERY_WORKER_DEDUPLICATE_SUCCESSFUL_TASKS = True
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -234,7 +249,9 @@ CELERY_ENABLE_UTC = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's DatabaseScheduler (same tables and admin), made to keep up with
+# tens of thousands of schedules and safe to run in two or more beat processes.
+CELERY_BEAT_SCHEDULER = "apps.scheduling.schedulers:SwitchyardScheduler"
 # Where the beat leader lease and the overlap locks live (apps.scheduling). Empty: the
 # broker's, if the broker is Redis; with no Redis at all, run exactly one beat.
 SCHEDULING_REDIS_URL = env_str("SCHEDULING_REDIS_URL")

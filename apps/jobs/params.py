@@ -7,6 +7,7 @@ One `Param` per argument gives a Django form field (web and admin), a JSON schem
 import datetime as dt
 import enum
 import inspect
+import types
 import typing
 from dataclasses import dataclass
 from decimal import Decimal
@@ -49,6 +50,10 @@ def params_from_signature(fn) -> tuple[Param, ...]:
 
 def _param(name: str, annotation: Any, required: bool, default: Any) -> Param:
     origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType) and _is_optional(annotation):
+        # `x: date | None = None`: an optional parameter of the inner type.
+        (inner,) = (a for a in typing.get_args(annotation) if a is not type(None))
+        return _param(name, inner, required, default)
     if origin is typing.Literal:
         choices = tuple(str(c) for c in typing.get_args(annotation))
         return Param(name, str, required, default, choices=choices)
@@ -61,6 +66,11 @@ def _param(name: str, annotation: Any, required: bool, default: Any) -> Param:
     if annotation not in FIELD_BUILDERS:
         raise TypeError(f"parameter {name!r}: unsupported type {annotation!r}")
     return Param(name, annotation, required, default)
+
+
+def _is_optional(annotation: Any) -> bool:
+    args = typing.get_args(annotation)
+    return type(None) in args and len(args) == 2
 
 
 # Django form fields -------------------------------------------------------------------

@@ -17,7 +17,8 @@ def report_progress(done: float, total: float, message: str = "") -> None:
     can be cancelled on any worker pool.
     """
     task = current_task
-    if task is None or task.request.id is None or task.request.called_directly:
+    # current_task is a proxy: `is None` is never true, its truth value is the task's.
+    if not task or task.request.id is None or task.request.called_directly:
         return
     meta = {"done": done, "total": total, "message": message[:500]}
     task.update_state(state="PROGRESS", meta=meta)

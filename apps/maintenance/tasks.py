@@ -1,0 +1,53 @@
+"""Housekeeping jobs every Django site needs. Each is a thin task over a plain function."""
+
+from datetime import timedelta
+
+from apps.jobs.catalog import job
+from apps.jobs.progress import report_progress
+from apps.ops import retention
+
+from . import backup, commands, sessions
+
+
+@job(
+    title="Back up the database",
+    group="Maintenance",
+    autoretry_for=(backup.BackupBusy,),
+    retry_backoff=30,
+    retry_backoff_max=300,
+    max_retries=3,
+)
+def backup_database(keep: int = 7) -> dict:
+    """Copy the database to BACKUP_DIR with a timestamped name; keep the newest `keep`.
+
+    SQLite is copied with its online backup API, PostgreSQL with pg_dump (custom
+    format), while the site keeps running. Staff download backups from the admin.
+    """
+    report_progress(0, 1, "copying the database")
+    result = backup.backup_database(keep)
+    report_progress(1, 1, f"wrote {result['file']}")
+    return result
+
+
+@job(title="Clear expired sessions", group="Maintenance")
+def clear_sessions() -> dict:
+    """Delete expired sessions, as `manage.py clearsessions` does, and count them."""
+    return sessions.clear_expired_sessions()
+
+
+@job(title="Prune old runs and results", group="Maintenance")
+def prune_runs(older_than_days: int) -> dict:
+    """Delete finished runs, and stored results, older than the given number of days.
+
+    Deletes in batches of 5,000 (apps.ops.retention), so it is safe on large tables.
+    """
+    return retention.prune_runs(older_than=timedelta(days=older_than_days))
+
+
+@job(title="Run a management command", group="Maintenance", idempotent=False)
+def run_command(command: str, arguments: list[str] | None = None) -> dict:
+    """Run one management command from RUN_COMMAND_ALLOWLIST and keep its output.
+
+    The run fails when the command fails. Commands outside the list are refused.
+    """
+    return commands.run_command(command, arguments or ())

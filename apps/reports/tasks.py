@@ -1,0 +1,36 @@
+"""Reports: exports started from the web, written by a worker, fetched by their owner."""
+
+import datetime as dt
+
+from celery import current_task
+
+from apps.jobs.catalog import job
+from apps.jobs.models import Run
+
+from . import export
+
+
+@job(title="Export runs to CSV", group="Reports", cancellable=True)
+def export_runs(
+    job: str = "",
+    state: str = "",
+    source: str = "",
+    user: str = "",
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+) -> dict:
+    """Write the runs matching the /runs/ filters to a CSV file for the one who asked.
+
+    Only the user who started the export (and superusers) can download it, until
+    EXPORT_EXPIRY_HOURS have passed. Progress is reported every 2,000 rows.
+    """
+    run = Run.objects.select_related("requested_by").get(task_id=current_task.request.id)
+    filters = {"job": job, "state": state, "source": source, "user": user,
+               "date_from": date_from, "date_to": date_to}  # fmt: skip
+    return export.export_runs(run, filters)
+
+
+@job(title="Remove expired exports", group="Reports")
+def remove_expired_exports() -> int:
+    """Delete export files past EXPORT_EXPIRY_HOURS (each export also does this first)."""
+    return export.remove_expired_exports()

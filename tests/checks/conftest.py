@@ -1,0 +1,85 @@
+"""A local HTTP server with one path per behaviour an HTTP check must handle."""
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+BIG_BODY = b"x" * 1_500_000 + b"needle"
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        route = getattr(self, "route_" + self.path.strip("/").replace("-", "_"), None)
+        if route is None:
+            self.reply(404, b"not found")
+        else:
+            route()
+
+    def reply(self, status: int, body: bytes, headers: dict | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def route_ok(self):
+        self.reply(200, b"hello from switchyard", {"Content-Type": "text/plain; charset=utf-8"})
+
+    def route_server_error(self):
+        self.reply(500, b"it broke")
+
+    def route_redirect(self):
+        self.reply(302, b"", {"Location": "/ok"})
+
+    def route_redirect_to_ftp(self):
+        self.reply(302, b"", {"Location": "ftp://127.0.0.1/secret"})
+
+    def route_slow_headers(self):
+        time.sleep(3)
+        self.reply(200, b"late")
+
+    def route_slow_body(self):
+        """Headers at once, then the body stalls longer than the timeout."""
+        self.send_response(200)
+        self.send_header("Content-Length", "100")
+        self.end_headers()
+        self.wfile.write(b"first ten.")
+        self.wfile.flush()
+        time.sleep(3)
+        self.wfile.write(b"." * 90)
+
+    def route_trickle(self):
+        """Never silent for long, but the whole body takes far longer than the timeout."""
+        self.send_response(200)
+        self.send_header("Content-Length", "30")
+        self.end_headers()
+        for _ in range(30):
+            self.wfile.write(b".")
+            self.wfile.flush()
+            time.sleep(0.1)
+
+    def route_big(self):
+        self.reply(200, BIG_BODY)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+class QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        pass  # clients that time out hang up on purpose
+
+
+@pytest.fixture(scope="session")
+def http_server() -> str:
+    server = QuietServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()

@@ -1,0 +1,162 @@
+"""Starting an export from /runs/, and who may download it."""
+
+import datetime as dt
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.jobs.models import Run, Source, State
+from apps.reports import export
+from apps.reports.models import Export
+from tests.helpers import make_run, make_superuser, make_user
+from tests.reports.helpers import EXPORT_JOB, read_csv
+
+pytestmark = pytest.mark.django_db
+
+START_URL = "/runs/export"
+
+
+@pytest.fixture(autouse=True)
+def media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    return tmp_path
+
+
+@pytest.fixture
+def alice():
+    return make_user("alice", jobs=(EXPORT_JOB, "apps.demo.tasks.add"))
+
+
+def make_export(owner, **kw) -> Run:
+    """An export run that has finished, with its file written."""
+    run = make_run(EXPORT_JOB, requested_by=owner, state=State.STARTED)
+    export.export_runs(run, kw.pop("filters", {}), **kw)
+    Run.objects.filter(pk=run.pk).update(state=State.SUCCEEDED)
+    return run
+
+
+def download_url(run: Run) -> str:
+    return f"/exports/{run.pk}/download"
+
+
+# Starting an export -----------------------------------------------------------------
+
+
+def test_export_starts_a_run_with_the_current_filters_and_shows_its_page(client, alice):
+    client.force_login(alice)
+    response = client.post(START_URL, {"state": "failed", "job": "apps.demo.tasks.add",
+                                       "date_from": "2026-01-01", "ignored": "x"})  # fmt: skip
+    run = Run.objects.get(job_name=EXPORT_JOB)
+    assert response.status_code == 302 and response["Location"] == run.get_absolute_url()
+    assert run.parameters == {"job": "apps.demo.tasks.add", "state": "failed", "source": "",
+                              "user": "", "date_from": "2026-01-01", "date_to": None}  # fmt: skip
+    assert (run.source, run.requested_by) == (Source.WEB, alice)
+
+
+def test_bad_filters_go_back_to_the_runs_list_with_a_message(client, alice):
+    client.force_login(alice)
+    response = client.post(START_URL, {"date_from": "not a date"}, follow=True)
+    assert "Export not started" in response.content.decode()
+    assert not Run.objects.filter(job_name=EXPORT_JOB).exists()
+
+
+def test_export_needs_the_permission_to_run_the_export_job(client):
+    client.force_login(make_user("bob"))
+    assert client.post(START_URL, {}).status_code == 403
+
+
+def test_export_is_a_post_only(client, alice):
+    client.force_login(alice)
+    assert client.get(START_URL).status_code == 405
+
+
+def test_anonymous_visitors_are_sent_to_log_in(client):
+    response = client.post(START_URL, {})
+    assert response.status_code == 302 and "login" in response["Location"]
+
+
+def test_the_runs_list_shows_the_export_button_with_the_filters(client, alice):
+    client.force_login(alice)
+    page = client.get(reverse("jobs:runs"), {"state": "failed"}).content.decode()
+    assert 'action="/runs/export"' in page
+    assert '<input type="hidden" name="state" value="failed">' in page
+
+
+def test_the_runs_list_hides_the_button_from_those_who_may_not_export(client):
+    client.force_login(make_user("bob", jobs=("apps.demo.tasks.add",)))
+    assert "Export CSV" not in client.get(reverse("jobs:runs")).content.decode()
+
+
+# Downloading --------------------------------------------------------------------------
+
+
+def test_the_owner_downloads_the_csv(client, alice):
+    make_run(requested_by=alice)
+    run = make_export(alice)
+    client.force_login(alice)
+    response = client.get(download_url(run))
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv"
+    assert "attachment" in response["Content-Disposition"]
+    rows = read_csv(b"".join(response.streaming_content))
+    assert rows[0] == export.HEADER and len(rows) == 3
+
+
+def test_another_user_may_not_download_it(client, alice):
+    run = make_export(alice)
+    client.force_login(make_user("mallory", jobs=(EXPORT_JOB,)))
+    assert client.get(download_url(run)).status_code == 403
+
+
+def test_a_superuser_may_download_anyones_export(client, alice):
+    run = make_export(alice)
+    client.force_login(make_superuser())
+    assert client.get(download_url(run)).status_code == 200
+
+
+def test_an_expired_export_is_gone(client, alice):
+    run = make_export(alice, now=timezone.now() - dt.timedelta(hours=25))
+    client.force_login(alice)
+    assert client.get(download_url(run)).status_code == 410
+
+
+def test_an_export_whose_file_was_removed_is_gone(client, alice):
+    run = make_export(alice)
+    Export.objects.get(run=run).path.unlink()
+    client.force_login(alice)
+    assert client.get(download_url(run)).status_code == 410
+
+
+def test_a_run_without_an_export_is_not_found(client, alice):
+    client.force_login(alice)
+    assert client.get(download_url(make_run(requested_by=alice))).status_code == 404
+
+
+def test_downloading_needs_a_login(client, alice):
+    response = client.get(download_url(make_export(alice)))
+    assert response.status_code == 302 and "login" in response["Location"]
+
+
+# The run page -------------------------------------------------------------------------
+
+
+def test_the_export_run_page_links_to_the_download_for_its_owner(client, alice):
+    run = make_export(alice)
+    client.force_login(alice)
+    page = client.get(run.get_absolute_url()).content.decode()
+    assert download_url(run) in page
+
+
+def test_the_run_page_shows_no_link_to_others(client, alice):
+    run = make_export(alice)
+    client.force_login(make_user("erin", jobs=(EXPORT_JOB,)))  # she sees export runs
+    page = client.get(run.get_absolute_url())
+    assert page.status_code == 200
+    assert download_url(run) not in page.content.decode()
+
+
+def test_an_expired_export_says_so_on_its_run_page(client, alice):
+    run = make_export(alice, now=timezone.now() - dt.timedelta(hours=25))
+    client.force_login(alice)
+    assert "This export has expired." in client.get(run.get_absolute_url()).content.decode()
