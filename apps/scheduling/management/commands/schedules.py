@@ -1,0 +1,212 @@
+"""`manage.py schedules list|add|enable|disable|delete|next|run`: schedules from a shell.
+
+`add` fills in the admin's own form (same validation, same messages). Exit status: 0
+ok; 2 on bad input, with one line on stderr.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import sys
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
+
+from apps.jobs.catalog import ParameterError, get_job
+from apps.jobs.cli import os_user, parse_pairs
+from apps.jobs.models import Source
+from apps.scheduling import actions, preview
+from apps.scheduling.forms import (
+    CRON_FIELDS,
+    PARAM_PREFIX,
+    ScheduleTaskForm,
+    form_data,
+    one_line_errors,
+)
+from apps.scheduling.models import Overlap
+
+BAD_INPUT = 2
+PERIODS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+class OneLineParser(CommandParser):
+    """Bad arguments end in one line and exit status 2, like every other bad input."""
+
+    def error(self, message: str):
+        raise CommandError(message, returncode=BAD_INPUT)
+
+    def parse_known_args(self, args=None, namespace=None):
+        """`key=value` words may follow the options too (argparse takes them only before)."""
+        namespace, extras = super().parse_known_args(args, namespace)
+        if any(action.dest == "params" for action in self._actions):
+            words = [word for word in extras if not word.startswith("-")]
+            namespace.params = [*(namespace.params or []), *words]
+            extras = [word for word in extras if word.startswith("-")]
+        return namespace, extras
+
+
+class Command(BaseCommand):
+    help = "List, add, enable, disable, delete, preview and run periodic task schedules."
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs) -> CommandParser:
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        parser.error = OneLineParser.error.__get__(parser)
+        return parser
+
+    def add_arguments(self, parser) -> None:
+        commands = parser.add_subparsers(dest="action", required=True, metavar="ACTION",
+                                         parser_class=OneLineParser)  # fmt: skip
+        commands.add_parser("list", help="every schedule with its next run")
+        add = commands.add_parser("add", help="add a schedule for a job")
+        add.add_argument("name", metavar="NAME")
+        add.add_argument("--job", required=True, help="task name, e.g. apps.demo.tasks.add")
+        when = add.add_mutually_exclusive_group(required=True)
+        when.add_argument("--every", metavar="N[smhd]", help="an interval, e.g. 10m or 2h")
+        when.add_argument("--cron", metavar='"M H DoM Mon DoW"', help='e.g. "*/5 * * * *"')
+        when.add_argument("--at", metavar="DATETIME", help="once, e.g. 2026-12-01T09:00")
+        add.add_argument("--tz", help="time zone of --cron and --at (default: TIME_ZONE)")
+        add.add_argument("--one-off", action="store_true", help="run once, then disable")
+        add.add_argument("--no-overlap", action="store_true",
+                         help="skip a run while the previous one is still running")  # fmt: skip
+        add.add_argument("params", nargs="*", metavar="key=value")
+        simple = {"enable": "enable a schedule", "disable": "disable a schedule",
+                  "delete": "delete a schedule", "run": "run a schedule now"}  # fmt: skip
+        for name, text in simple.items():
+            commands.add_parser(name, help=text).add_argument("name", metavar="NAME")
+        upcoming = commands.add_parser("next", help="a schedule's next run times")
+        upcoming.add_argument("name", metavar="NAME")
+        upcoming.add_argument("-n", type=int, default=5, help="how many (default 5)")
+
+    def run_from_argv(self, argv) -> None:
+        try:
+            super().run_from_argv(argv)
+        except CommandError as error:  # from the parser, before execute()
+            self.stderr.write(f"schedules: error: {error}")
+            sys.exit(error.returncode)
+
+    def execute(self, *args, **options):
+        try:
+            return super().execute(*args, **options)
+        except CommandError as error:
+            if not getattr(self, "_called_from_command_line", False) or options["traceback"]:
+                raise
+            self.stderr.write(f"schedules: error: {error}")
+            sys.exit(error.returncode)
+
+    def handle(self, *args, action: str, **options) -> None:
+        getattr(self, f"handle_{action}")(**options)
+
+    def handle_list(self, **options) -> None:
+        now = timezone.now()
+        tasks = PeriodicTask.objects.select_related("interval", "crontab", "solar", "clocked")
+        for task in actions.with_run_summary(tasks.order_by("name"), now):
+            self.stdout.write(summary_line(task, now))
+
+    def handle_add(self, *, name: str, job: str, params: list[str], **options) -> None:
+        form = ScheduleTaskForm(data=add_form_data(name, job, params, **options))
+        if not form.is_valid():
+            raise CommandError(one_line_errors(form), returncode=BAD_INPUT)
+        task = form.save_all()
+        self.stdout.write(f"added {task.name}: {preview.describe(task)}")
+        for run in preview.upcoming_runs(task, timezone.now(), 1):
+            zone = timezone.get_current_timezone()
+            self.stdout.write(f"next run: {preview.format_moment(run, zone)}")
+
+    def handle_enable(self, *, name: str, **options) -> None:
+        count = actions.set_enabled(PeriodicTask.objects.filter(pk=find(name).pk), True)
+        self.stdout.write(f"enabled {name}" if count else f"{name} was already enabled")
+
+    def handle_disable(self, *, name: str, **options) -> None:
+        count = actions.set_enabled(PeriodicTask.objects.filter(pk=find(name).pk), False)
+        self.stdout.write(f"disabled {name}" if count else f"{name} was already disabled")
+
+    def handle_delete(self, *, name: str, **options) -> None:
+        actions.delete(find(name))
+        self.stdout.write(f"deleted {name}")
+
+    def handle_next(self, *, name: str, n: int, **options) -> None:
+        task = find(name)
+        shown = preview.preview(task, timezone.now(), max(n, 1))
+        self.stdout.write(f"{task.name}: {shown.description}")
+        if not shown.runs:
+            self.stdout.write("no runs ahead" + ("" if task.enabled else " (disabled)"))
+        for row in shown.runs:
+            self.stdout.write(f"{row.in_schedule_zone}    {row.in_viewer_zone}")
+
+    def handle_run(self, *, name: str, **options) -> None:
+        task = find(name)
+        try:
+            run = actions.run_now(task, source=Source.CLI, label=os_user())
+        except ParameterError as error:
+            raise CommandError(error.one_line(), returncode=BAD_INPUT) from None
+        self.stdout.write(f"started run {run.pk} (task {run.task_id})")
+
+
+def find(name: str) -> PeriodicTask:
+    task = PeriodicTask.objects.filter(name=name).first()
+    if task is None:
+        names = list(PeriodicTask.objects.values_list("name", flat=True))
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else "; see: manage.py schedules list"
+        raise CommandError(f"no schedule named {name!r}{hint}", returncode=BAD_INPUT)
+    return task
+
+
+def add_form_data(name: str, job: str, params: list[str], *, every: str | None,
+                  cron: str | None, at: str | None, tz: str | None, one_off: bool,
+                  no_overlap: bool, **options) -> dict:  # fmt: skip
+    """The values a person would enter in the admin's add form."""
+    data = form_data(name=name, task=job, timezone=tz, one_off=one_off or None,
+                     overlap=Overlap.SKIP if no_overlap else None)  # fmt: skip
+    if every is not None:
+        data.update(kind="interval", **parse_every(every))
+    elif cron is not None:
+        data.update(kind="crontab", **parse_cron(cron))
+    else:
+        data.update(kind="clocked", clocked_time=at)
+    try:
+        pairs = parse_pairs(params)
+    except ParameterError as error:
+        raise CommandError(error.one_line(), returncode=BAD_INPUT) from None
+    if get_job(job) is not None:
+        data.update({f"{PARAM_PREFIX}-{key}": value for key, value in pairs.items()})
+    else:
+        data["kwargs"] = json.dumps({key: json_or_text(value) for key, value in pairs.items()})
+    return data
+
+
+def parse_every(raw: str) -> dict:
+    found = re.fullmatch(r"\s*(-?\d+)\s*([smhd])\s*", raw)
+    if not found:
+        raise CommandError(f"--every {raw!r}: expected a number and a unit (s, m, h or d), "
+                           "like 10m", returncode=BAD_INPUT)  # fmt: skip
+    return {"every": found[1], "period": PERIODS[found[2]]}
+
+
+def parse_cron(raw: str) -> dict:
+    fields = raw.split()
+    if len(fields) != len(CRON_FIELDS):
+        raise CommandError(f"--cron {raw!r}: expected 5 fields (minute hour day-of-month "
+                           "month day-of-week)", returncode=BAD_INPUT)  # fmt: skip
+    return dict(zip(CRON_FIELDS, fields, strict=True))
+
+
+def json_or_text(value: str):
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def summary_line(task: PeriodicTask, now) -> str:
+    zone = timezone.get_current_timezone()
+    runs = preview.upcoming_runs(task, now, 1)
+    upcoming = preview.format_moment(runs[0], zone) if runs else "-"
+    last = "never run"
+    if task.last_run_queued_at:
+        last = f"{task.last_run_state} {preview.format_moment(task.last_run_queued_at, zone)}"
+    state = "enabled" if task.enabled else "disabled"
+    return f"{task.name}  [{state}]  {preview.describe(task)}  next: {upcoming}  last: {last}"

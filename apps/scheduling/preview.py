@@ -1,0 +1,313 @@
+"""When a schedule fires next, and what it means in words.
+
+`next_run_after(schedule, after)` is Switchyard's one answer to "when does this fire
+next?" for Celery's own schedule objects (what `PeriodicTask.schedule` returns). The
+admin preview and change list, `manage.py schedules next` and the scheduler use it.
+
+Daylight saving time
+--------------------
+A crontab schedule fires at wall-clock times in its own zone (`CrontabSchedule.timezone`).
+When that zone's clock jumps, Switchyard does what Vixie cron does (cron(8), "Daylight
+Saving Time and other time changes"):
+
+- A job at specific hours (hour field not every hour, e.g. `30 2 * * *`):
+  on spring forward, a time inside the skipped hour runs once, at the first moment
+  after the gap (02:30 runs at 03:00 in Europe/Berlin); on fall back, a time inside the
+  repeated hour runs once, at its first occurrence.
+- A job that runs every hour (hour field `*`, e.g. `0 * * * *` or `*/15 * * * *`) keeps
+  to real time: the skipped hour has no runs and the repeated hour runs twice, once per
+  occurrence, so an hourly job runs every real hour.
+
+Celery 5.7's crontab, which django-celery-beat's TzAwareCrontab extends, differs
+(tests/scheduling/test_dst.py pins it down): on fall back an hourly job skips the
+repeated hour (02:00 CEST, then 03:00 CET: two real hours apart), and on spring forward
+a 02:30 job runs at 03:30. So `next_run_after` lets Celery's crontab match the fields in
+a frame without daylight saving (UTC wall clock) and maps each matching wall-clock time
+to real instants by the rules above.
+
+Interval, solar and clocked schedules are computed with Celery's own objects too:
+interval arithmetic in UTC, `celery.schedules.solar`, and the clocked time itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from celery import schedules
+from cron_descriptor import ExpressionDescriptor
+from django.utils import timezone
+from django_celery_beat.clockedschedule import clocked
+from django_celery_beat.models import (
+    ClockedSchedule,
+    CrontabSchedule,
+    IntervalSchedule,
+    PeriodicTask,
+    SolarSchedule,
+)
+from django_celery_beat.tzcrontab import TzAwareCrontab
+
+UTC = dt.UTC
+ALL_HOURS = frozenset(range(24))
+MAX_STEPS = 10_000  # wall-clock matches examined before giving up (a cron always matches)
+
+
+# Next run times ------------------------------------------------------------------------
+
+
+def next_run_after(schedule: schedules.BaseSchedule, after: dt.datetime) -> dt.datetime | None:
+    """The first time strictly after `after` at which `schedule` fires, in UTC; None if never.
+
+    For an interval, `after` is the previous run (beat's `last_run_at`): the next run is
+    one interval later. Crontabs follow the daylight saving rules in the module docstring.
+    """
+    # Aware datetimes sharing a tzinfo compare by wall clock, ignoring `fold`: compare
+    # and return in UTC only.
+    after = _aware(after).astimezone(UTC)
+    if isinstance(schedule, schedules.crontab):
+        return next_crontab_run(schedule, after)
+    if isinstance(schedule, schedules.solar):
+        return _next_solar_run(schedule, after)
+    if isinstance(schedule, clocked):
+        moment = schedule.clocked_time.astimezone(UTC)
+        return moment if moment > after else None
+    if isinstance(schedule, schedules.schedule):
+        return after + schedule.run_every
+    raise TypeError(f"no next-run rule for {schedule!r}")
+
+
+def next_runs(schedule: schedules.BaseSchedule, after: dt.datetime, count: int = 5) -> list:
+    """The next `count` runs after `after` (fewer for a schedule that ends)."""
+    runs: list[dt.datetime] = []
+    moment: dt.datetime | None = after
+    while len(runs) < count:
+        moment = next_run_after(schedule, moment)
+        if moment is None:
+            break
+        runs.append(moment)
+    return runs
+
+
+def next_crontab_run(cron: schedules.crontab, after: dt.datetime) -> dt.datetime:
+    """The next run of a crontab (`after` in UTC), by the daylight saving rules above."""
+    zone = cron.tz
+    local = after.astimezone(zone)
+    # In the first pass of a repeated hour, earlier wall-clock times of the second pass
+    # are still ahead in real time: look back by the overlap.
+    overlap = _repeat_overlap(local)
+    wall = local.replace(tzinfo=None) - overlap
+    horizon = local.replace(tzinfo=None) + overlap
+    matcher = _wall_clock_crontab(cron)
+    every_hour = frozenset(cron.hour) == ALL_HOURS
+    best = None
+    for _ in range(MAX_STEPS):
+        wall = _next_wall_time(matcher, wall)
+        for instant in wall_time_instants(wall, zone, every_hour=every_hour):
+            instant = instant.astimezone(UTC)
+            if instant > after and (best is None or instant < best):
+                best = instant
+        if best is not None and wall >= horizon:
+            return best
+    raise ValueError(f"{cron!r} has no run after {after.isoformat()}")
+
+
+def wall_time_instants(wall: dt.datetime, zone, *, every_hour: bool) -> list[dt.datetime]:
+    """The real instants at which a matching wall-clock time fires in `zone`."""
+    first = wall.replace(tzinfo=zone, fold=0)
+    second = wall.replace(tzinfo=zone, fold=1)
+    if first.utcoffset() == second.utcoffset():
+        return [first]
+    if first.utcoffset() > second.utcoffset():  # the clock fell back: it happens twice
+        return [first, second] if every_hour else [first]
+    return [] if every_hour else [_gap_end(first, second, zone)]  # it never happens
+
+
+def _repeat_overlap(local: dt.datetime) -> dt.timedelta:
+    if local.fold:
+        return dt.timedelta(0)
+    second = local.replace(fold=1)
+    return max(local.utcoffset() - second.utcoffset(), dt.timedelta(0))
+
+
+def _gap_end(before_gap: dt.datetime, after_gap: dt.datetime, zone) -> dt.datetime:
+    """The first moment after the clock jumped over a wall-clock time (bisection in UTC).
+
+    `after_gap` (fold=1) reads the time with the new offset, so it is an instant before
+    the jump; `before_gap` (fold=0) reads it with the old offset, an instant at or after.
+    """
+    new_offset = after_gap.utcoffset()
+    low, high = after_gap.astimezone(UTC), before_gap.astimezone(UTC)
+    while high - low > dt.timedelta(seconds=1):
+        middle = low + dt.timedelta(seconds=(high - low).total_seconds() // 2)
+        if middle.astimezone(zone).utcoffset() == new_offset:
+            high = middle
+        else:
+            low = middle
+    return high.astimezone(zone)
+
+
+def _wall_clock_crontab(cron: schedules.crontab) -> TzAwareCrontab:
+    """The same crontab fields, matched on a clock without daylight saving."""
+    fields = (
+        cron._orig_minute,
+        cron._orig_hour,
+        cron._orig_day_of_week,
+        cron._orig_day_of_month,
+        cron._orig_month_of_year,
+    )
+    if all(isinstance(field, str | int) for field in fields):
+        return _cached_wall_clock_crontab(fields)  # parsing is most of the cost
+    return TzAwareCrontab(*fields, tz=UTC)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_wall_clock_crontab(fields: tuple) -> TzAwareCrontab:
+    return TzAwareCrontab(*fields, tz=UTC)
+
+
+def _next_wall_time(matcher: TzAwareCrontab, wall: dt.datetime) -> dt.datetime:
+    """Celery's own answer to "the next matching minute after `wall`"."""
+    start, delta, _now = matcher.remaining_delta(wall.replace(tzinfo=UTC))
+    return (start + delta).replace(tzinfo=None)
+
+
+def _next_solar_run(sun: schedules.solar, after: dt.datetime) -> dt.datetime:
+    probe = schedules.solar(sun.event, sun.lat, sun.lon, nowfun=lambda: after)
+    event = after + probe.remaining_estimate(after)
+    if event <= after:  # ephem may hand back an event at the start itself
+        later = after + dt.timedelta(minutes=1)
+        event = later + probe.remaining_estimate(later)
+    return event.astimezone(UTC)
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    return moment if timezone.is_aware(moment) else moment.replace(tzinfo=UTC)
+
+
+class DstSafeCrontab(TzAwareCrontab):
+    """django-celery-beat's crontab with the daylight saving rules above, for beat.
+
+    `is_due` and `remaining_estimate` come from `next_crontab_run`; field parsing, the
+    zone and pickling are TzAwareCrontab's. Build one with `DstSafeCrontab.of(cron)`.
+    """
+
+    @classmethod
+    def of(cls, cron: schedules.crontab) -> DstSafeCrontab:
+        return cls(cron._orig_minute, cron._orig_hour, cron._orig_day_of_week,
+                   cron._orig_day_of_month, cron._orig_month_of_year, tz=cron.tz)  # fmt: skip
+
+    def remaining_estimate(self, last_run_at: dt.datetime) -> dt.timedelta:
+        due = next_crontab_run(self, _aware(last_run_at).astimezone(UTC))
+        return due - self.now().astimezone(UTC)
+
+    def is_due(self, last_run_at: dt.datetime) -> schedules.schedstate:
+        remaining = self.remaining_estimate(last_run_at).total_seconds()
+        if remaining > 0:
+            return schedules.schedstate(False, remaining)
+        following = self.remaining_estimate(self.now()).total_seconds()
+        return schedules.schedstate(True, max(following, 0))
+
+
+# A periodic task's upcoming runs, as beat reckons them ------------------------------------
+
+
+def upcoming_runs(task: PeriodicTask, now: dt.datetime, count: int = 5) -> list[dt.datetime]:
+    """When beat will send this task next: [] if disabled, done or without a schedule.
+
+    Beat's own rules: a task never run counts from when it was last changed; one due in
+    the past runs at once (shown as `now`); none before `start_time` or after `expires`.
+    """
+    if not task.enabled or task.scheduler is None or (task.one_off and task.total_run_count):
+        return []
+    schedule = task.scheduler.schedule
+    first = _first_run(task, schedule, now)
+    runs = [first] if first else []
+    if runs and not task.one_off:
+        runs += next_runs(schedule, first, count - 1)
+    if task.expires:
+        runs = [run for run in runs if run < task.expires]
+    return runs[:count]
+
+
+def _first_run(task: PeriodicTask, schedule, now: dt.datetime) -> dt.datetime | None:
+    if isinstance(schedule, clocked):
+        return max(schedule.clocked_time, now)
+    if task.start_time and task.start_time > now:
+        return task.start_time
+    after = task.last_run_at or task.date_changed or now
+    due = next_run_after(schedule, after)
+    return max(due, now) if due else None
+
+
+# Words --------------------------------------------------------------------------------
+
+
+def describe(task_or_schedule) -> str:
+    """A schedule in plain words: 'every 10 minutes', 'At 02:30 (Europe/Berlin)'."""
+    schedule = getattr(task_or_schedule, "scheduler", task_or_schedule)
+    if isinstance(schedule, IntervalSchedule):
+        return str(schedule)
+    if isinstance(schedule, CrontabSchedule):
+        return f"{describe_cron(cron_expression(schedule))} ({schedule.timezone})"
+    if isinstance(schedule, SolarSchedule):
+        where = f"latitude {schedule.latitude}, longitude {schedule.longitude}"
+        return f"At {schedule.get_event_display().lower()}, {where} (UTC times)"
+    if isinstance(schedule, ClockedSchedule):
+        return f"Once, at {format_moment(schedule.clocked_time, timezone.get_current_timezone())}"
+    return "no schedule"
+
+
+def cron_expression(cron: CrontabSchedule) -> str:
+    fields = (cron.minute, cron.hour, cron.day_of_month, cron.month_of_year, cron.day_of_week)
+    return " ".join(str(field).replace(" ", "") or "*" for field in fields)
+
+
+def describe_cron(expression: str) -> str:
+    try:
+        return ExpressionDescriptor(expression, use_24hour_time_format=True).get_description()
+    except Exception:  # cron-descriptor raises several types; the expression still reads
+        return expression
+
+
+def schedule_zone(task_or_schedule) -> ZoneInfo | None:
+    """The schedule's own time zone: only crontabs have one."""
+    schedule = getattr(task_or_schedule, "scheduler", task_or_schedule)
+    if isinstance(schedule, CrontabSchedule):
+        zone = schedule.timezone
+        return zone if isinstance(zone, dt.tzinfo) else ZoneInfo(str(zone))
+    return None
+
+
+def format_moment(moment: dt.datetime, zone) -> str:
+    """'Sun 2026-03-29 03:00 CEST (+02:00)' in the given zone."""
+    local = moment.astimezone(zone)
+    offset = local.strftime("%z")
+    return f"{local:%a %Y-%m-%d %H:%M} {local.tzname()} ({offset[:3]}:{offset[3:]})"
+
+
+@dataclass(frozen=True)
+class PreviewRow:
+    at: dt.datetime
+    in_schedule_zone: str
+    in_viewer_zone: str
+
+
+@dataclass(frozen=True)
+class Preview:
+    description: str
+    schedule_zone: str
+    viewer_zone: str
+    runs: list[PreviewRow]
+
+
+def preview(task: PeriodicTask, now: dt.datetime, count: int = 5, viewer_zone=None) -> Preview:
+    """Description and next runs, in the schedule's zone (UTC if none) and the viewer's."""
+    own = schedule_zone(task) or UTC
+    viewer = viewer_zone or timezone.get_current_timezone()
+    rows = [
+        PreviewRow(run, format_moment(run, own), format_moment(run, viewer))
+        for run in upcoming_runs(task, now, count)
+    ]
+    return Preview(describe(task), str(own), str(viewer), rows)

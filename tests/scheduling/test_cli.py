@@ -1,0 +1,186 @@
+"""`manage.py schedules`: the admin's validation and messages from a shell; exit status 2."""
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from io import StringIO
+
+import pytest
+from django.conf import settings
+from django.core.management import CommandError, call_command
+from django_celery_beat.models import PeriodicTask
+
+from apps.jobs.models import Run, Source
+from apps.scheduling.forms import ScheduleTaskForm, form_data
+from tests.scheduling.makers import make_crontab, make_schedule
+
+pytestmark = pytest.mark.django_db
+
+
+def schedules(*args: str) -> tuple[int, str, str]:
+    """Run `manage.py schedules ...` in-process: (exit status, stdout, error)."""
+    out, err = StringIO(), StringIO()
+    try:
+        call_command("schedules", *args, stdout=out, stderr=err)
+    except CommandError as error:
+        return error.returncode, out.getvalue(), str(error)
+    return 0, out.getvalue(), err.getvalue()
+
+
+def admin_errors(**values) -> str:
+    from apps.scheduling.forms import one_line_errors
+
+    values.setdefault("param-x", "1")
+    values.setdefault("param-y", "1")
+    form = ScheduleTaskForm(data=form_data(**values))
+    assert not form.is_valid()
+    return one_line_errors(form)
+
+
+# add ----------------------------------------------------------------------------------
+
+
+def test_add_with_cron_stores_the_schedule_parameters_zone_and_options():
+    code, out, _ = schedules("add", "berlin add", "--job", "apps.demo.tasks.add",
+                             "--cron", "30 2 * * 1-5", "--tz", "Europe/Berlin", "x=2", "y=40",
+                             "--no-overlap")  # fmt: skip
+    assert code == 0
+    task = PeriodicTask.objects.get(name="berlin add")
+    assert json.loads(task.kwargs) == {"x": 2, "y": 40}
+    cron = task.crontab
+    assert (cron.minute, cron.hour, cron.day_of_week, str(cron.timezone)) == (
+        "30", "2", "1-5", "Europe/Berlin",
+    )  # fmt: skip
+    assert task.switchyard.overlap == "skip"
+    assert out.startswith("added berlin add: At 02:30, Monday through Friday (Europe/Berlin)")
+    assert "next run: " in out
+
+
+def test_add_with_every_makes_an_interval():
+    assert schedules("add", "often", "--job", "apps.demo.tasks.add", "--every", "90s",
+                     "x=1", "y=1")[0] == 0  # fmt: skip
+    interval = PeriodicTask.objects.get(name="often").interval
+    assert (interval.every, interval.period) == (90, "seconds")
+
+
+def test_add_with_at_makes_a_one_off_clocked_schedule_read_in_its_zone():
+    schedules("add", "once", "--job", "apps.demo.tasks.add", "--at", "2036-12-01T09:00",
+              "--tz", "America/New_York", "x=1", "y=1")  # fmt: skip
+    task = PeriodicTask.objects.get(name="once")
+    assert task.one_off
+    assert task.clocked.clocked_time == dt.datetime(2036, 12, 1, 14, 0, tzinfo=dt.UTC)
+
+
+def test_add_a_task_outside_the_catalog_takes_json_keyword_arguments():
+    schedules("add", "mul", "--job", "apps.demo.tasks.mul", "--every", "1h", "x=6", "y=7")
+    assert json.loads(PeriodicTask.objects.get(name="mul").kwargs) == {"x": 6, "y": 7}
+
+
+@pytest.mark.parametrize(("args", "admin_values"), [
+    (["--every", "0m", "x=1", "y=1"], {"kind": "interval", "every": "0", "period": "minutes"}),
+    (["--cron", "61 * * * *", "x=1", "y=1"], {"minute": "61"}),
+    (["--cron", "0 0 31 2 *", "x=1", "y=1"], {"day_of_month": "31", "month_of_year": "2"}),
+    (["--every", "1m", "x=1"], {"kind": "interval", "every": "1", "param-y": None}),
+    (["--every", "1m", "x=one", "y=1"], {"kind": "interval", "every": "1", "param-x": "one"}),
+])  # fmt: skip
+def test_bad_input_gets_the_admins_message_and_exit_status_2(args, admin_values):
+    code, _, error = schedules("add", "bad", "--job", "apps.demo.tasks.add", *args)
+    expected = admin_errors(name="bad", task="apps.demo.tasks.add", **admin_values)
+    assert (code, error) == (2, expected)
+    assert not PeriodicTask.objects.filter(name="bad").exists()
+
+
+def test_an_unknown_parameter_is_refused():
+    code, _, error = schedules("add", "bad", "--job", "apps.demo.tasks.add", "--every", "1m",
+                               "x=1", "y=2", "z=3")  # fmt: skip
+    assert (code, error) == (2, "error: z: unknown parameter")
+
+
+def test_an_unknown_job_is_refused():
+    code, _, error = schedules("add", "bad", "--job", "apps.nowhere.vanish", "--every", "1m")
+    assert code == 2
+    assert error.startswith("task: Unknown task 'apps.nowhere.vanish'")
+
+
+def test_a_taken_name_is_refused():
+    make_schedule("taken")
+    code, _, error = schedules("add", "taken", "--job", "apps.demo.tasks.add", "--every", "1m",
+                               "x=1", "y=1")  # fmt: skip
+    assert (code, error) == (2, "name: Periodic task with this Name already exists.")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--every", "10 minutes"], "--every '10 minutes': expected a number and a unit"),
+    (["--cron", "* * *"], "--cron '* * *': expected 5 fields"),
+    (["--every", "1m", "--cron", "* * * * *"], "not allowed with argument"),
+    ([], "one of the arguments --every --cron --at is required"),
+    (["--every", "1m", "--tz", "Mars/Olympus"], "timezone: Select a valid choice."),
+    (["--every", "1m", "novalue"], "novalue: expected key=value"),
+])  # fmt: skip
+def test_malformed_options_exit_with_status_2(args, message):
+    code, _, error = schedules("add", "bad", "--job", "apps.demo.tasks.add", *args)
+    assert code == 2
+    assert message in error
+
+
+# list, next, enable, disable, delete, run ---------------------------------------------
+
+
+def test_list_shows_each_schedule_with_its_next_run():
+    make_schedule("nightly", crontab=make_crontab("0 3 * * *"))
+    make_schedule("paused", enabled=False)
+    out = schedules("list")[1]
+    nightly = next(line for line in out.splitlines() if line.startswith("nightly "))
+    assert "[enabled]  At 03:00 (UTC)  next: " in nightly
+    assert " 03:00 UTC (+00:00)  last: never run" in nightly
+    paused = next(line for line in out.splitlines() if line.startswith("paused "))
+    assert "[disabled]" in paused
+    assert "next: -" in paused
+
+
+def test_next_prints_the_next_runs_in_both_zones():
+    make_schedule("tokyo", crontab=make_crontab("0 9 * * *", "Asia/Tokyo"))
+    lines = schedules("next", "tokyo", "-n", "3")[1].splitlines()
+    assert lines[0] == "tokyo: At 09:00 (Asia/Tokyo)"
+    assert len(lines) == 4
+    assert all("09:00 JST (+09:00)" in line and "00:00 UTC (+00:00)" in line
+               for line in lines[1:])  # fmt: skip
+
+
+def test_enable_disable_and_delete_say_what_they_did():
+    make_schedule("switch")
+    assert schedules("disable", "switch")[1] == "disabled switch\n"
+    assert schedules("disable", "switch")[1] == "switch was already disabled\n"
+    assert schedules("enable", "switch")[1] == "enabled switch\n"
+    assert schedules("delete", "switch")[1] == "deleted switch\n"
+    assert not PeriodicTask.objects.filter(name="switch").exists()
+
+
+def test_an_unknown_schedule_name_suggests_a_close_one():
+    make_schedule("nightly report")
+    code, _, error = schedules("enable", "nightly reprot")
+    assert (code, error) == (2, "no schedule named 'nightly reprot'; did you mean "
+                                "'nightly report'?")  # fmt: skip
+
+
+def test_run_starts_a_run_recorded_as_from_the_cli_for_the_schedule():
+    task = make_schedule("nightly")
+    out = schedules("run", "nightly")[1]
+    run = Run.objects.get()
+    assert out == f"started run {run.pk} (task {run.task_id})\n"
+    assert (run.source, run.schedule_name) == (Source.CLI, "nightly")
+    assert run.parameters == json.loads(task.kwargs)
+
+
+@pytest.mark.slow
+def test_from_a_shell_bad_input_is_one_line_on_stderr_and_exit_status_2(subprocess_env):
+    for args in (["add", "x", "--job", "apps.demo.tasks.add", "--every", "0m", "x=1", "y=1"],
+                 ["add", "x", "--job", "apps.demo.tasks.add"],
+                 ["next", "no such schedule"]):  # fmt: skip
+        done = subprocess.run([sys.executable, "manage.py", "schedules", *args],
+                              cwd=settings.BASE_DIR, env=subprocess_env, capture_output=True,
+                              text=True, timeout=120)  # fmt: skip
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.count("\n") == 1, done.stderr
+        assert done.stderr.startswith("schedules: error: ")
