@@ -236,6 +236,13 @@ CELERY_RESULT_BACKEND = "apps.jobs.backend:SwitchyardBackend"
 # rules instead (apps.jobs.connections).
 CELERY_DB_REUSE_MAX = 2**62
 CELERY_RESULT_EXTENDED = True
+# While the database is unreachable (a restart, a failover), storing a state or result
+# is retried on a new connection (apps.jobs.backend) for up to about two minutes,
+# instead of failing the job and losing its result.
+CELERY_RESULT_BACKEND_ALWAYS_RETRY = True
+CELERY_RESULT_BACKEND_MAX_RETRIES = 20
+CELERY_RESULT_BACKEND_BASE_SLEEP_BETWEEN_RETRIES_MS = 200
+CELERY_RESULT_BACKEND_MAX_SLEEP_BETWEEN_RETRIES_MS = 10_000
 CELERY_TASK_TRACK_STARTED = True
 # A worker killed after a late-acked job succeeded but before the ack leaves a message
 # the broker delivers again: skip it before "started" is stored over "succeeded".

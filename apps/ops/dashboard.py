@@ -1,0 +1,181 @@
+"""What the dashboard shows, gathered with bounded queries (no scan grows with history).
+
+Each function feeds one part of the page; the view and its htmx partials call them.
+"""
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+from django.db.models import Count
+from django.db.models.functions import TruncHour
+from django.utils import timezone
+from django_celery_results.models import TaskResult
+
+from apps.jobs.models import Run, State
+
+from . import heartbeat, inspect
+from .models import Incident, Kind
+
+CHART_CACHE_SECONDS = 30
+DURATION_SAMPLE = 20_000  # newest finished runs used for the percentiles
+
+
+@dataclass(frozen=True)
+class WorkerRow:
+    name: str
+    online: bool
+    concurrency: int | None
+    active: int
+    last_seen: datetime | None
+
+
+def workers(snap: inspect.Snapshot) -> list[WorkerRow]:
+    """Workers answering now, then the ones that answered in the last day but no longer."""
+    seen = inspect.last_seen()
+    busy = dict(
+        Run.objects.filter(state__in=[State.STARTED, State.PROGRESS], worker__gt="")
+        .values_list("worker")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    rows = [WorkerRow(w.name, True, w.concurrency, busy.get(w.name, 0), seen.get(w.name))
+            for w in snap.workers]  # fmt: skip
+    if snap.broker_ok:
+        gone = sorted(set(seen) - snap.worker_names)
+        rows += [WorkerRow(n, False, None, busy.get(n, 0), seen[n]) for n in gone]
+    return rows
+
+
+def in_progress(user, limit: int = 20) -> list[Run]:
+    runs = Run.objects.visible_to(user).active().select_related("requested_by")
+    return list(runs.order_by("-queued_at")[:limit])
+
+
+def recent_failures(user, limit: int = 10) -> list[Run]:
+    runs = Run.objects.visible_to(user).filter(state=State.FAILED)
+    failures = list(runs.select_related("requested_by").order_by("-queued_at")[:limit])
+    errors = dict(
+        TaskResult.objects.filter(task_id__in=[r.task_id for r in failures]).values_list(
+            "task_id", "result"
+        )
+    )
+    for run in failures:
+        run.error = _error_text(errors.get(run.task_id))
+    return failures
+
+
+def _error_text(stored: str | None) -> str:
+    try:
+        result = json.loads(stored or "")
+    except ValueError:
+        return ""
+    if isinstance(result, dict) and "exc_type" in result:
+        return f"{result['exc_type']}: {result.get('exc_message', '')}"[:300]
+    return ""
+
+
+def open_incidents() -> list[Incident]:
+    return list(Incident.objects.open().order_by("-opened_at")[:50])
+
+
+def missed_schedules() -> list[Incident]:
+    return [i for i in open_incidents() if i.kind == Kind.MISSED_RUN]
+
+
+@dataclass(frozen=True)
+class BeatStatus:
+    age: timedelta | None
+    max_age: int
+
+    @property
+    def ok(self) -> bool:
+        return self.age is not None and self.age.total_seconds() < self.max_age
+
+
+def beat_status() -> BeatStatus:
+    return BeatStatus(heartbeat.age("beat"), settings.BEAT_HEARTBEAT_MAX_AGE)
+
+
+# Charts over the last 24 hours ---------------------------------------------------------
+
+
+def runs_per_hour(now: datetime | None = None) -> tuple[list[datetime], dict[str, list[int]]]:
+    """Hour starts (oldest first) and, per state, the runs queued in each hour."""
+    now = now or timezone.now()
+    # TruncHour cuts in the current time zone, so the buckets start on its hours.
+    first = timezone.localtime(now).replace(minute=0, second=0, microsecond=0)
+    first -= timedelta(hours=23)
+    hours = [first + timedelta(hours=i) for i in range(24)]
+    rows = (
+        Run.objects.filter(queued_at__gte=first)
+        .annotate(hour=TruncHour("queued_at"))
+        .values_list("hour", "state")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    index = {hour: i for i, hour in enumerate(hours)}
+    counts: dict[str, list[int]] = {}
+    for hour, state, n in rows:
+        if hour in index:
+            counts.setdefault(state, [0] * 24)[index[hour]] += n
+    return hours, counts
+
+
+def duration_percentiles(now: datetime | None = None) -> list[tuple[str, float, float, int]]:
+    """(job, p50 seconds, p95 seconds, runs) over the newest finished runs of 24 hours,
+    slowest p95 first. Nearest-rank percentiles: in SQL on PostgreSQL, else in Python."""
+    now = now or timezone.now()
+    runs = (
+        Run.objects.filter(
+            queued_at__gte=now - timedelta(hours=24),
+            state__in=[State.SUCCEEDED, State.FAILED],
+            started_at__isnull=False,
+            finished_at__isnull=False,
+        )
+        .order_by("-queued_at")
+        .values_list("job_name", "started_at", "finished_at")[:DURATION_SAMPLE]
+    )
+    rows = _percentiles_in_sql(runs) if connection.vendor == "postgresql" else _percentiles(runs)
+    return sorted(rows, key=lambda row: -row[2])
+
+
+def _percentiles(runs) -> list[tuple[str, float, float, int]]:
+    by_job: dict[str, list[float]] = {}
+    for job_name, started, finished in runs:
+        by_job.setdefault(job_name, []).append((finished - started).total_seconds())
+    return [(job, percentile(d, 50), percentile(d, 95), len(d)) for job, d in by_job.items()]
+
+
+def _percentiles_in_sql(runs) -> list[tuple[str, float, float, int]]:
+    """percentile_disc is nearest rank, as percentile() below; no rows leave the server."""
+    sample, params = runs.query.sql_with_params()
+    sql = (
+        "SELECT col1, percentile_disc(0.5) WITHIN GROUP (ORDER BY d), "  # noqa: S608
+        "percentile_disc(0.95) WITHIN GROUP (ORDER BY d), count(*) "
+        "FROM (SELECT col1, EXTRACT(EPOCH FROM col3 - col2) AS d "
+        f"FROM ({sample}) AS sample (col1, col2, col3)) AS durations GROUP BY col1"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [(job, float(p50), float(p95), n) for job, p50, p95, n in cursor.fetchall()]
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile; values need not be sorted."""
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(len(ordered) * p / 100)) - 1]
+
+
+def chart_data() -> dict:
+    """Both charts' numbers, cached briefly: they change slowly and cost the most."""
+
+    def compute() -> dict:
+        hours, counts = runs_per_hour()
+        return {"hours": hours, "counts": counts, "durations": duration_percentiles()}
+
+    return cache.get_or_set("ops:chart-data", compute, CHART_CACHE_SECONDS)

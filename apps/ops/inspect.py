@@ -1,0 +1,183 @@
+"""Ask the broker and the workers how they are: with timeouts, remembered briefly.
+
+Every broker call here gives up after TIMEOUT seconds, and the answer (good or bad)
+is cached for CACHE_SECONDS, so a dead broker makes pages say so instead of hanging,
+and a dashboard polled by several people asks the workers once per few seconds.
+"""
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from celery import current_app
+from django.core.cache import cache
+from django.db import DatabaseError
+from django.utils import timezone
+from kombu import Connection
+from kombu.exceptions import ChannelError
+
+from . import heartbeat
+from .models import Heartbeat
+
+log = logging.getLogger(__name__)
+
+TIMEOUT = 1.0
+CACHE_SECONDS = 5
+CACHE_KEY = "ops:broker-snapshot"
+QUICK_CACHE_KEY = "ops:broker-first-answer"
+KNOWN_KEY = "ops:known-workers"
+FULL_EVERY = 60  # seconds between inspections that wait the whole TIMEOUT
+WORKER_PREFIX = "worker:"
+
+
+@dataclass(frozen=True)
+class Worker:
+    name: str
+    concurrency: int | None = None
+    pid: int | None = None
+    uptime: int | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the broker and the workers said at `taken_at`."""
+
+    taken_at: datetime
+    broker_ok: bool
+    error: str = ""
+    workers: tuple[Worker, ...] = ()
+    queues: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def worker_names(self) -> set[str]:
+        return {w.name for w in self.workers}
+
+
+def snapshot(*, refresh: bool = False) -> Snapshot:
+    """The cached snapshot, or a fresh one (at most about 2 x TIMEOUT seconds)."""
+    if not refresh:
+        cached = cache.get(CACHE_KEY)
+        if cached is not None:
+            return cached
+    limit = expected_workers()
+    taken = take_snapshot(limit)
+    cache.set(CACHE_KEY, taken, CACHE_SECONDS)
+    _expect(taken, full=limit is None)
+    return taken
+
+
+def expected_workers() -> int | None:
+    """How many workers to wait for: the count of the last full inspection, so a
+    refresh returns once they all answered instead of waiting out TIMEOUT. None (wait
+    the whole TIMEOUT) when nothing is known, or every FULL_EVERY seconds, so new
+    workers are found."""
+    known = cache.get(KNOWN_KEY)
+    if not known or time.time() - known[1] > FULL_EVERY:
+        return None
+    return known[0] or None
+
+
+def _expect(taken: Snapshot, *, full: bool) -> None:
+    if not taken.broker_ok:
+        cache.delete(KNOWN_KEY)
+        return
+    known = cache.get(KNOWN_KEY)
+    full_at = time.time() if full or not known else known[1]
+    cache.set(KNOWN_KEY, (len(taken.workers), full_at), None)
+
+
+def first_answer() -> Snapshot:
+    """For /readyz: the full snapshot if cached, else one that stops at the first
+    worker's answer (milliseconds when a worker is up, not the whole TIMEOUT)."""
+    cached = cache.get(CACHE_KEY) or cache.get(QUICK_CACHE_KEY)
+    if cached is not None:
+        return cached
+    taken = take_snapshot(limit=1)
+    cache.set(QUICK_CACHE_KEY, taken, CACHE_SECONDS)
+    return taken
+
+
+def take_snapshot(limit: int | None = None) -> Snapshot:
+    """Ask the broker for queue depths and the workers for their stats; with `limit`,
+    stop waiting once that many workers answered."""
+    now = timezone.now()
+    try:
+        with broker_connection() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, timeout=TIMEOUT)
+            queues = queue_depths(conn, queue_names())
+            workers = ask_workers(conn, limit)
+    except Exception as exc:  # any transport error means "unreachable" to a person
+        log.warning("broker unreachable: %s", exc)
+        return Snapshot(taken_at=now, broker_ok=False, error=_one_line(exc))
+    _remember(workers)
+    return Snapshot(taken_at=now, broker_ok=True, workers=workers, queues=queues)
+
+
+def broker_connection() -> Connection:
+    return current_app.connection_for_write(
+        connect_timeout=TIMEOUT,
+        transport_options={"socket_connect_timeout": TIMEOUT, "socket_timeout": TIMEOUT},
+    )
+
+
+def ask_workers(conn: Connection, limit: int | None = None) -> tuple[Worker, ...]:
+    asking = current_app.control.inspect(timeout=TIMEOUT, connection=conn, limit=limit)
+    replies = asking.stats() or {}
+    return tuple(sorted((_worker(name, stats) for name, stats in replies.items()),
+                        key=lambda w: w.name))  # fmt: skip
+
+
+def _worker(name: str, stats: dict) -> Worker:
+    pool = stats.get("pool") or {}
+    return Worker(
+        name=name,
+        concurrency=pool.get("max-concurrency"),
+        pid=stats.get("pid"),
+        uptime=stats.get("uptime"),
+    )
+
+
+def queue_names() -> list[str]:
+    """The default queue, queues configured in Celery, and queues named by catalog jobs."""
+    from apps.jobs.catalog import all_jobs
+
+    conf = current_app.conf
+    names = {conf.task_default_queue}
+    names.update(q.name for q in conf.task_queues or ())
+    names.update(job.queue for job in all_jobs() if job.queue)
+    return sorted(names)
+
+
+def queue_depths(conn: Connection, names: list[str]) -> dict[str, int]:
+    return {name: queue_depth(conn, name) for name in names}
+
+
+def queue_depth(conn: Connection, name: str) -> int:
+    """Messages waiting; a passive declare works on Redis and AMQP alike."""
+    try:
+        with conn.channel() as channel:
+            return channel.queue_declare(queue=name, passive=True).message_count
+    except ChannelError:
+        return 0  # the queue does not exist yet (Redis: an empty list is no key)
+
+
+def _remember(workers: tuple[Worker, ...]) -> None:
+    try:
+        for worker in workers:
+            heartbeat.record(WORKER_PREFIX + worker.name, concurrency=worker.concurrency)
+    except DatabaseError:
+        log.warning("could not record worker heartbeats", exc_info=True)
+
+
+def last_seen(within: timedelta = timedelta(days=1)) -> dict[str, datetime]:
+    """When each worker last answered an inspection, for workers seen recently."""
+    since = timezone.now() - within
+    rows = Heartbeat.objects.filter(name__startswith=WORKER_PREFIX, seen_at__gte=since)
+    return {name.removeprefix(WORKER_PREFIX): seen for name, seen in
+            rows.values_list("name", "seen_at")}  # fmt: skip
+
+
+def _one_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]

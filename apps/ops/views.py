@@ -1,0 +1,80 @@
+"""The dashboard (staff), its live parts, and the probes /healthz, /readyz, /metrics."""
+
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from . import charts, dashboard, health, inspect, metrics
+
+# Each live part of the dashboard: what it shows, and how often it reloads (s).
+PARTS = {
+    "health": 5,
+    "workers": 5,
+    "queues": 5,
+    "runs": 3,
+    "failures": 15,
+    "missed": 15,
+    "charts": 60,
+}
+
+
+@staff_member_required
+def dashboard_page(request: HttpRequest) -> HttpResponse:
+    snap = inspect.snapshot()
+    context = {"parts": PARTS}
+    for name in PARTS:
+        context.update(part_context(name, request, snap))
+    return render(request, "ops/dashboard.html", context)
+
+
+@staff_member_required
+def dashboard_part(request: HttpRequest, name: str) -> HttpResponse:
+    if name not in PARTS:
+        raise Http404(name)
+    context = {"parts": PARTS, **part_context(name, request, inspect.snapshot())}
+    return render(request, f"ops/parts/{name}.html", context)
+
+
+def part_context(name: str, request: HttpRequest, snap: inspect.Snapshot) -> dict:
+    if name == "health":
+        return {"snap": snap, "beat": dashboard.beat_status(),
+                "incidents": dashboard.open_incidents()}  # fmt: skip
+    if name == "workers":
+        return {"snap": snap, "workers": dashboard.workers(snap)}
+    if name == "queues":
+        return {"snap": snap}
+    if name == "runs":
+        return {"active_runs": dashboard.in_progress(request.user)}
+    if name == "failures":
+        return {"failures": dashboard.recent_failures(request.user)}
+    if name == "missed":
+        return {"missed": dashboard.missed_schedules()}
+    data = dashboard.chart_data()
+    return {
+        "runs_chart": charts.runs_per_hour_svg(data["hours"], data["counts"]),
+        "durations_chart": charts.durations_svg(data["durations"]),
+    }
+
+
+@never_cache
+def healthz(request: HttpRequest) -> JsonResponse:
+    """The web process is alive; /readyz checks its dependencies."""
+    return JsonResponse({"status": "ok"})
+
+
+@never_cache
+def readyz(request: HttpRequest) -> JsonResponse:
+    checks = health.readiness()
+    body = health.as_json(checks)
+    return JsonResponse(body, status=200 if body["status"] == "ok" else 503)
+
+
+@never_cache
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    refused = metrics.denial(request)
+    if refused:
+        return HttpResponse("Not allowed: send the METRICS_TOKEN bearer token.\n",
+                            status=refused, content_type="text/plain")  # fmt: skip
+    return HttpResponse(metrics.render(), content_type=CONTENT_TYPE_LATEST)

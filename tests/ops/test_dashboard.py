@@ -1,0 +1,199 @@
+"""The dashboard at /: workers, queues, runs in progress, failures, missed, charts."""
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from apps.devstack import processes
+from apps.jobs.catalog import get_job
+from apps.jobs.dispatch import cancel_run, start_run
+from apps.jobs.models import Run, Source, State
+from apps.ops import heartbeat
+from apps.ops.models import Incident, Kind
+from tests.helpers import make_run, make_superuser, make_user, point_celery_at, wait_for
+
+from .makers import given_snapshot, make_finished_run, make_result
+
+
+@pytest.fixture
+def staff_client(client):
+    client.force_login(make_superuser())
+    return client
+
+
+@pytest.mark.django_db
+def test_the_dashboard_sends_anonymous_people_to_log_in(client):
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response.url.startswith("/admin/login/")
+
+
+@pytest.mark.django_db
+def test_the_dashboard_is_for_staff_only(client):
+    client.force_login(make_user("carol", staff=False))
+    assert client.get("/").status_code == 302
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_a_worker_up_the_dashboard_shows_it_and_a_run_in_progress(
+    staff_client, celery_worker
+):
+    heartbeat.record("beat")
+    run = start_run(get_job("apps.demo.tasks.countdown"), {"seconds": 20}, source=Source.WEB)
+    try:
+        wait_for(lambda: Run.objects.filter(pk=run.pk, progress_done__gte=1).exists())
+        page = staff_client.get("/").content.decode()
+    finally:
+        stop(run)
+    assert celery_worker.hostname in page
+    assert '<tr class="worker online">' in page
+    assert 'class="queue"><td>celery</td>' in page
+    assert 'role="progressbar"' in page
+    assert run.get_absolute_url() in page
+    assert "Broker unreachable" not in page
+
+
+def stop(run: Run) -> None:
+    """Cancel and wait: the session worker must not keep counting into other tests."""
+    cancel_run(run)
+    wait_for(lambda: Run.objects.filter(pk=run.pk, state=State.CANCELLED).exists(), 15)
+
+
+@pytest.mark.django_db
+def test_with_the_broker_down_the_page_renders_quickly_and_says_so(staff_client, redis_url):
+    point_celery_at(f"redis://127.0.0.1:{processes.free_port()}/0")
+    try:
+        began = time.monotonic()
+        response = staff_client.get("/")
+        elapsed = time.monotonic() - began
+    finally:
+        point_celery_at(redis_url)
+    assert response.status_code == 200
+    assert "Broker unreachable" in response.content.decode()
+    assert elapsed < 10  # generous: shared machine; a hang would be minutes
+
+
+@pytest.mark.django_db
+def test_the_broker_answer_is_cached_briefly_so_polling_does_not_ask_again(
+    staff_client, monkeypatch
+):
+    from apps.ops import inspect
+
+    asked = []
+    real = inspect.take_snapshot
+    monkeypatch.setattr(
+        inspect, "take_snapshot", lambda limit=None: asked.append(1) or real(limit)
+    )
+    for _ in range(3):
+        staff_client.get("/dashboard/workers/")
+    assert len(asked) == 1
+
+
+@pytest.mark.django_db
+def test_a_worker_that_stopped_answering_is_listed_as_offline(staff_client):
+    heartbeat.record("worker:gone@host")
+    given_snapshot("w1@host")
+    page = staff_client.get("/dashboard/workers/").content.decode()
+    assert '<tr class="worker offline">' in page
+    assert "gone@host" in page
+
+
+@pytest.mark.django_db
+def test_with_no_worker_answering_the_dashboard_warns(staff_client):
+    given_snapshot()
+    assert "No worker is answering" in staff_client.get("/").content.decode()
+
+
+@pytest.mark.django_db
+def test_recent_failures_show_the_error(staff_client):
+    given_snapshot("w1@host")
+    run = make_finished_run(state=State.FAILED)
+    make_result(task_id=run.task_id, status="FAILURE",
+                result='{"exc_type": "ValueError", "exc_message": ["bad input"]}')  # fmt: skip
+    page = staff_client.get("/dashboard/failures/").content.decode()
+    assert "ValueError" in page and "bad input" in page
+
+
+@pytest.mark.django_db
+def test_beat_down_and_missed_schedules_show_on_the_dashboard(staff_client):
+    given_snapshot("w1@host")
+    now = timezone.now()
+    Incident.objects.create(kind=Kind.MISSED_RUN, key="nightly", schedule_name="nightly",
+                            title="Schedule nightly missed its run", opened_at=now,
+                            last_seen_at=now, link="/admin/x/")  # fmt: skip
+    page = staff_client.get("/").content.decode()
+    assert "Beat is down" in page
+    assert '<tr class="missed">' in page and "nightly" in page
+
+
+@pytest.mark.django_db
+def test_the_charts_are_inline_svg_with_bars_per_state_and_percentiles_per_job(staff_client):
+    given_snapshot("w1@host")
+    make_finished_run(seconds=2)
+    make_finished_run(seconds=4, state=State.FAILED)
+    page = staff_client.get("/dashboard/charts/").content.decode()
+    assert page.count("<svg") == 2
+    assert 'class="bar state-succeeded"' in page and 'class="bar state-failed"' in page
+    assert "p50 2.0 s · p95 4.0 s · 2 runs" in page
+    assert "Add two numbers" in page
+
+
+@pytest.mark.django_db
+def test_each_part_reloads_itself_with_htmx_and_unknown_parts_are_404(staff_client):
+    given_snapshot("w1@host")
+    for part in ("health", "workers", "queues", "runs", "failures", "missed", "charts"):
+        page = staff_client.get(f"/dashboard/{part}/").content.decode()
+        assert f'hx-get="/dashboard/{part}/"' in page
+        assert 'hx-swap="outerHTML"' in page
+    assert staff_client.get("/dashboard/nothing/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_the_dashboard_runs_the_same_number_of_queries_for_few_or_many_runs(staff_client):
+    given_snapshot("w1@host")
+    heartbeat.record("beat")
+
+    def queries() -> int:
+        from django.core.cache import cache
+
+        cache.delete("ops:chart-data")
+        with CaptureQueriesContext(connection) as captured:
+            assert staff_client.get("/").status_code == 200
+        return len(captured)
+
+    for _ in range(2):
+        make_run("apps.demo.tasks.countdown", state=State.PROGRESS, progress_total=10)
+        make_finished_run(state=State.FAILED)
+    few = queries()
+    for _ in range(20):
+        make_run("apps.demo.tasks.countdown", state=State.PROGRESS, progress_total=10)
+        make_finished_run(state=State.FAILED)
+    assert queries() == few
+    assert Run.objects.filter(queued_at__gte=timezone.now() - timedelta(hours=1)).count() == 44
+
+
+@pytest.mark.django_db
+def test_a_refresh_waits_only_for_as_many_workers_as_the_last_full_look_found(monkeypatch):
+    from django.core.cache import cache
+
+    from apps.ops import inspect
+
+    limits = []
+
+    def take_snapshot(limit=None):
+        limits.append(limit)
+        workers = (inspect.Worker("a@host"), inspect.Worker("b@host"))
+        return inspect.Snapshot(timezone.now(), True, workers=workers)
+
+    monkeypatch.setattr(inspect, "take_snapshot", take_snapshot)
+    inspect.snapshot()
+    cache.delete(inspect.CACHE_KEY)
+    inspect.snapshot()
+    monkeypatch.setattr(inspect, "FULL_EVERY", -1)  # time for a full look again
+    cache.delete(inspect.CACHE_KEY)
+    inspect.snapshot()
+    assert limits == [None, 2, None]
