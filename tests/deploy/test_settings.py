@@ -24,7 +24,9 @@ def settings_variables() -> set[str]:
 
 def manage(tmp_path, *args: str, **env: str | None) -> subprocess.CompletedProcess:
     """Run manage.py in a production environment changed by `env` (None unsets)."""
-    clean = {k: v for k, v in os.environ.items() if k not in settings_variables()}
+    # DJANGO_ALLOW_ASYNC_UNSAFE is set by the browser tests in this process only.
+    unset = {*settings_variables(), "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    clean = {k: v for k, v in os.environ.items() if k not in unset}
     production = {
         "SECRET_KEY": secrets.token_urlsafe(50),
         "ALLOWED_HOSTS": "example.com",
