@@ -31,5 +31,19 @@ test-sqlite: $(STAMP)
 test-postgres: $(STAMP)
 	$(BIN)/python -m tests.run_suite --only postgres
 
+# The chaos suite at full size: 1,000 jobs through worker kills (`make test` sends 200),
+# then Redis, PostgreSQL and beat failures; on SQLite, then PostgreSQL. See
+# docs/reliability.md.
+chaos: $(STAMP)
+	CHAOS_JOBS=1000 $(BIN)/python -m tests.run_suite tests/reliability -m chaos
+
+# Benchmarks (not part of `make test`): each starts its own Redis and PostgreSQL and
+# rewrites its section of docs/performance.md. bench-quick takes minutes, bench hours.
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench.run --quick
+
 clean:
 	rm -rf var/test-* .pytest_cache

@@ -237,7 +237,7 @@ CELERY_RESULT_BACKEND = "apps.jobs.backend:SwitchyardBackend"
 CELERY_DB_REUSE_MAX = 2**62
 CELERY_RESULT_EXTENDED = True
 # While the database is unreachable (a restart, a failover), storing a state or result
-# is retried on a new connection (apps.jobs.backend) for up to about two minutes,
+# is retried on a new connection (apps.jobs.backend) for up to about three minutes,
 # instead of failing the job and losing its result.
 CELERY_RESULT_BACKEND_ALWAYS_RETRY = True
 CELERY_RESULT_BACKEND_MAX_RETRIES = 20

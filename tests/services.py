@@ -158,3 +158,64 @@ def _wait_for_amqp(url: str, server: subprocess.Popen, log: Path, timeout: float
         time.sleep(0.2)
     tail = log.read_text(errors="replace")[-2000:]
     raise RuntimeError(f"RabbitMQ did not accept AMQP connections at {url}:\n{tail}")
+
+
+class PostgresServer:
+    """A throwaway cluster that can be stopped and started again on the same port and
+    data directory, as a restarted database server is (pg_ctl, fast shutdown)."""
+
+    def __init__(self, database: str = "switchyard"):
+        self.bindir = postgres_bindir()
+        if self.bindir is None:
+            raise RuntimeError("no PostgreSQL binaries (initdb) found")
+        self.root = Path(tempfile.mkdtemp(prefix="switchyard-pg-restartable-"))
+        if os.geteuid() == 0:
+            user = pwd.getpwnam("postgres")
+            os.chown(self.root, user.pw_uid, user.pw_gid)
+        self.data = self.root / "data"
+        self.port = free_port()
+        self.database = database
+        self.url = f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _pg_ctl(self, *args: str) -> None:
+        subprocess.run(
+            _as_postgres_user([str(self.bindir / "pg_ctl"), "-D", str(self.data), *args]),
+            check=True, capture_output=True,
+        )  # fmt: skip
+
+    def create(self) -> None:
+        subprocess.run(
+            _as_postgres_user([str(self.bindir / "initdb"), "-D", str(self.data), "-U",
+                               "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]),
+            check=True, capture_output=True,
+        )  # fmt: skip
+        self.start()
+        subprocess.run(
+            [str(self.bindir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
+             "-U", "postgres", self.database], check=True,
+        )  # fmt: skip
+
+    def start(self) -> None:
+        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+                   "-c fsync=off -c synchronous_commit=off -c max_connections=200")  # fmt: skip
+        self._pg_ctl("start", "-w", "-l", str(self.root / "server.log"), "-o", options)
+        _wait_for_postgres(self.bindir, self.port)
+
+    def stop(self, mode: str = "fast") -> None:
+        """fast: roll back open transactions and drop every connection, then exit."""
+        self._pg_ctl("stop", "-w", "-m", mode)
+
+    def destroy(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def restartable_postgres(database: str = "switchyard") -> Iterator[PostgresServer]:
+    server = PostgresServer(database)
+    try:
+        server.create()
+        yield server
+    finally:
+        server.destroy()

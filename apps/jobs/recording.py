@@ -12,6 +12,7 @@ import contextvars
 import getpass
 import logging
 
+from billiard.exceptions import WorkerLostError
 from celery import current_app, signals
 from django.db import DatabaseError
 from django.db.models import F
@@ -24,6 +25,11 @@ log = logging.getLogger(__name__)
 # The task id whose Run row the dispatcher already wrote (web, API, CLI, admin).
 prerecorded: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "prerecorded", default=None
+)
+# A sender that records in bulk (the beat scheduler) sets a list here: run records are
+# collected into it instead of written one by one, and the sender marks them sent.
+bulk_records: contextvars.ContextVar[list | None] = contextvars.ContextVar(
+    "bulk_records", default=None
 )
 
 CELERY_STATES = {
@@ -67,6 +73,10 @@ def record_dispatch(sender: str, body, headers: dict, routing_key=None, **kwargs
         state=State.PENDING_SEND,
         queued_at=timezone.now(),
     )
+    collected = bulk_records.get()
+    if collected is not None:
+        collected.append(run)
+        return
     try:
         Run.objects.bulk_create([run], ignore_conflicts=True)
     except DatabaseError:
@@ -75,7 +85,7 @@ def record_dispatch(sender: str, body, headers: dict, routing_key=None, **kwargs
 
 @signals.after_task_publish.connect
 def record_sent(sender: str, headers: dict, **kwargs) -> None:
-    if not is_recorded(sender) or headers.get("retries"):
+    if bulk_records.get() is not None or not is_recorded(sender) or headers.get("retries"):
         return
     try:
         Run.objects.filter(task_id=headers.get("id"), state=State.PENDING_SEND).update(
@@ -96,16 +106,10 @@ def _os_user() -> str:
 def record_start(task_id: str, task, **kwargs) -> None:
     if not is_recorded(task.name):
         return
-    delivery = task.request.delivery_info or {}
-    fields = {
-        "state": State.STARTED,
-        "started_at": timezone.now(),
-        "worker": task.request.hostname or "",
-        "retries": task.request.retries or 0,
-        "deliveries": F("deliveries") + 1,
-    }
-    if delivery.get("redelivered"):
-        fields["note"] = "Redelivered after its worker was lost."
+    takes_over = getattr(task.backend, "takes_over_run_updates", None)
+    if takes_over is not None and takes_over(task):
+        return  # written with the STARTED result, one statement (apps/jobs/backend.py)
+    fields = {**start_values(task.request), "deliveries": F("deliveries") + 1}
     try:
         claimed = Run.objects.filter(task_id=task_id, state__in=STARTABLE_STATES).update(**fields)
     except DatabaseError:
@@ -122,11 +126,30 @@ def record_finish(task_id: str, task, state: str | None = None, **kwargs) -> Non
         return
     if getattr(task.request, "switchyard_skip", False):
         return
-    target = CELERY_STATES[state]
+    if getattr(task.request, "switchyard_outcome_stored", False):
+        return  # written with the result (apps/jobs/backend.py)
+    _update(task_id, **finish_values(state))
+
+
+def start_values(request) -> dict:
+    """The run's new columns when a worker starts it (besides one more delivery)."""
+    values = {
+        "state": State.STARTED,
+        "started_at": timezone.now(),
+        "worker": request.hostname or "",
+        "retries": request.retries or 0,
+    }
+    if (request.delivery_info or {}).get("redelivered"):
+        values["note"] = "Redelivered after its worker was lost."
+    return values
+
+
+def finish_values(celery_state: str) -> dict:
+    """The run's new columns for a Celery outcome (SUCCESS, FAILURE, RETRY, REVOKED)."""
+    target = CELERY_STATES[celery_state]
     if target in FINISHED_STATES:
-        _update(task_id, state=target, finished_at=timezone.now())
-    else:
-        _update(task_id, state=target)
+        return {"state": target, "finished_at": timezone.now()}
+    return {"state": target}
 
 
 @signals.task_revoked.connect
@@ -135,6 +158,46 @@ def record_revoked(request, terminated=False, expired=False, **kwargs) -> None:
         return
     note = "Expired before a worker ran it." if expired else ""
     _update(request.id, state=State.CANCELLED, finished_at=timezone.now(), note=note)
+
+
+@signals.worker_init.connect
+def fail_runs_lost_with_this_worker(sender, **kwargs) -> None:
+    """A worker starting under a name fails the runs its previous life left running.
+
+    Messages of late-acked jobs come back from the broker and run again; those of jobs
+    not safe to run twice were acknowledged on receipt and never come back, so their
+    runs would stay "started" forever. No task has started in this life yet.
+    """
+    hostname = getattr(sender, "hostname", None)
+    if not hostname:
+        return
+    try:
+        lost = Run.objects.filter(worker=hostname, state__in=[State.STARTED, State.PROGRESS])
+        for run in lost.only("pk", "task_id", "job_name"):
+            task = current_app.tasks.get(run.job_name)
+            if task is not None and not task.acks_late:
+                _fail_lost(run, hostname)
+    except DatabaseError:
+        log.exception("could not look for runs lost with worker %s", hostname)
+
+
+def _fail_lost(run: Run, hostname: str) -> None:
+    note = f"Its worker ({hostname}) was lost while it ran; not run again (not idempotent)."
+    if _update(run.task_id, state=State.FAILED, finished_at=timezone.now(), note=note):
+        current_app.backend.mark_as_failure(run.task_id, WorkerLostError(note))
+        log.warning("run %s failed: %s", run.task_id, note)
+
+
+@signals.task_rejected.connect
+def log_refused_message(message, exc=None, **kwargs) -> None:
+    """A message the worker refused (pickled, malformed) never runs; Celery's own log
+    line shows its body but not which task it claimed to be: this one does."""
+    headers = getattr(message, "headers", None) or {}
+    log.error(
+        "refused message %s for task %s (content type %s, origin %s): %s",
+        headers.get("id"), headers.get("task"), getattr(message, "content_type", None),
+        headers.get("origin"), exc,
+    )  # fmt: skip
 
 
 def _update(task_id: str, **fields) -> int:

@@ -95,7 +95,8 @@ class ScheduleForm(forms.Form):
     kind = forms.ChoiceField(
         label="Runs", choices=Kind.choices, initial=Kind.CRONTAB, widget=forms.RadioSelect
     )
-    every = forms.IntegerField(label="Every", required=False, initial=10)
+    # The column is a 32-bit integer on PostgreSQL; a larger value would be a 500.
+    every = forms.IntegerField(label="Every", required=False, initial=10, max_value=2**31 - 1)
     period = forms.ChoiceField(label="Period", choices=PERIODS, initial="minutes", required=False)
     minute = forms.CharField(label="Minute", initial="0", required=False, max_length=240)
     hour = forms.CharField(label="Hour", initial="*", required=False, max_length=96)

@@ -1,0 +1,168 @@
+"""django-celery-results' database backend, storing each state change with one statement.
+
+Selected in settings (CELERY_RESULT_BACKEND = "apps.jobs.backend:SwitchyardBackend").
+Same TaskResult table, same columns, same admin: only the writes differ.
+
+- The stock backend runs get_or_create then save() for every state (a SELECT, then an
+  INSERT in a transaction of its own, or a full-row UPDATE); this one runs a single
+  INSERT ... ON CONFLICT (task_id) DO UPDATE, which PostgreSQL and SQLite both accept.
+  date_created is kept from the first write; date_started is written by STARTED only.
+- The run record's own worker-side changes (started, then succeeded / failed / retrying)
+  ride along: apps.jobs.recording's prerun handler asks `takes_over_run_updates`, and
+  when this execution's STARTED result will be stored here, the run's UPDATE goes into
+  the same statement as the result (a data-modifying WITH on PostgreSQL; two statements
+  on SQLite). The signal handlers then skip what was written here.
+"""
+
+import functools
+
+from celery import states
+from celery.app.task import get_actual_ignore_result
+from django.db import InterfaceError, OperationalError, connections, router
+from django.utils import timezone
+from django_celery_results.backends.database import DatabaseBackend
+
+from .models import FINISHED_STATES, Run
+from .recording import STARTABLE_STATES, finish_values, start_values
+
+OUTCOMES = (states.SUCCESS, states.FAILURE, states.RETRY)
+
+
+class SwitchyardBackend(DatabaseBackend):
+    # With CELERY_RESULT_BACKEND_ALWAYS_RETRY, a write that fails because the database
+    # went away (a restart, a failover) is retried on a new connection, with a bound,
+    # instead of losing the result (the stock backend retries InterfaceError only).
+    # Tested by tests/reliability/test_postgres_restart.py.
+    def exception_safe_to_retry(self, exc: Exception) -> bool:
+        return isinstance(exc, OperationalError | InterfaceError)
+
+    def on_backend_retryable_error(self, exc: Exception) -> None:
+        connections[router.db_for_write(self.TaskModel)].close()
+
+    def takes_over_run_updates(self, task) -> bool:
+        """True if Celery will store this execution's STARTED result here (the same test
+        as celery.app.trace): its run's start and outcome are then written with them."""
+        request = task.request
+        if request.is_eager or not task.track_started or get_actual_ignore_result(task, request):
+            return False
+        request.switchyard_run_pending = True
+        return True
+
+    def _store_result(self, task_id, result, status, traceback=None, request=None, using=None):
+        content_type, content_encoding, result = self.encode_content(result)
+        meta = {**self._get_meta_from_request(request),
+                "children": self.current_task_children(request)}  # fmt: skip
+        row = {
+            "task_id": task_id,
+            "status": status,
+            "result": result,
+            "meta": self.encode_content(meta)[2],
+            "content_encoding": content_encoding,
+            "content_type": content_type,
+            **self._get_extended_properties(request, traceback),
+            # After the extended properties: the stock backend drops the traceback
+            # when result_extended is off.
+            "traceback": traceback,
+        }
+        if status == states.STARTED:
+            row["date_started"] = timezone.now()
+        connection = connections[using or router.db_for_write(self.TaskModel)]
+        run_sql = run_change(request, task_id, status, connection)
+        updated = store(connection, upsert_sql(self.TaskModel, row, connection), run_sql)
+        if run_sql is not None:
+            note_run_change(request, task_id, status, updated)
+        return result
+
+
+def run_change(request, task_id: str, status: str, connection) -> tuple[str, list] | None:
+    """The UPDATE of the run that this state implies, if this backend writes it."""
+    if not getattr(request, "switchyard_run_pending", False):
+        return None
+    if status == states.STARTED:
+        return run_update_sql(connection, task_id, start_values(request), STARTABLE_STATES,
+                              claim=True)  # fmt: skip
+    if status in OUTCOMES and not getattr(request, "switchyard_skip", False):
+        return run_update_sql(connection, task_id, finish_values(status), FINISHED_STATES,
+                              claim=False)  # fmt: skip
+    return None
+
+
+def note_run_change(request, task_id: str, status: str, updated: int) -> None:
+    """Tell the job body and the postrun handler what was written (see recording.py)."""
+    if status == states.STARTED:
+        # Cancelled while queued, or a duplicate of a finished run: the body is skipped.
+        request.switchyard_skip = updated == 0 and Run.objects.filter(task_id=task_id).exists()
+    else:
+        request.switchyard_outcome_stored = True
+
+
+def store(connection, result_sql: tuple[str, list], run_sql=None) -> int:
+    """Write the result, and the run if given: one round trip on PostgreSQL. Returns how
+    many runs were updated."""
+    with connection.cursor() as cursor:
+        if run_sql is None:
+            cursor.execute(*result_sql)
+            return 0
+        if connection.vendor == "postgresql":
+            sql = f"WITH run AS ({run_sql[0]} RETURNING 1), result AS ({result_sql[0]}) "
+            sql += "SELECT count(*) FROM run"
+            cursor.execute(sql, run_sql[1] + result_sql[1])
+            return cursor.fetchone()[0]
+        # The result first: whoever sees the run finished finds its result stored.
+        cursor.execute(*result_sql)
+        cursor.execute(*run_sql)
+        return cursor.rowcount
+
+
+def upsert_sql(model, row: dict, connection) -> tuple[str, list]:
+    """INSERT the result row, or UPDATE every column but task_id and date_created."""
+    now = timezone.now()
+    values = {"date_created": now, "date_done": now, **row}
+    return upsert_text(model, connection.alias, tuple(values)), db_values(
+        model, values, connection
+    )
+
+
+def run_update_sql(connection, task_id: str, values: dict, run_states, *, claim: bool):
+    """UPDATE the run's columns where its state is in run_states (claim: one more
+    delivery) or, for an outcome, where it is not (a finished run stays finished)."""
+    text = run_update_text(connection.alias, tuple(values), len(run_states), claim)
+    return text, [*db_values(Run, values, connection), task_id, *map(str, run_states)]
+
+
+def db_values(model, values: dict, connection) -> list:
+    # Plain strings and None go to the database as they are; the rest (dates, choices)
+    # through their field, as the ORM would send them.
+    return [value if value is None or type(value) is str
+            else model._meta.get_field(name).get_db_prep_save(value, connection)
+            for name, value in values.items()]  # fmt: skip
+
+
+# The statements' text depends only on the columns written: built once each.
+
+
+@functools.cache
+def upsert_text(model, alias: str, names: tuple[str, ...]) -> str:
+    quote = connections[alias].ops.quote_name
+    columns = [quote(model._meta.get_field(name).column) for name in names]
+    kept = {quote(model._meta.get_field(name).column) for name in ("task_id", "date_created")}
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in kept)
+    table, key = quote(model._meta.db_table), quote(model._meta.get_field("task_id").column)
+    placeholders = ", ".join(["%s"] * len(columns))
+    # Only quoted names from the models' meta in the text; every value is a parameter.
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders}) "  # noqa: S608
+    return sql + f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
+
+
+@functools.cache
+def run_update_text(alias: str, names: tuple[str, ...], states: int, claim: bool) -> str:
+    quote = connections[alias].ops.quote_name
+    column = {name: quote(Run._meta.get_field(name).column)
+              for name in (*names, "deliveries", "state", "task_id")}  # fmt: skip
+    assignments = [f"{column[name]} = %s" for name in names]
+    if claim:
+        assignments.append(f"{column['deliveries']} = {column['deliveries']} + 1")
+    placeholders = ", ".join(["%s"] * states)
+    sql = f"UPDATE {quote(Run._meta.db_table)} SET {', '.join(assignments)} "  # noqa: S608
+    return sql + (f"WHERE {column['task_id']} = %s AND {'' if claim else 'NOT '}"
+                  f"{column['state']} IN ({placeholders})")  # fmt: skip

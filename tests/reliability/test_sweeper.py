@@ -1,0 +1,70 @@
+"""The pieces the chaos scenarios lean on, one at a time: stuck runs found and re-sent,
+orphaned states reconciled, and runs lost with a worker failed when it comes back."""
+
+from datetime import timedelta
+from types import SimpleNamespace
+
+import pytest
+from django.utils import timezone
+from django_celery_results.models import TaskResult
+
+from apps.jobs import sweeper
+from apps.jobs.models import Run, State
+from apps.jobs.recording import fail_runs_lost_with_this_worker
+from tests.helpers import make_run, wait_for
+
+NOT_IDEMPOTENT = "apps.maintenance.tasks.run_command"
+IDEMPOTENT = "apps.demo.tasks.add"
+
+
+@pytest.mark.django_db
+def test_a_run_queued_past_the_threshold_is_stuck_and_a_fresh_one_is_not(settings):
+    settings.STUCK_QUEUED_AFTER_SECONDS = 600
+    old = make_run(queued_at=timezone.now() - timedelta(seconds=601))
+    make_run()
+    assert list(sweeper.stuck_runs()) == [old]
+
+
+@pytest.mark.django_db
+def test_a_run_started_on_a_worker_that_is_gone_is_stuck():
+    lost = make_run(state=State.STARTED, worker="gone@host")
+    make_run(state=State.STARTED, worker="alive@host")
+    assert list(sweeper.stuck_runs(alive_workers={"alive@host"})) == [lost]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stuck_run_re_sent_by_hand_runs_once_under_its_own_task_id(celery_worker):
+    run = make_run(parameters={"x": 2, "y": 3}, queued_at=timezone.now() - timedelta(hours=1))
+    assert sweeper.resend(run)
+    wait_for(lambda: Run.objects.filter(pk=run.pk, state=State.SUCCEEDED).exists())
+    run.refresh_from_db()
+    assert run.deliveries == 1 and "Re-sent by hand" in run.note
+    assert TaskResult.objects.get(task_id=run.task_id).result == "5"
+
+
+@pytest.mark.django_db
+def test_a_finished_run_is_not_re_sent():
+    assert not sweeper.resend(make_run(state=State.SUCCEEDED))
+
+
+@pytest.mark.django_db
+def test_reconcile_copies_a_final_state_a_lost_worker_could_not_record():
+    run = make_run(state=State.STARTED)
+    TaskResult.objects.create(task_id=run.task_id, status="FAILURE")
+    assert sweeper.reconcile() == 1
+    run.refresh_from_db()
+    assert run.state == State.FAILED and run.finished_at is not None
+
+
+@pytest.mark.django_db
+def test_a_worker_coming_back_fails_the_unsafe_runs_it_was_running_and_only_those():
+    unsafe = make_run(NOT_IDEMPOTENT, state=State.STARTED, worker="w1@host")
+    redelivered_later = make_run(IDEMPOTENT, state=State.STARTED, worker="w1@host")
+    elsewhere = make_run(NOT_IDEMPOTENT, state=State.STARTED, worker="w2@host")
+    fail_runs_lost_with_this_worker(sender=SimpleNamespace(hostname="w1@host"))
+    states = dict(Run.objects.values_list("pk", "state"))
+    assert states == {unsafe.pk: State.FAILED, redelivered_later.pk: State.STARTED,
+                      elsewhere.pk: State.STARTED}  # fmt: skip
+    unsafe.refresh_from_db()
+    assert "was lost while it ran" in unsafe.note
+    assert TaskResult.objects.get(task_id=unsafe.task_id).status == "FAILURE"
