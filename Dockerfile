@@ -17,6 +17,7 @@ RUN pip install -r requirements.txt
 COPY --chown=switchyard:switchyard manage.py ./
 COPY --chown=switchyard:switchyard project/ project/
 COPY --chown=switchyard:switchyard apps/ apps/
+COPY --chown=switchyard:switchyard templates/ templates/
 RUN mkdir -p var && chown switchyard:switchyard var
 
 USER switchyard

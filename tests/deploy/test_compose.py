@@ -156,3 +156,9 @@ def test_env_example_points_django_at_the_compose_db_and_redis():
     assert values["DATABASE_URL"].startswith("postgres://")
     assert "@db:5432/" in values["DATABASE_URL"]
     assert values["CELERY_BROKER_URL"] == "redis://redis:6379/0"
+
+
+def test_the_image_copies_every_top_level_folder_the_site_loads():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    for folder in ("project/", "apps/", "templates/"):
+        assert f" {folder} {folder}" in dockerfile, folder
