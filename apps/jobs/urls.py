@@ -10,4 +10,5 @@ urlpatterns = [
     path("runs/<int:pk>/", views.run_detail, name="run"),
     path("runs/<int:pk>/cancel/", views.run_cancel, name="cancel"),
     path("runs/<int:pk>/rerun/", views.run_again, name="rerun"),
+    path("runs/<int:pk>/resend/", views.run_resend, name="resend"),
 ]

@@ -25,7 +25,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import TaskResult
 
-from . import forms
+from . import forms, sweeper
 from .catalog import Job, ParameterError, all_jobs, get_job
 from .dispatch import cancel_run, rerun, start_run
 from .models import Run, Source, State
@@ -235,6 +235,29 @@ def run_again(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(rerun(run, source=Source.WEB, user=request.user, idempotency_key=key))
 
 
+@require_POST
+@login_required
+def run_resend(request: HttpRequest, pk: int) -> HttpResponse:
+    """Send a stuck run's message again (same task id: it still runs at most once)."""
+    run = runnable_run(request.user, pk)
+    if sweeper.resend(run):
+        messages.success(request, "Sent again.")
+    else:
+        messages.warning(request, "Not sent: the run is not stuck, or the broker is down.")
+    return redirect(run)
+
+
+def is_stuck(run: Run) -> bool:
+    """Queued past the threshold, or started on a worker that no longer answers."""
+    if run.is_finished:
+        return False
+    from apps.ops.inspect import snapshot  # the dashboard's cached, time-limited view
+
+    snap = snapshot()
+    alive = snap.worker_names if snap.broker_ok else None
+    return sweeper.stuck_runs(alive).filter(pk=run.pk).exists()
+
+
 def visible_run(user, pk: int) -> Run:
     """The run, if this user may see it: 403 otherwise, with nothing about it."""
     runs = Run.objects.select_related("requested_by", "rerun_of")
@@ -270,6 +293,7 @@ def run_context(user, run: Run) -> dict:
         "traceback": finished.traceback if finished else None,
         "can_cancel": allowed and may_cancel(run, job),
         "can_rerun": allowed,
+        "stuck": is_stuck(run),
         "schedule_url": schedule_url(run) if allowed and user.has_perm(ADD_SCHEDULE) else "",
         "rerun_key": uuid.uuid4(),
     }

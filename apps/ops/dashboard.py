@@ -16,6 +16,7 @@ from django.db.models.functions import TruncHour
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
+from apps.jobs import sweeper
 from apps.jobs.models import Run, State
 
 from . import heartbeat, inspect
@@ -54,6 +55,13 @@ def workers(snap: inspect.Snapshot) -> list[WorkerRow]:
 def in_progress(user, limit: int = 20) -> list[Run]:
     runs = Run.objects.visible_to(user).active().select_related("requested_by")
     return list(runs.order_by("-queued_at")[:limit])
+
+
+def stuck(user, snap: inspect.Snapshot, limit: int = 20) -> list[Run]:
+    """Runs no worker picked up in time, or whose worker is gone (broker permitting)."""
+    alive = snap.worker_names if snap.broker_ok else None
+    runs = sweeper.stuck_runs(alive).visible_to(user).select_related("requested_by")
+    return list(runs.order_by("queued_at")[:limit])
 
 
 def recent_failures(user, limit: int = 10) -> list[Run]:

@@ -14,6 +14,7 @@ PARTS = {
     "workers": 5,
     "queues": 5,
     "runs": 3,
+    "stuck": 15,
     "failures": 15,
     "missed": 15,
     "charts": 60,
@@ -47,6 +48,8 @@ def part_context(name: str, request: HttpRequest, snap: inspect.Snapshot) -> dic
         return {"snap": snap}
     if name == "runs":
         return {"active_runs": dashboard.in_progress(request.user)}
+    if name == "stuck":
+        return {"stuck_runs": dashboard.stuck(request.user, snap)}
     if name == "failures":
         return {"failures": dashboard.recent_failures(request.user)}
     if name == "missed":
