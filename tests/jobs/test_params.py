@@ -1,8 +1,8 @@
 """One description of a job's parameters, three faces: form, JSON schema, CLI strings."""
 
 import datetime as dt
-import re
 import enum
+import re
 from decimal import Decimal
 from typing import Literal
 
