@@ -265,6 +265,10 @@ SCHEDULING_REDIS_URL = env_str("SCHEDULING_REDIS_URL")
 # Seconds a beat's leader lease lives unless renewed; a standby beat takes over within
 # about 1.4 times this after the leader dies.
 BEAT_LEASE_SECONDS = env_int("BEAT_LEASE_SECONDS", 15, 2)
+# Whether beat sends Celery's task-sent event for every run (CELERY_TASK_SEND_SENT_EVENT
+# still holds for every other sender). Off: the run record already says when each run
+# was sent, and the event costs a quarter of beat's CPU at scale (docs/performance.md).
+BEAT_TASK_SENT_EVENTS = env_bool("BEAT_TASK_SENT_EVENTS", False)
 RESULT_RETENTION_DAYS = env_int("RESULT_RETENTION_DAYS", 30, 1)
 # Celery's built-in celery.backend_cleanup (run daily by beat) deletes results older
 # than this from django-celery-results.

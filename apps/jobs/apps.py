@@ -9,7 +9,8 @@ class JobsConfig(AppConfig):
         from django.db.models.signals import post_migrate
         from django.utils.module_loading import autodiscover_modules
 
-        from . import permissions, recording  # noqa: F401  (connects Celery signals)
+        # connections first: its task_prerun handler must run before recording's.
+        from . import connections, permissions, recording, timers  # noqa: F401  (signals)
 
         # Celery imports tasks modules lazily (only in workers and beat); the catalog
         # must be full in every process: web, manage.py (jobs, migrate's permissions).

@@ -118,9 +118,8 @@ def upsert_sql(model, row: dict, connection) -> tuple[str, list]:
     """INSERT the result row, or UPDATE every column but task_id and date_created."""
     now = timezone.now()
     values = {"date_created": now, "date_done": now, **row}
-    return upsert_text(model, connection.alias, tuple(values)), db_values(
-        model, values, connection
-    )
+    text = upsert_text(model, connection.alias, tuple(values))
+    return text, db_values(model, values, connection)
 
 
 def run_update_sql(connection, task_id: str, values: dict, run_states, *, claim: bool):

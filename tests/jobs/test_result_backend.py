@@ -9,8 +9,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django_celery_results.models import TaskResult
 
+from apps.demo.tasks import add
 from apps.jobs.backend import SwitchyardBackend
+from apps.jobs.models import Run, State
 from project import celery_app
+from tests.helpers import make_run
 
 pytestmark = pytest.mark.django_db
 
@@ -26,6 +29,12 @@ def make_request(**kw) -> Context:
     kw.setdefault("hostname", "celery@bench")
     kw.setdefault("periodic_task_name", "add every minute")
     return Context(**kw)
+
+
+def make_worker_request(run: Run, **kw) -> Context:
+    """A request whose run's updates the backend took over (as the prerun handler does)."""
+    return make_request(id=run.task_id, switchyard_run_pending=True, retries=0,
+                        delivery_info={}, **kw)  # fmt: skip
 
 
 def store(request: Context, result, status: str, traceback=None) -> int:
@@ -87,3 +96,81 @@ def test_the_stored_result_reads_back_through_the_backend():
     meta = celery_app.backend.get_task_meta(request.id, cache=False)
     assert (meta["status"], meta["result"]) == (states.SUCCESS, {"answer": [1, 2]})
     assert meta["task_name"] == "apps.demo.tasks.add"
+
+
+# The run's own state rides along with the result ------------------------------------------
+
+# One statement on PostgreSQL (a data-modifying WITH); SQLite runs the two in turn.
+STATEMENTS = 1 if connection.vendor == "postgresql" else 2
+
+
+def test_started_marks_the_run_started_in_the_same_statement():
+    run = make_run(state=State.QUEUED)
+    request = make_worker_request(run)
+    assert store(request, {"pid": 1}, states.STARTED) == STATEMENTS
+    run.refresh_from_db()
+    assert (run.state, run.worker, run.deliveries) == (State.STARTED, "celery@bench", 1)
+    assert run.started_at is not None and not request.switchyard_skip
+    assert TaskResult.objects.get(task_id=run.task_id).status == states.STARTED
+
+
+def test_the_outcome_marks_the_run_finished_in_the_same_statement():
+    run = make_run(state=State.QUEUED)
+    request = make_worker_request(run)
+    store(request, {"pid": 1}, states.STARTED)
+    assert store(request, 9, states.SUCCESS) == STATEMENTS
+    run.refresh_from_db()
+    assert run.state == State.SUCCEEDED and run.finished_at >= run.started_at
+    assert request.switchyard_outcome_stored
+
+
+def test_a_retry_marks_the_run_retrying_and_a_failure_failed():
+    run = make_run(state=State.QUEUED)
+    request = make_worker_request(run)
+    store(request, {"pid": 1}, states.STARTED)
+    store(request, ValueError("again"), states.RETRY)
+    assert Run.objects.get(pk=run.pk).state == State.RETRYING
+    store(request, ValueError("boom"), states.FAILURE, traceback="Traceback: boom")
+    assert Run.objects.get(pk=run.pk).state == State.FAILED
+
+
+def test_a_run_cancelled_while_queued_stays_cancelled_and_its_body_is_skipped():
+    run = make_run(state=State.CANCELLED)
+    request = make_worker_request(run)
+    store(request, {"pid": 1}, states.STARTED)
+    assert request.switchyard_skip
+    assert Run.objects.get(pk=run.pk).state == State.CANCELLED
+
+
+def test_a_finished_run_is_not_reopened_by_a_late_outcome():
+    run = make_run(state=State.CANCELLED)
+    store(make_worker_request(run), 9, states.SUCCESS)
+    assert Run.objects.get(pk=run.pk).state == State.CANCELLED
+
+
+def test_a_task_without_a_run_record_is_not_skipped():
+    request = make_request(switchyard_run_pending=True, retries=0, delivery_info={})
+    store(request, {"pid": 1}, states.STARTED)
+    assert not request.switchyard_skip
+
+
+def test_without_the_takeover_the_backend_leaves_the_run_alone():
+    run = make_run(state=State.QUEUED)
+    assert store(make_request(id=run.task_id), {"pid": 1}, states.STARTED) == 1
+    assert Run.objects.get(pk=run.pk).state == State.QUEUED
+
+
+def test_the_backend_takes_over_only_when_celery_stores_the_started_state():
+    backend = celery_app.backend
+    add.push_request(id="a", is_eager=False)
+    try:
+        assert backend.takes_over_run_updates(add)
+        add.request.ignore_result = True
+        assert not backend.takes_over_run_updates(add)
+    finally:
+        add.pop_request()
+    add.push_request(id="b", is_eager=True)
+    try:
+        assert not backend.takes_over_run_updates(add)
+    finally:
+        add.pop_request()

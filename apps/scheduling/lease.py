@@ -1,0 +1,133 @@
+"""A leader lease in Redis: at most one beat process dispatches at a time.
+
+The lease is one key holding its owner's token, with a time to live. The holder renews
+it every few seconds; when the holder dies, the key expires and the next process that
+asks gets it. Acquire-or-renew and release are Lua scripts, so a process only ever
+extends or deletes a lease it still owns.
+
+A process counts itself leader only until `valid_until`: the time it started its last
+successful renewal plus the TTL, less a safety margin. Measured on its own monotonic
+clock from *before* the call, so it stops dispatching before Redis lets the key go,
+however slow the answer was.
+"""
+
+import functools
+import logging
+import os
+import socket
+import time
+import uuid
+
+import redis
+from celery import current_app
+from django.conf import settings
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+log = logging.getLogger(__name__)
+
+BEAT_KEY = "switchyard:beat:leader"
+
+# Renew our own lease, or take a free one; 1 when the caller holds it afterwards.
+ACQUIRE_OR_RENEW = """
+local owner = redis.call('GET', KEYS[1])
+if owner == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    return 1
+end
+if not owner then
+    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+    return 1
+end
+return 0
+"""
+
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def owner_token() -> str:
+    """Who holds a lease, readable in logs and heartbeats: host:pid:random."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def scheduling_redis_url() -> str:
+    """SCHEDULING_REDIS_URL, else the broker's URL if the broker is Redis, else ""."""
+    if settings.SCHEDULING_REDIS_URL:
+        return settings.SCHEDULING_REDIS_URL
+    broker = current_app.conf.broker_url or ""
+    return broker if broker.startswith(("redis://", "rediss://")) else ""
+
+
+def redis_client() -> redis.Redis | None:
+    """The Redis that holds Switchyard's scheduling locks; None when there is none."""
+    url = scheduling_redis_url()
+    return client_for(url) if url else None
+
+
+@functools.lru_cache(maxsize=4)
+def client_for(url: str) -> redis.Redis:
+    """A client that fails fast: beat asks again on its next tick anyway."""
+    return redis.Redis.from_url(
+        url, socket_timeout=2, socket_connect_timeout=2, decode_responses=True,
+        retry=Retry(NoBackoff(), 0),
+    )  # fmt: skip
+
+
+class Lease:
+    """One named lease. With no Redis client it is always held (a single beat)."""
+
+    def __init__(self, client: redis.Redis | None, key: str, ttl: float, owner: str = ""):
+        self.client = client
+        self.key = key
+        self.ttl = ttl
+        self.owner = owner or owner_token()
+        self.margin = max(0.5, ttl / 10)
+        self.valid_until = 0.0
+
+    @property
+    def ttl_ms(self) -> int:
+        return int(self.ttl * 1000)
+
+    @property
+    def renew_every(self) -> float:
+        return self.ttl / 3
+
+    @property
+    def valid(self) -> bool:
+        return self.client is None or time.monotonic() < self.valid_until
+
+    def hold(self) -> bool:
+        """Acquire or renew; True while this process may act as the holder."""
+        if self.client is None:
+            return True
+        started = time.monotonic()
+        try:
+            held = self.client.eval(ACQUIRE_OR_RENEW, 1, self.key, self.owner, self.ttl_ms)
+        except redis.RedisError as exc:
+            log.warning("lease %s: Redis error, holding on until it lapses: %s", self.key, exc)
+            return self.valid
+        self.valid_until = started + self.ttl - self.margin if held else 0.0
+        return bool(held)
+
+    def release(self) -> None:
+        self.valid_until = 0.0
+        if self.client is None:
+            return
+        try:
+            self.client.eval(RELEASE, 1, self.key, self.owner)
+        except redis.RedisError as exc:
+            log.warning("lease %s: could not release (it will expire): %s", self.key, exc)
+
+    def holder(self) -> str | None:
+        if self.client is None:
+            return self.owner
+        return self.client.get(self.key)
+
+
+def beat_lease() -> Lease:
+    return Lease(redis_client(), BEAT_KEY, settings.BEAT_LEASE_SECONDS)

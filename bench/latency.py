@@ -1,0 +1,291 @@
+"""Trigger latency: a web POST (form or API) to the task starting, beside raw `.delay()`.
+
+    .venv/bin/python -m bench.latency [--triggers 200] [--quick] [--no-write]
+
+Starts its own Redis and PostgreSQL, then:
+
+1. raw Celery (a bare app, no Django, Redis results): `.delay()` of a task that returns
+   time.time() as its body starts; latency = that minus the time just before `.delay()`
+   (bench/baselines/clock_client.py, a process without Django);
+2. Switchyard: gunicorn (as in docker-compose.yml) and the project's prefork worker (2
+   processes); one trigger at a time on the idle stack, the three ways in turn:
+   `add.delay(1, 1)` from this process, the job form POSTed by a logged-in user, and
+   `POST /api/jobs/<job>/runs` with a bearer token. Latency = the run's started_at
+   (written by the worker as the task starts) minus the time just before the call.
+
+Same clock (one machine). Report: p50/p95/max per way, and the web response time. Written
+to docs/performance.md ("Trigger latency").
+"""
+
+import argparse
+import json
+import re
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import requests
+
+from apps.devstack import processes
+
+from .common import (
+    Stack,
+    command_line,
+    median,
+    percentile,
+    private_stack,
+    raw_result_backend,
+    running_worker,
+    worker_env,
+    write_section,
+)
+
+HEADING = "Trigger latency"
+
+
+@dataclass
+class Samples:
+    way: str
+    latencies: list[float]  # seconds from the call to the task started
+    responses: list[float]  # seconds the call itself took (empty: not measured)
+    recorded: list[float] = field(default_factory=list)  # seconds from the call to queued_at
+
+
+JOB = "apps.demo.tasks.add"
+CLOCK_QUEUE = "bench-clock"
+WARMUP = 5
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    with private_stack() as stack:
+        samples = [Samples("raw Celery `.delay()` (Redis results)",
+                           raw_latencies(stack, args.triggers), [])]  # fmt: skip
+        samples += switchyard_latencies(stack, args.triggers)
+    text = report(samples, args)
+    print(text)
+    if not args.no_write:
+        write_section(HEADING, text)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--triggers", type=int, default=200, help="per way of triggering")
+    parser.add_argument("--quick", action="store_true", help="30 triggers each")
+    parser.add_argument("--no-write", action="store_true", help="do not touch the docs")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.triggers = min(args.triggers, 30)
+    return args
+
+
+# Raw Celery -------------------------------------------------------------------------------
+
+
+def raw_latencies(stack: Stack, triggers: int) -> list[float]:
+    with running_worker(stack, "raw", "bench-latency-raw@localhost", "-c", "2",
+                        "-Q", CLOCK_QUEUE):  # fmt: skip
+        out = subprocess.run(
+            [processes.PYTHON, "-m", "bench.baselines.clock_client", stack.redis_url,
+             raw_result_backend(stack), CLOCK_QUEUE, str(triggers), str(WARMUP)],
+            env=worker_env(stack, "raw"), capture_output=True, text=True, check=True,
+        )  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# Switchyard ---------------------------------------------------------------------------------
+
+
+class Web:
+    """A logged-in browser session and an API token against the running web server."""
+
+    def __init__(self, base_url: str, username: str, password: str, token: str):
+        self.base_url, self.token = base_url, token
+        self.session = requests.Session()
+        login = f"{base_url}/admin/login/"
+        self.session.get(login, timeout=10)
+        self.session.post(login, timeout=10, data={
+            "username": username, "password": password, "next": "/",
+            "csrfmiddlewaretoken": self.session.cookies["csrftoken"],
+        })  # fmt: skip
+        assert "sessionid" in self.session.cookies, "login failed"
+
+    def post_form(self) -> tuple[int, float]:
+        data = {"x": "1", "y": "1", "idempotency_key": str(uuid.uuid4()),
+                "csrfmiddlewaretoken": self.session.cookies["csrftoken"]}  # fmt: skip
+        started = time.perf_counter()
+        response = self.session.post(f"{self.base_url}/jobs/{JOB}/", data=data,
+                                     allow_redirects=False, timeout=10)  # fmt: skip
+        elapsed = time.perf_counter() - started
+        location = response.headers.get("Location", "")
+        match = re.search(r"/runs/(\d+)/", location)
+        assert response.status_code == 302 and match, (response.status_code, location)
+        return int(match.group(1)), elapsed
+
+    def post_api(self) -> tuple[int, float]:
+        started = time.perf_counter()
+        response = requests.post(f"{self.base_url}/api/jobs/{JOB}/runs", timeout=10,
+                                 json={"parameters": {"x": 1, "y": 1}},
+                                 headers={"Authorization": f"Bearer {self.token}"})  # fmt: skip
+        elapsed = time.perf_counter() - started
+        assert response.status_code == 201, (response.status_code, response.text[:300])
+        return response.json()["id"], elapsed
+
+
+def delay() -> tuple[int, float]:
+    from apps.demo.tasks import add
+    from apps.jobs.models import Run
+
+    started = time.perf_counter()
+    sent = add.delay(1, 1)
+    elapsed = time.perf_counter() - started
+    return Run.objects.get(task_id=sent.id).pk, elapsed
+
+
+def switchyard_latencies(stack: Stack, triggers: int) -> list[Samples]:
+    username, password, token = make_caller()
+    with (running_worker(stack, "switchyard", "bench-latency@localhost", "-c", "2"),
+          web_server(stack) as base_url):  # fmt: skip
+        web = Web(base_url, username, password, token)
+        ways: dict[str, Callable[[], tuple[int, float]]] = {
+            "Switchyard `.delay()` (run recorded)": delay,
+            "Switchyard job form POST": web.post_form,
+            "Switchyard API POST (token)": web.post_api,
+        }
+        samples = [Samples(way, [], []) for way in ways]
+        for number in range(WARMUP + triggers):
+            for sample, trigger in zip(samples, ways.values(), strict=True):
+                latency, recorded, response = measure(trigger)
+                if number >= WARMUP:
+                    sample.latencies.append(latency)
+                    sample.recorded.append(recorded)
+                    sample.responses.append(response)
+    return samples
+
+
+def measure(trigger: Callable[[], tuple[int, float]]) -> tuple[float, float, float]:
+    """Seconds from the call to the run's started_at and to its queued_at (the run
+    record written), and the call's own duration; waits for the run to finish."""
+    from apps.jobs.models import Run
+
+    sent = time.time()
+    pk, response = trigger()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        run = Run.objects.only("queued_at", "started_at", "state").get(pk=pk)
+        if run.is_finished and run.started_at:
+            time.sleep(0.05)  # an idle stack between triggers
+            started, recorded = (run.started_at.timestamp() - sent,
+                                 run.queued_at.timestamp() - sent)  # fmt: skip
+            return started, recorded, response
+        time.sleep(0.005)
+    raise RuntimeError(f"run {pk} did not finish in 30 s")
+
+
+def make_caller() -> tuple[str, str, str]:
+    """A superuser (for the form) with an API token (for the API)."""
+    from django.contrib.auth import get_user_model
+
+    from apps.api.models import ApiToken
+
+    password = uuid.uuid4().hex
+    user = get_user_model().objects.create_superuser("bench", "bench@example.com", password)
+    return "bench", password, ApiToken.issue(user, "bench")[1]
+
+
+@contextmanager
+def web_server(stack: Stack) -> Iterator[str]:
+    """gunicorn as docker-compose.yml runs it, on a free loopback port, plain HTTP."""
+    port = processes.free_port()
+    env = stack.env(SECURE_SSL_REDIRECT="false", SECURE_COOKIES="false",
+                    ALLOWED_HOSTS="127.0.0.1", DEBUG="false")  # fmt: skip
+    server = processes.spawn([processes.PYTHON, "-m", "gunicorn", "project.wsgi:application",
+                              "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
+                             env=env)  # fmt: skip
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{base_url}/healthz", server)
+        yield base_url
+    finally:
+        processes.stop_all([server])
+
+
+def wait_for_http(url: str, server: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            if requests.get(url, timeout=10).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"web server at {url} did not answer")
+
+
+# Report ---------------------------------------------------------------------------------
+
+INTRO = """
+One trigger at a time on an idle stack (each run finishes, then 50 ms pass), {triggers}
+per way after {warmup} warm-up triggers, the three Switchyard ways in turn. Latency =
+the moment the task started, as the worker wrote it (Switchyard: the run's
+`started_at`; raw Celery: the task body's first line), minus the time just before the
+call; one machine, one clock. Web = gunicorn with one sync worker (docker-compose.yml's
+command) and the project's prefork worker with 2 processes, on private Redis and
+PostgreSQL. To run recorded = from the call to the run's `queued_at` (the moment the
+view, or `.delay()`'s publish signal, wrote the run record, just before publishing):
+the rest of "to started" is the broker and the worker. Response = how long the call
+itself took (the POST's response, or `.delay()` returning). Goal (issue 8): web POST to
+task started, p50 under 10 ms.
+
+The path of a form POST: gunicorn and Django's middleware (the session and the user: two
+queries); the view validates the form, looks up the idempotency key (one query), and
+takes `queued_at` ("to run recorded" ends here); it writes the run (BEGIN, INSERT,
+COMMIT) and, on commit, publishes the message (Celery builds it; LPUSH to Redis); the
+worker's main process takes it, sends a task-received event and hands it to a pool
+process, which takes `started_at` before its first query. Only that last stretch, the
+broker and worker hand-off, is what raw `.delay()` pays too; `.delay()` in Switchyard
+also writes the run record (one INSERT) before publishing.
+"""
+
+
+def ms(seconds: float) -> str:
+    return f"{1000 * seconds:.1f} ms"
+
+
+def report(samples: list[Samples], args) -> str:
+    lines = [
+        INTRO.format(triggers=args.triggers, warmup=WARMUP).strip(),
+        "",
+        f"Command: `{command_line('bench.latency')}`  ",
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.",
+        "",
+        "| trigger | to started: p50 | p95 | max | to run recorded p50 | response p50 |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for s in samples:
+        response = ms(median(s.responses)) if s.responses else "-"
+        recorded = ms(median(s.recorded)) if s.recorded else "-"
+        p50, p95, top = (ms(median(s.latencies)), ms(percentile(s.latencies, 0.95)),
+                         ms(max(s.latencies)))  # fmt: skip
+        lines.append(f"| {s.way} | {p50} | {p95} | {top} | {recorded} | {response} |")
+    return "\n".join([*lines, "", verdict(samples)])
+
+
+def verdict(samples: list[Samples]) -> str:
+    web = {s.way: median(s.latencies) for s in samples if "POST" in s.way}
+    raw = median(samples[0].latencies)
+    met = all(p50 < 0.010 for p50 in web.values())
+    numbers = ", ".join(
+        f"{way.removeprefix('Switchyard ')} p50 {ms(p50)}" for way, p50 in web.items()
+    )
+    return (f"**Goal 4 (web POST to task started, p50 under 10 ms)**: "
+            f"{'met' if met else 'not met'}: {numbers} (raw Celery `.delay()`: {ms(raw)}; "
+            f"`{command_line('bench.latency')}`).")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
