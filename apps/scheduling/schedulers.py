@@ -53,10 +53,12 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, connection
 from django_celery_beat.models import PeriodicTask, PeriodicTasks
 from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
+from django_celery_beat.tzcrontab import TzAwareCrontab
 
 from apps.jobs.models import Run, State
 from apps.jobs.recording import bulk_records, is_recorded
 from apps.ops import heartbeat
+from apps.scheduling.preview import DstSafeCrontab
 
 from . import overlap
 from .lease import Lease, beat_lease
@@ -86,6 +88,11 @@ class SwitchyardEntry(ModelEntry):
     def __init__(self, model, app=None):
         super().__init__(model, app=app)
         self.skip_overlap = _overlap_policy(model) == Overlap.SKIP
+        # Celery's crontab misses DST rules (docs/scheduling.md): fire as the preview says.
+        if isinstance(self.schedule, TzAwareCrontab) and not isinstance(
+            self.schedule, DstSafeCrontab
+        ):
+            self.schedule = DstSafeCrontab.of(self.schedule)
 
     @cached_property
     def reprs(self) -> dict[str, str]:

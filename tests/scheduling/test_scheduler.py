@@ -283,3 +283,24 @@ def test_an_overlap_policy_set_on_its_own_reaches_beat(scheduler):
     ScheduleOptions.objects.create(periodic_task=task, overlap=Overlap.SKIP)
     beat.tick()
     assert beat.schedule["a"].skip_overlap
+
+
+def test_beat_fires_a_crontab_by_the_dst_rules_of_the_preview():
+    """On Berlin's fall-back day an hourly job runs in the repeated hour too."""
+    from zoneinfo import ZoneInfo
+
+    from apps.scheduling.preview import DstSafeCrontab, next_run_after
+    from apps.scheduling.schedulers import SwitchyardEntry
+
+    berlin = ZoneInfo("Europe/Berlin")
+    cron = CrontabSchedule.objects.create(minute="0", hour="*", timezone=berlin)
+    model = PeriodicTask.objects.create(name="hourly", task="apps.demo.tasks.add", crontab=cron)
+    entry = SwitchyardEntry(model, app=celery_app)
+    assert isinstance(entry.schedule, DstSafeCrontab)
+    first_two = datetime(2026, 10, 25, 0, 0, tzinfo=ZoneInfo("UTC"))  # 02:00 CEST
+    following = next_run_after(model.schedule, first_two)
+    assert following - first_two == timedelta(hours=1)  # 02:00 CET, one real hour later
+    now = first_two + timedelta(minutes=30)
+    entry.schedule.nowfun = lambda: now
+    remaining = entry.schedule.remaining_estimate(first_two)
+    assert now + remaining == following
