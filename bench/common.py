@@ -14,6 +14,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from apps.devstack import processes
@@ -319,6 +320,13 @@ def write_preamble(text: str, path: Path = PERFORMANCE_DOC) -> None:
     lines[1:first] = ["", *text.strip().splitlines(), ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines).rstrip() + "\n")
+
+
+def measured() -> str:
+    """When, and how busy the machine was: ratios hold up under load, absolute times don't."""
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; load average {load} at the "
+            f"end ({os.cpu_count()} cores).")  # fmt: skip
 
 
 def median(values) -> float:

@@ -26,7 +26,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import requests
 
@@ -35,6 +34,7 @@ from apps.devstack import processes
 from .common import (
     Stack,
     command_line,
+    measured,
     median,
     percentile,
     private_stack,
@@ -261,7 +261,7 @@ def report(samples: list[Samples], args) -> str:
         INTRO.format(triggers=args.triggers, warmup=WARMUP).strip(),
         "",
         f"Command: `{command_line('bench.latency')}`  ",
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.",
+        measured(),
         "",
         "| trigger | to started: p50 | p95 | max | to run recorded p50 | response p50 |",
         "|---|---:|---:|---:|---:|---:|",
@@ -276,15 +276,15 @@ def report(samples: list[Samples], args) -> str:
 
 
 def verdict(samples: list[Samples]) -> str:
-    web = {s.way: median(s.latencies) for s in samples if "POST" in s.way}
-    raw = median(samples[0].latencies)
-    met = all(p50 < 0.010 for p50 in web.values())
-    numbers = ", ".join(
-        f"{way.removeprefix('Switchyard ')} p50 {ms(p50)}" for way, p50 in web.items()
-    )
+    web = [s for s in samples if "POST" in s.way]
+    met = all(median(s.latencies) < 0.010 for s in web)
+    numbers = "; ".join(f"{s.way.removeprefix('Switchyard ')} p50 {ms(median(s.latencies))}, "
+                        f"{ms(median(s.recorded))} of it before the run is recorded"
+                        for s in web)  # fmt: skip
     return (f"**Goal 4 (web POST to task started, p50 under 10 ms)**: "
-            f"{'met' if met else 'not met'}: {numbers} (raw Celery `.delay()`: {ms(raw)}; "
-            f"`{command_line('bench.latency')}`).")  # fmt: skip
+            f"{'met' if met else 'not met'}: {numbers}; raw Celery's own `.delay()` to "
+            f"start takes {ms(median(samples[0].latencies))} in the same run "
+            f"(`{command_line('bench.latency')}`).")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from .common import (
     Stack,
     command_line,
     is_raw,
+    measured,
     median,
     postgres_server_pid,
     private_stack,
@@ -198,7 +199,7 @@ def report(rounds: list[Round], args) -> str:
         INTRO.format(tasks=args.tasks).strip(),
         "",
         f"Command: `{command_line('bench.throughput')}`  ",
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.",
+        measured(),
         "",
         "| variant | round | tasks/s | publish tasks/s | CPU ms/task: worker | PostgreSQL "
         "| Redis |",

@@ -9,7 +9,7 @@ CONN_HEALTH_CHECKS the task's first query checks that a reused connection still 
 so a restarted PostgreSQL costs one reconnect, not a broken worker.
 
 Connected before apps.jobs.recording's handlers (apps.py imports this module first), so
-the run's "started" update already goes through a checked connection.
+whatever they and the result backend write goes through a checked connection.
 """
 
 from celery import signals
