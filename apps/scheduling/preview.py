@@ -280,11 +280,12 @@ def schedule_zone(task_or_schedule) -> ZoneInfo | None:
     return None
 
 
-def format_moment(moment: dt.datetime, zone) -> str:
-    """'Sun 2026-03-29 03:00 CEST (+02:00)' in the given zone."""
+def format_moment(moment: dt.datetime, zone, seconds: bool = False) -> str:
+    """'Sun 2026-03-29 03:00 CEST (+02:00)' in the given zone (with seconds: 03:00:15)."""
     local = moment.astimezone(zone)
     offset = local.strftime("%z")
-    return f"{local:%a %Y-%m-%d %H:%M} {local.tzname()} ({offset[:3]}:{offset[3:]})"
+    clock = f"{local:%H:%M:%S}" if seconds else f"{local:%H:%M}"
+    return f"{local:%a %Y-%m-%d} {clock} {local.tzname()} ({offset[:3]}:{offset[3:]})"
 
 
 @dataclass(frozen=True)
@@ -306,8 +307,9 @@ def preview(task: PeriodicTask, now: dt.datetime, count: int = 5, viewer_zone=No
     """Description and next runs, in the schedule's zone (UTC if none) and the viewer's."""
     own = schedule_zone(task) or UTC
     viewer = viewer_zone or timezone.get_current_timezone()
-    rows = [
-        PreviewRow(run, format_moment(run, own), format_moment(run, viewer))
-        for run in upcoming_runs(task, now, count)
-    ]
+    runs = upcoming_runs(task, now, count)
+    # Seconds are shown when they tell the runs apart (an interval of 10 seconds).
+    seconds = any(run.second or run.microsecond for run in runs)
+    rows = [PreviewRow(run, format_moment(run, own, seconds), format_moment(run, viewer, seconds))
+            for run in runs]  # fmt: skip
     return Preview(describe(task), str(own), str(viewer), rows)

@@ -107,6 +107,11 @@ def test_bad_input_from_a_shell_exits_2_with_one_line_and_no_traceback(subproces
     assert done.stderr.splitlines() == ["jobs: error: y: Enter a whole number."]
     assert Run.objects.count() == 0
 
+    done = manage("jobs", "frobnicate", env=subprocess_env)  # refused by argparse itself
+    assert done.returncode == 2
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+    assert done.stderr.startswith("jobs: error: argument ACTION: invalid choice: 'frobnicate'")
+
 
 # run: recorded and sent ---------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from django_celery_beat.models import PeriodicTask
 
 from apps.jobs.models import Run, Source
 from apps.scheduling.forms import ScheduleTaskForm, form_data
-from tests.scheduling.makers import make_crontab, make_schedule
+from tests.scheduling.makers import make_crontab, make_interval, make_schedule
 
 pytestmark = pytest.mark.django_db
 
@@ -146,6 +146,15 @@ def test_next_prints_the_next_runs_in_both_zones():
     assert len(lines) == 4
     assert all("09:00 JST (+09:00)" in line and "00:00 UTC (+00:00)" in line
                for line in lines[1:])  # fmt: skip
+
+
+def test_next_shows_seconds_when_an_interval_runs_within_a_minute():
+    last = dt.datetime(2026, 11, 27, 12, 0, 5, tzinfo=dt.UTC)
+    make_schedule("often", interval=make_interval(10, "seconds"), last_run_at=last)
+    PeriodicTask.objects.filter(name="often").update(last_run_at=last)  # save() resets it
+    lines = schedules("next", "often", "-n", "3")[1].splitlines()[1:]
+    assert len({line.split()[2] for line in lines}) == 3, lines
+    assert all(line.split()[2].count(":") == 2 for line in lines), lines
 
 
 def test_enable_disable_and_delete_say_what_they_did():

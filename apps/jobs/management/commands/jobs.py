@@ -7,24 +7,22 @@ was nothing to cancel); 2 on bad input (unknown job or run, bad parameters).
 import argparse
 import difflib
 import json
-import sys
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.core.serializers.json import DjangoJSONEncoder
 
 from apps.jobs import cli
 from apps.jobs.catalog import Job, ParameterError, all_jobs, get_job
+from apps.jobs.command_base import BAD_INPUT, OneLineErrorsCommand
 from apps.jobs.dispatch import cancel_run, rerun, start_run
 from apps.jobs.models import Run, Source, State
 
-BAD_INPUT = 2
 
-
-class Command(BaseCommand):
+class Command(OneLineErrorsCommand):
     help = "List the jobs; start a run; show, cancel or re-run a run (ID: run id or task id)."
 
     def add_arguments(self, parser) -> None:
-        actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+        actions = self.add_subcommands(parser)
         listing = actions.add_parser("list", help="the jobs, their parameters and queues")
         add_json_option(listing)
         run = actions.add_parser("run", help="start a run: jobs run NAME key=value ...")
@@ -39,16 +37,6 @@ class Command(BaseCommand):
                 add_wait_options(action)
             else:
                 add_json_option(action)
-
-    def execute(self, *args, **options):
-        """From a shell, errors read `jobs: error: ...` on one line (no traceback)."""
-        try:
-            return super().execute(*args, **options)
-        except CommandError as error:
-            if not getattr(self, "_called_from_command_line", False) or options["traceback"]:
-                raise
-            self.stderr.write(f"jobs: error: {error}")
-            sys.exit(error.returncode)
 
     def handle(self, *args, action: str, **options) -> None:
         getattr(self, f"handle_{action}")(**options)

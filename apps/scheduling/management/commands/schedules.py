@@ -9,14 +9,14 @@ from __future__ import annotations
 import difflib
 import json
 import re
-import sys
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from apps.jobs.catalog import ParameterError, get_job
 from apps.jobs.cli import os_user, parse_pairs
+from apps.jobs.command_base import BAD_INPUT, OneLineErrorsCommand
 from apps.jobs.models import Source
 from apps.scheduling import actions, preview
 from apps.scheduling.forms import (
@@ -28,37 +28,14 @@ from apps.scheduling.forms import (
 )
 from apps.scheduling.models import Overlap
 
-BAD_INPUT = 2
 PERIODS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
-class OneLineParser(CommandParser):
-    """Bad arguments end in one line and exit status 2, like every other bad input."""
-
-    def error(self, message: str):
-        raise CommandError(message, returncode=BAD_INPUT)
-
-    def parse_known_args(self, args=None, namespace=None):
-        """`key=value` words may follow the options too (argparse takes them only before)."""
-        namespace, extras = super().parse_known_args(args, namespace)
-        if any(action.dest == "params" for action in self._actions):
-            words = [word for word in extras if not word.startswith("-")]
-            namespace.params = [*(namespace.params or []), *words]
-            extras = [word for word in extras if word.startswith("-")]
-        return namespace, extras
-
-
-class Command(BaseCommand):
+class Command(OneLineErrorsCommand):
     help = "List, add, enable, disable, delete, preview and run periodic task schedules."
 
-    def create_parser(self, prog_name: str, subcommand: str, **kwargs) -> CommandParser:
-        parser = super().create_parser(prog_name, subcommand, **kwargs)
-        parser.error = OneLineParser.error.__get__(parser)
-        return parser
-
     def add_arguments(self, parser) -> None:
-        commands = parser.add_subparsers(dest="action", required=True, metavar="ACTION",
-                                         parser_class=OneLineParser)  # fmt: skip
+        commands = self.add_subcommands(parser)
         commands.add_parser("list", help="every schedule with its next run")
         add = commands.add_parser("add", help="add a schedule for a job")
         add.add_argument("name", metavar="NAME")
@@ -79,22 +56,6 @@ class Command(BaseCommand):
         upcoming = commands.add_parser("next", help="a schedule's next run times")
         upcoming.add_argument("name", metavar="NAME")
         upcoming.add_argument("-n", type=int, default=5, help="how many (default 5)")
-
-    def run_from_argv(self, argv) -> None:
-        try:
-            super().run_from_argv(argv)
-        except CommandError as error:  # from the parser, before execute()
-            self.stderr.write(f"schedules: error: {error}")
-            sys.exit(error.returncode)
-
-    def execute(self, *args, **options):
-        try:
-            return super().execute(*args, **options)
-        except CommandError as error:
-            if not getattr(self, "_called_from_command_line", False) or options["traceback"]:
-                raise
-            self.stderr.write(f"schedules: error: {error}")
-            sys.exit(error.returncode)
 
     def handle(self, *args, action: str, **options) -> None:
         getattr(self, f"handle_{action}")(**options)
