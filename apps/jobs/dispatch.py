@@ -34,10 +34,6 @@ def start_run(
 ) -> Run:
     """Validate, record and (after commit) send one run. Raises ParameterError."""
     parameters = clean_parameters(job, raw_parameters)
-    if idempotency_key:
-        existing = Run.objects.filter(idempotency_key=idempotency_key).first()
-        if existing:
-            return existing
     return record_and_send(
         job.name, parameters, source=source, user=user, label=label,
         idempotency_key=idempotency_key, rerun_of=rerun_of, options=options,
@@ -57,31 +53,48 @@ def record_and_send(
     rerun_of: Run | None = None,
     options: Mapping[str, Any] | None = None,
 ) -> Run:
-    """Write the run record now; publish the message once the transaction commits."""
+    """Write the run record now; publish the message once the transaction commits.
+
+    A run whose idempotency key was used before is not recorded again: the first run
+    with that key is returned instead (the unique key decides, so two posts of the same
+    form at once still make one run).
+    """
     options = dict(options or {})
+    run = Run(
+        task_id=str(uuid.uuid4()),
+        job_name=job_name,
+        parameters=dict(parameters),
+        args=list(args or []),
+        source=source,
+        requested_by=user if user is not None and user.is_authenticated else None,
+        requested_by_label=label or (user.get_username() if user else ""),
+        schedule_name=schedule_name,
+        queue=options.get("queue") or "",
+        state=State.PENDING_SEND,
+        queued_at=timezone.now(),
+        idempotency_key=idempotency_key,
+        rerun_of=rerun_of,
+    )
     try:
-        with transaction.atomic():
-            run = Run.objects.create(
-                task_id=str(uuid.uuid4()),
-                job_name=job_name,
-                parameters=dict(parameters),
-                args=list(args or []),
-                source=source,
-                requested_by=user if user is not None and user.is_authenticated else None,
-                requested_by_label=label or (user.get_username() if user else ""),
-                schedule_name=schedule_name,
-                queue=options.get("queue") or "",
-                state=State.PENDING_SEND,
-                queued_at=timezone.now(),
-                idempotency_key=idempotency_key,
-                rerun_of=rerun_of,
-            )
+        insert(run)
     except IntegrityError:
-        if idempotency_key:  # the same form posted twice at once
-            return Run.objects.get(idempotency_key=idempotency_key)
+        existing = idempotency_key and Run.objects.filter(idempotency_key=idempotency_key).first()
+        if existing:
+            return existing
         raise
     transaction.on_commit(lambda: send(run, options))
     return run
+
+
+def insert(run: Run) -> None:
+    """One INSERT, which commits by itself outside a transaction (the trigger latency's
+    critical path: no BEGIN and COMMIT round trips). Inside a caller's transaction it
+    gets a savepoint, so that a duplicate key leaves that transaction usable."""
+    if transaction.get_connection().in_atomic_block:
+        with transaction.atomic():
+            run.save(force_insert=True)
+    else:
+        run.save(force_insert=True)
 
 
 def send(run: Run, options: Mapping[str, Any] | None = None) -> bool:
