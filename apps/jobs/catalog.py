@@ -43,11 +43,17 @@ class Job:
         return f"run_{self.name}"[:100]
 
     def form_class(self) -> type[forms.Form]:
-        fields = {p.name: P.form_field(p) for p in self.params}
-        return type(f"{self.name.rsplit('.', 1)[-1].title()}Form", (forms.Form,), fields)
+        return _form_class(self)
 
     def json_schema(self) -> dict:
         return P.json_schema(self.params)
+
+
+@functools.cache
+def _form_class(job: Job) -> type[forms.Form]:
+    """Built once per job: a form class is a template (each form copies its fields)."""
+    fields = {p.name: P.form_field(p) for p in job.params}
+    return type(f"{job.name.rsplit('.', 1)[-1].title()}Form", (forms.Form,), fields)
 
 
 _CATALOG: dict[str, Job] = {}

@@ -1,6 +1,7 @@
 """Forms of the web views: a job's typed form, and the filters of the runs list."""
 
 import datetime as dt
+import functools
 import uuid
 from typing import Any
 
@@ -15,6 +16,7 @@ from .models import Source, State
 IDEMPOTENCY_KEY = "idempotency_key"
 
 
+@functools.cache
 def job_form_class(job: Job) -> type[forms.Form]:
     """The job's typed form, plus a hidden key (set at render) so a repeated POST
     starts one run."""
