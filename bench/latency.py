@@ -242,12 +242,13 @@ itself took (the POST's response, or `.delay()` returning). Goal (issue 8): web 
 task started, p50 under 10 ms.
 
 The path of a form POST: gunicorn and Django's middleware (the session and the user: two
-queries); the view validates the form, looks up the idempotency key (one query), and
-takes `queued_at` ("to run recorded" ends here); it writes the run (BEGIN, INSERT,
-COMMIT) and, on commit, publishes the message (Celery builds it; LPUSH to Redis); the
-worker's main process takes it, sends a task-received event and hands it to a pool
-process, which takes `started_at` before its first query. Only that last stretch, the
-broker and worker hand-off, is what raw `.delay()` pays too; `.delay()` in Switchyard
+queries); the view validates the form and takes `queued_at` ("to run recorded" ends
+here); it writes the run (one INSERT that commits by itself: a reused idempotency key
+fails on the unique index, and the first run with that key is returned instead) and
+publishes the message (Celery builds it; LPUSH to Redis); the worker's main process
+takes it and hands it to a pool process, which takes `started_at` as it stores the
+STARTED state. Only that last stretch, the broker and worker hand-off, is what raw
+`.delay()` pays too; `.delay()` in Switchyard
 also writes the run record (one INSERT) before publishing.
 """
 
