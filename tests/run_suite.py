@@ -40,7 +40,7 @@ def main() -> int:
         else:
             with postgres_cluster() as url:
                 results["postgres"] = run_pytest(
-                    "PostgreSQL", url, [*pytest_args, "-m", "not browser"]
+                    "PostgreSQL", url, [*pytest_args, "-m", "not browser and not once"]
                 )
     print("\n=== summary: " + ", ".join(f"{k}: {'ok' if v == 0 else 'FAILED'}"
                                        for k, v in results.items()) + " ===")  # fmt: skip

@@ -17,6 +17,7 @@ from tests.services import rabbitmq_server, rabbitmq_start_script
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.once,  # the broker is what it tests, not the database
     pytest.mark.django_db(transaction=True),  # the worker subprocess writes the results
     pytest.mark.skipif(
         rabbitmq_start_script() is None,
