@@ -1,8 +1,9 @@
 """An export's memory does not grow with the number of runs it writes.
 
 Peak Python allocations (tracemalloc) of an export of 6,000 runs (three batches) and of
-30,000 runs are about the same, while holding the 30,000 rows at once (plain tuples, far lighter than
-model instances) takes several times more: the bound between them discriminates.
+30,000 runs are about the same, while holding the 30,000 rows at once (plain tuples, far
+lighter than model instances) takes several times more: the bound between them
+discriminates.
 bench/export_memory.py measures the same at 1,000,000 runs, as peak RSS.
 """
 
