@@ -1,8 +1,10 @@
 """Alert emails: failed runs, missed schedules, beat down; one per incident, recovery."""
 
+import importlib
 from datetime import timedelta
 
 import pytest
+from django.apps import apps as django_apps
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
@@ -242,6 +244,10 @@ def test_beat_ticking_again_resolves_its_incident_with_a_recovery_email(mail):
 
 
 def test_the_sweep_is_installed_as_a_default_schedule_every_minute():
+    # What migrate ran (again, idempotent: a transactional test may have flushed the row).
+    importlib.import_module("apps.ops.migrations.0004_default_alert_schedule").install(
+        django_apps, None
+    )
     task = PeriodicTask.objects.get(task="apps.ops.tasks.check_alerts")
     assert (task.enabled, task.interval.every, task.interval.period) == (True, 1, "minutes")
 
