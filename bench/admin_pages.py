@@ -1,7 +1,7 @@
 """Pages at 1,000,000 rows: the results admin (stock beside Switchyard's), /runs/, /.
 
     .venv/bin/python -m bench.admin_pages [--rows 1000000] [--repeat 15] [--quick]
-                                          [--no-write]
+                                          [--no-stock] [--no-write]
 
 Starts its own PostgreSQL and Redis (bench.common.private_stack), loads N TaskResult
 rows and N matching Run rows with INSERT ... SELECT generate_series (30 days of history,
@@ -14,10 +14,12 @@ only its own indexes (Switchyard's apps.ops indexes dropped); then the indexes a
 created again and Switchyard's pages are timed. For the dashboard one worker runs: its
 broker answer is cached for 5 s; "broker asked again" empties that cache before each
 request (the first waits the full 1 s inspect timeout, later ones only until the known
-workers answered).
+workers answered). Before timing, the objects start-up made are frozen out of the
+garbage collector's sight, as project/wsgi.py does in a served process.
 """
 
 import argparse
+import gc
 import json
 import time
 from datetime import timedelta
@@ -42,11 +44,21 @@ run records on PostgreSQL. Stock is django-celery-results' own `TaskResultAdmin`
 own indexes; Switchyard's is `apps.ops.admin.ResultAdmin` with the indexes of
 `apps/ops/migrations/0003_taskresult_indexes.py`. Goal (issue 8): every page p95 < 200 ms.
 
-Where Switchyard's time goes (EXPLAIN ANALYZE at 1,000,000 rows): every query of a
-results page runs in under 10 ms (a count capped at 10,001 index entries, the planner's
-estimate past that, the page by an index range, one query for its runs, one for its
-schedules); the rest, about 100 ms, is the admin rendering 100 rows x 10 columns in
-Python, so p95 moves with the machine's load (2 cores shared with other work here).
+Where Switchyard's time goes (EXPLAIN ANALYZE and cProfile at 1,000,000 rows): every
+query of a results page runs in under 10 ms (a count capped at 10,001 index entries, the
+planner's estimate past that, the page by an index range, one query for its runs, one
+for its schedules) but page 500's, 11-20 ms (its 100 ids found in the index first, then
+their rows). The rest is Python, about 40 ms of CPU a page where it was about 90: the
+table's 100 rows x 10 columns are built in one pass (apps/ops/result_rows.py: each
+column worked out once a page, the stock admin's HTML; about 10 ms where Django's
+`items_for_result` took 35-55), the run and schedule links of a page cost one reverse()
+each, and the list does not read the stored results and tracebacks. What is left is the
+admin around the table (sidebar, filters, actions, pagination: about 15 ms), the page's
+runs as model instances (about 8 ms), and the request itself. The objects start-up made
+are frozen out of the garbage collector's sight (gc.freeze() in project/wsgi.py, and here
+before timing): without it, one request in about 40 waited 90-160 ms for a full
+collection. p95 still moves with the machine's load (2 cores shared with other work here).
+
 Stock spends its time on two full COUNT(*)s, SELECT DISTINCT over every row for each
 filter, the date drill-down, and five ORed substring scans for a search.
 """
@@ -75,10 +87,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=15, help="timed requests per page")
     parser.add_argument("--quick", action="store_true", help="100,000 rows, 5 requests")
+    parser.add_argument(
+        "--no-stock",
+        action="store_true",
+        help="time only Switchyard's pages (to iterate; implies --no-write)",
+    )
     parser.add_argument("--no-write", action="store_true", help="do not touch the docs")
     args = parser.parse_args(argv)
     if args.quick:
         args.rows, args.repeat = min(args.rows, 100_000), 5
+    args.no_write = args.no_write or args.no_stock
     return args
 
 
@@ -191,10 +209,9 @@ def measure(args, stack) -> list[dict]:
 
         client.force_login(get_user_model().objects.get(username="bench"))
         sample = _sample_task_id(connection)
-        set_ops_indexes(create=False)
-        stock = {name: time_page(client, url, args.repeat)
-                 for name, url in stock_pages(sample).items()}  # fmt: skip
-        set_ops_indexes(create=True)
+        gc.collect()
+        gc.freeze()  # as project/wsgi.py does after start-up
+        stock = {} if args.no_stock else time_stock_pages(client, sample, args.repeat)
         ours = {name: time_page(client, url, args.repeat)
                 for name, url in our_pages(sample).items()}  # fmt: skip
         worker = start_worker(stack)
@@ -204,6 +221,15 @@ def measure(args, stack) -> list[dict]:
             processes.stop_all([worker])
     rows = [{"page": name, "stock": stock.get(name), "ours": ours[name]} for name in ours]
     return rows + [{"page": name, "stock": None, "ours": timing} for name, timing in extra]
+
+
+def time_stock_pages(client, sample: str, repeat: int) -> dict[str, dict]:
+    """Stock's pages, with only django-celery-results' own indexes."""
+    set_ops_indexes(create=False)
+    try:
+        return {name: time_page(client, url, repeat) for name, url in stock_pages(sample).items()}
+    finally:
+        set_ops_indexes(create=True)
 
 
 def start_worker(stack):

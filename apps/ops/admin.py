@@ -14,7 +14,7 @@ from celery import states
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.views.main import ChangeList
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
@@ -24,12 +24,14 @@ from django_celery_results.models import TaskResult
 
 from apps.jobs.catalog import get_job
 
-from . import results
+from . import result_rows, results
 from .models import Incident
 from .paging import EstimatedCountPaginator
+from .result_rows import reverser
 
 UUID_LENGTH = 36
 EMPTY = "-"
+PAYLOADS = ("task_args", "task_kwargs", "result", "traceback", "meta")
 
 
 class ValueFilter(admin.SimpleListFilter):
@@ -87,8 +89,15 @@ class DoneWithinFilter(admin.SimpleListFilter):
 
 class ResultChangeList(ChangeList):
     def get_results(self, request) -> None:
+        # The list shows none of the stored payloads, which can be kilobytes a row; the
+        # detail page and the actions (which get their own queryset) still read them.
+        self.queryset = self.queryset.defer(*PAYLOADS)
         super().get_results(request)
         results.attach_runs(self.result_list)
+        _attach_links(self.result_list)
+
+    def result_table(self) -> dict:
+        return result_rows.result_table(self)
 
 
 admin.site.unregister(TaskResult)
@@ -100,6 +109,7 @@ class ResultAdmin(TaskResultAdmin):
                     "done", "worker", "links")  # fmt: skip
     list_filter = (StatusFilter, JobFilter, ScheduleFilter, WorkerFilter, DoneWithinFilter)
     date_hierarchy = None
+    change_list_template = "ops/admin/results_change_list.html"
     search_help_text = "An exact task id, or the start of a task name (apps.demo.tasks.add)."
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
@@ -158,13 +168,10 @@ class ResultAdmin(TaskResultAdmin):
     @admin.display(description="links")
     def links(self, result: TaskResult) -> str:
         parts = []
-        run = getattr(result, "run", None)
-        if run is not None:
-            parts.append(format_html('<a href="{}">run</a>', _run_url(run)))
-        if getattr(result, "schedule_pk", None):
-            url = reverse("admin:django_celery_beat_periodictask_change",
-                          args=[result.schedule_pk])  # fmt: skip
-            parts.append(format_html('<a href="{}">schedule</a>', url))
+        if getattr(result, "run_url", None):
+            parts.append(format_html('<a href="{}">run</a>', result.run_url))
+        if getattr(result, "schedule_url", None):
+            parts.append(format_html('<a href="{}">schedule</a>', result.schedule_url))
         return format_html(" · ".join(["{}"] * len(parts)), *parts) if parts else EMPTY
 
     # Actions --------------------------------------------------------------------------
@@ -204,11 +211,21 @@ class ResultAdmin(TaskResultAdmin):
                               messages.WARNING)  # fmt: skip
 
 
-def _run_url(run) -> str:
+def _attach_links(page: list[TaskResult]) -> None:
+    """Give each result `.run_url` and `.schedule_url` (or None): one reverse() for the
+    page instead of up to two per row (a third of the list's Python time at 100 rows)."""
+    run_url, schedule_url = _run_url(), reverser("admin:django_celery_beat_periodictask_change")
+    for result in page:
+        result.run_url = run_url(result.run.pk) if result.run else None
+        result.schedule_url = schedule_url(result.schedule_pk) if result.schedule_pk else None
+
+
+def _run_url():
+    """Run.get_absolute_url (the "jobs:run" page), or the run's admin page without it."""
     try:
-        return run.get_absolute_url()
+        return reverser("jobs:run")
     except NoReverseMatch:  # the run pages are not installed
-        return reverse("admin:jobs_run_change", args=[run.pk])
+        return reverser("admin:jobs_run_change")
 
 
 def _duration(value: timedelta | None) -> str:
