@@ -258,17 +258,29 @@ system time over the measured window as a share of one core: beat's process, and
 PostgreSQL's (every backend, including reconnects, and background process).
 
 Where Switchyard's time goes (cProfile and per-phase timers, 50,000 schedules): about
-0.7 ms of CPU per run sent. About 0.5 ms is Celery's own publish path (`apply_async`:
-routing, building the message, JSON, kombu), buffered into one Redis pipeline per
-batch; 0.1-0.2 ms writes the run records (Django's `bulk_create`); the heap, the due
-checks and the UPDATEs are a few percent. Switchyard's beat sends no `task-sent` event
-per run (`BEAT_TASK_SENT_EVENTS`, off by default: the run record says when each run was
-sent); stock sends one, as `CELERY_TASK_SEND_SENT_EVENT` asks, and so would ours with
-the setting on, for about 0.26 ms more per run (0.99 against 0.73 ms per run measured
-back to back). At 50,000 schedules (833 runs a second) beat therefore needs about 60-75 %
-of one core: it keeps up when it gets that, and falls behind when other work on this
-2-core machine takes it. Stock spends its time on a reconnect and a "changed?" query
-before every run sent, a comparison of all N entries per run, and per-run saves.
+0.5 ms of CPU per run sent, down from 0.7 ms. Celery's `apply_async` spent about half
+of its 0.5 ms a call on work that is the same for every run of a schedule (five
+settings read through Celery's layered configuration, the task's options merged,
+routing, an arguments check, a result object): beat now does that once per schedule
+(a send plan, `apps/scheduling/publishing.py`) and per run calls the two functions
+`apply_async` ends in, `create_task_message` and `send_task_message`, so messages and
+publish signals are unchanged. Per run that leaves about 0.25 ms in Celery and kombu
+(the message, JSON twice, the publish signal that makes the run record), 0.1 ms
+writing the records (Django's `bulk_create`), and a few percent for the heap, the due
+checks and the UPDATEs. Beat's entries are kept out of the garbage collector's full
+passes (`gc.freeze()` once loaded), which each paused it for about 0.3 s at 50,000. Beat
+also waits on PostgreSQL, about a fifth of its time at 50,000: each batch's records
+are inserted before its messages are flushed (that order is what makes a failover
+send each run once), then marked queued, then the run times saved; the server's work
+is mostly index upkeep. Switchyard's beat sends no `task-sent` event per run
+(`BEAT_TASK_SENT_EVENTS`, off by default: the run record says when each run was sent);
+stock sends one, as `CELERY_TASK_SEND_SENT_EVENT` asks, and so would ours with the
+setting on, for about 0.26 ms more per run (measured before the send plans). At 50,000
+schedules (833 runs a second) beat needs about 45 % of one core and a fifth of its wall
+time waiting: by these figures it falls behind only when other work on this 2-core
+machine leaves it less than about half a core (an estimate, not measured under load).
+Stock spends its time on a reconnect and a "changed?" query before every run sent, a
+comparison of all N entries per run, and per-run saves.
 """.strip()
 
 

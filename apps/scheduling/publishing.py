@@ -1,0 +1,132 @@
+"""Beat's publish path: Celery's own message building and sending, with the work that is
+the same for every run of a schedule done once per schedule instead of once per run.
+
+`Task.apply_async` spends about half of its time (docs/performance.md, "Beat at
+scale") on things that do not change between two runs of one schedule: five settings
+read through Celery's layered configuration (tens of microseconds each, as Django's
+settings are searched under several names), the task's execution options merged,
+routing, the arguments checked against the task's signature, and a result object
+nobody reads. A `SendPlan` does those once, and then per run calls the two functions
+`apply_async` ends in: `app.amqp.create_task_message` and `app.amqp.send_task_message`.
+The message (headers, properties, routing) and the publish signals, so every run is
+recorded, are the ones `apply_async` produces; tests/scheduling/test_publishing.py
+compares them. Routers of one's own (`task_routes`) still see every run; without them
+routing only looks up the named or default queue, once per destination. Beat runs
+inside no task, so there is no parent task whose ids a run would inherit.
+
+Runs that Celery would build differently each time keep the full `apply_async`: a
+schedule or task with an expiry (relative to the send time), a task that overrides
+`apply_async` or `shadow_name`, pydantic arguments, eager mode, or arguments that fail
+the signature check (so `apply_async` raises, and beat logs it, as before).
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from celery import Celery, Task
+
+# Per-schedule options routing carries through unchanged.
+CARRIED = ("headers", "argsrepr", "kwargsrepr")
+
+
+@dataclass(frozen=True)
+class SendPlan:
+    """What `apply_async` would work out for every run of one schedule."""
+
+    app: Celery
+    task: Task | None
+    name: str
+    args: list
+    kwargs: dict
+    options: dict[str, Any]  # execution options before routing, as send_task gets them
+    routed: dict[str, Any] | None  # the same, routed: None when routing is per run
+    time_limit: float | None
+    soft_time_limit: float | None
+    ignore_result: bool | None
+    sent_event: bool
+
+    def send(self, producer, task_id: str, headers: dict, **extra) -> None:
+        """Build and publish one run's message, as `apply_async` would."""
+        amqp = self.app.amqp
+        if self.routed is not None:
+            options = {**self.routed, **extra, "headers": headers}
+        else:
+            options = {**self.options, **extra, "headers": headers}
+            options = amqp.router.route(options, self.name, self.args, self.kwargs, self.task)
+        message = amqp.create_task_message(
+            task_id, self.name, self.args, self.kwargs,
+            reply_to=self.app.thread_oid, time_limit=self.time_limit,
+            soft_time_limit=self.soft_time_limit, create_sent_event=self.sent_event,
+            ignore_result=self.ignore_result, **options,
+        )  # fmt: skip
+        with producer.connection._reraise_as_library_errors():
+            if not self.ignore_result:
+                self.app.backend.on_task_call(producer, task_id)
+            amqp.send_task_message(producer, self.name, message, **options)
+
+
+class Planner:
+    """Makes the SendPlans of one scheduler, with the settings as they are now."""
+
+    def __init__(self, app: Celery):
+        self.app = app
+        self.eager = app.conf.task_always_eager
+        self.sent_event = app.conf.task_send_sent_event
+        self._routed: dict[tuple, dict] = {}
+
+    def plan(self, name: str, args: list, kwargs: dict, options: dict) -> SendPlan | None:
+        """The plan for sending task `name` with these arguments and options (argsrepr
+        and kwargsrepr included); None where Celery would build each run's message
+        differently (then use apply_async)."""
+        task = self.app.tasks.get(name)
+        if self.eager or (task is not None and not _plain_task(task, args, kwargs)):
+            return None
+        options = dict(options)
+        if task is not None:  # as apply_async: the task's own options, then the schedule's
+            options = {**task._get_exec_options(), **options}
+            options.setdefault("ignore_result", task.ignore_result)
+        if options.pop("expires", None) is not None or options.get("stamped_headers"):
+            return None
+        time_limit = options.pop("time_limit", None)
+        soft_time_limit = options.pop("soft_time_limit", None)
+        ignore_result = options.pop("ignore_result", None)
+        return SendPlan(self.app, task, name, args, kwargs, options,
+                        self._route(task, name, options), time_limit, soft_time_limit,
+                        ignore_result, self.sent_event)  # fmt: skip
+
+    def _route(self, task: Task | None, name: str, options: dict) -> dict | None:
+        """The routed options; None when task_routes has routers of its own, which then
+        see every run. Without them routing depends on the destination alone."""
+        router = self.app.amqp.router
+        if router.routes:
+            return None
+        destination = {key: value for key, value in options.items() if key not in CARRIED}
+        carried = {key: options[key] for key in CARRIED if key in options}
+        try:
+            key = tuple(sorted(destination.items()))
+            routed = self._routed.get(key)
+        except TypeError:  # an option that is no plain value: route it on its own
+            key, routed = None, None
+        if routed is None:
+            routed = router.route(dict(destination), name, (), {}, task)
+            if key is not None:
+                self._routed[key] = routed
+        return {**routed, **carried}
+
+
+def _plain_task(task: Task, args: list, kwargs: dict) -> bool:
+    """Celery's own apply_async and shadow_name, and arguments its check accepts."""
+    cls = type(task)
+    if cls.apply_async is not Task.apply_async or cls.shadow_name is not Task.shadow_name:
+        return False
+    if task._dump_pydantic_arguments is not None:
+        return False
+    if task.soft_time_limit and task.time_limit and task.soft_time_limit > task.time_limit:
+        return False
+    check_arguments = getattr(task, "__header__", None) if task.typing else None
+    if check_arguments is not None:
+        try:
+            check_arguments(*args, **kwargs)
+        except TypeError:
+            return False
+    return True
