@@ -158,6 +158,12 @@ def first_due_times(count: int, first_due: datetime) -> dict[str, datetime]:
 # One round --------------------------------------------------------------------------------
 
 
+# Both beats run with task events on, as a deployment watched by a monitor (Flower) has
+# them: stock then sends a task-sent event per run, Switchyard's beat none
+# (BEAT_TASK_SENT_EVENTS). With CELERY_TASK_EVENTS off (the default) neither sends one.
+EVENTS = "true"
+
+
 def run_round(stack: Stack, name: str, count: int, args: argparse.Namespace) -> Round:
     warmup = 10 + count / 2500  # beat's start-up reads every row
     window = args.minutes * PERIOD
@@ -168,7 +174,7 @@ def run_round(stack: Stack, name: str, count: int, args: argparse.Namespace) -> 
     with tempfile.NamedTemporaryFile(prefix=f"beat-{name}-", suffix=".log", delete=False) as log:
         beat = processes.spawn(
             processes.beat_command("-S", SCHEDULERS[name]),
-            env=stack.env(), stdout=log, stderr=subprocess.STDOUT,
+            env=stack.env(CELERY_TASK_EVENTS=EVENTS), stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     drain = Drain(stack.redis_url)
     try:
@@ -246,8 +252,9 @@ INTRO = """
 Every schedule an interval of 60 s, due times spread evenly over the minute; one
 `celery beat` process (INFO logging) with the stock `DatabaseScheduler` or Switchyard's
 `SwitchyardScheduler` (`apps/scheduling/schedulers.py`), alternated; broker Redis 6.2,
-PostgreSQL 15 (fsync off), both private to the run; no worker (the queue is emptied
-every 5 s). Both schedulers run inside Switchyard, so every run sent is also recorded
+PostgreSQL 15 (fsync off), both private to the run; task events on
+(`CELERY_TASK_EVENTS=true`, as with a monitor such as Flower); no worker (the queue is
+emptied every 5 s). Both schedulers run inside Switchyard, so every run sent is also recorded
 (`apps.jobs` run records): stock writes each record with two queries of its own as it
 sends, Switchyard's writes a batch's records with one INSERT and one UPDATE.
 

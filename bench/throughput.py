@@ -16,7 +16,7 @@ after round:
 - switchyard: the project's worker: run record kept current + result in PostgreSQL
   (SwitchyardBackend, connection reuse).
 
-All share Celery settings (JSON, result_extended, track_started, prefetch 1, task events).
+All share Celery settings (JSON, result_extended, track_started, prefetch 1, no task events).
 Report: tasks/s per round, medians, the ratio of each median to raw's, and CPU per task
 (worker, PostgreSQL, Redis). Written to docs/performance.md ("Result storage throughput").
 """
@@ -174,9 +174,9 @@ Django); stock = django-celery-results 2.6 as installed; stock-reuse (full runs)
 with `CELERY_DB_REUSE_MAX=1000`; Switchyard = the project's worker (run record kept
 current + result in PostgreSQL through `apps.jobs.backend.SwitchyardBackend`, connections
 reused under `CONN_MAX_AGE`/`CONN_HEALTH_CHECKS`). These four share Switchyard's Celery
-settings (JSON, result_extended, track_started, prefetch 1, task events on), so the
+settings (JSON, result_extended, track_started, prefetch 1, task events off), so the
 ratio to raw is like for like. Raw-defaults (full runs) is raw Celery with Celery's own
-defaults instead (no events, no STARTED write, no extended results, prefetch 4): the
+defaults instead (no STARTED write, no extended results, prefetch 4): the
 kind of number STACK-NOTES quotes, and a ceiling none of the others can reach. Variants
 alternate; the table shows every round, then medians and ratios. CPU columns: CPU
 milliseconds per task of the worker (main + pool), PostgreSQL (all its processes) and

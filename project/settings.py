@@ -254,8 +254,14 @@ CELERY_RESULT_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_ENABLE_UTC = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_WORKER_SEND_TASK_EVENTS = True
-CELERY_TASK_SEND_SENT_EVENT = True
+# Celery's task events (task-sent from every sender; received, started, succeeded... from
+# workers) are for monitors such as Flower. Switchyard reads none of them: its run records
+# say the same. Off (Celery's default), a trigger reaches its task sooner and a worker
+# spends less per task (docs/performance.md); Flower turns worker events on by itself
+# while it runs.
+CELERY_TASK_EVENTS = env_bool("CELERY_TASK_EVENTS", False)
+CELERY_WORKER_SEND_TASK_EVENTS = CELERY_TASK_EVENTS
+CELERY_TASK_SEND_SENT_EVENT = CELERY_TASK_EVENTS
 # django-celery-beat's DatabaseScheduler (same tables and admin), made to keep up with
 # tens of thousands of schedules and safe to run in two or more beat processes.
 CELERY_BEAT_SCHEDULER = "apps.scheduling.schedulers:SwitchyardScheduler"

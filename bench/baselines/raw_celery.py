@@ -16,8 +16,8 @@ app.conf.update(
     result_extended=True,
     task_track_started=True,
     worker_prefetch_multiplier=1,
-    worker_send_task_events=True,
-    task_send_sent_event=True,
+    worker_send_task_events=False,
+    task_send_sent_event=False,
     broker_connection_retry_on_startup=True,
 )
 

@@ -1,5 +1,5 @@
 """Raw Celery with Celery's defaults: no Django, results in Redis, and none of the
-settings Switchyard turns on (no task events, no STARTED state, no extended results,
+settings Switchyard turns on (no STARTED state, no extended results,
 prefetch 4). The kind of baseline quoted in STACK-NOTES; the throughput benchmark's
 second reference beside the like-for-like raw_celery.
 """

@@ -134,8 +134,8 @@ def test_a_tick_costs_the_same_few_queries_whether_it_sends_3_runs_or_30(queue, 
     assert many.count("UPDATE") <= 3  # runs marked queued, run times (a heartbeat)
 
 
-def test_beat_sends_no_task_sent_events_unless_told_to(scheduler, settings):
-    assert celery_app.conf.task_send_sent_event  # the project's setting
+def test_beat_sends_no_task_sent_events_unless_told_to(scheduler, settings, monkeypatch):
+    monkeypatch.setattr(celery_app.conf, "task_send_sent_event", True)  # CELERY_TASK_EVENTS
     beat = scheduler()
     assert not celery_app.conf.task_send_sent_event  # the run record says it already
     beat.close()
