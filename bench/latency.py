@@ -291,7 +291,27 @@ def report(samples: list[Samples], args) -> str:
         p50, p95, top = (ms(median(s.latencies)), ms(percentile(s.latencies, 0.95)),
                          ms(max(s.latencies))) if s.latencies else ("-", "-", "-")  # fmt: skip
         lines.append(f"| {s.way} | {p50} | {p95} | {top} | {recorded} | {response} |")
-    return "\n".join([*lines, "", verdict(samples)])
+    return "\n".join([*lines, "", *where_the_time_goes(samples), verdict(samples)])
+
+
+def where_the_time_goes(samples: list[Samples]) -> list[str]:
+    """The form POST's median split at the floor and at `queued_at`, beside raw Celery."""
+    by_way = {s.way: s for s in samples}
+    form, floor = by_way.get("Switchyard job form POST"), by_way.get(FLOOR)
+    if form is None or floor is None:
+        return []
+    total, recorded = median(form.latencies), median(form.recorded)
+    bare, raw = median(floor.responses), median(samples[0].latencies)
+    return [
+        f"Where a form POST's {ms(total)} goes (medians of this run): {ms(bare)} is the "
+        f"HTTP round trip and Django answering a request that does nothing (the floor); "
+        f"{ms(recorded - bare)} the session, the user, the form and the view up to "
+        f"`queued_at`; {ms(total - recorded)} the INSERT, Celery building and publishing "
+        f"the message, and the worker taking it and starting the task, a stretch where "
+        f"raw Celery's `.delay()` alone takes {ms(raw)}. The floor and raw Celery's own "
+        f"latency add up to {ms(bare + raw)} before any Switchyard code runs.",
+        "",
+    ]
 
 
 def verdict(samples: list[Samples]) -> str:
