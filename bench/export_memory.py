@@ -181,8 +181,8 @@ def verdict(results: list[Measurement], args) -> str:
     held, exported = by_job["hold"][1], by_job["export"][1]
     return (f"**Goal 5 ({args.rows:,}-row export and retention in constant memory)**: "
             f"{'met' if met else 'not met'}: the export's peak RSS at {exported.rows:,} rows is "
-            f"{flat['export']:+.0f} MiB from its peak at a tenth of them, the "
-            f"retention job's {flat['prune']:+.0f} MiB (flat: at most {FLAT_MIB} MiB); "
+            f"{round(flat['export']):+d} MiB from its peak at a tenth of them, the "
+            f"retention job's {round(flat['prune']):+d} MiB (flat: at most {FLAT_MIB} MiB); "
             f"holding the {held.rows:,} rows at once peaks at {held.peak_mib:,.0f} MiB "
             f"(`{command_line('bench.export_memory')}`).")  # fmt: skip
 
