@@ -129,9 +129,13 @@ def test_a_tick_costs_the_same_few_queries_whether_it_sends_3_runs_or_30(queue, 
 
     few, many = queries_for(3, "few"), queries_for(30, "many")
     assert len(sent_schedules(queue)) == 33
-    assert few == many
+    # The same statements for 30 runs as for 3. Writes on a timer (the heartbeat, a save
+    # of run times) may fall into either tick, so those are bounded, not matched.
+    timed = ("UPDATE", "WITH")
+    assert [sql for sql in few if sql not in timed] == [sql for sql in many if sql not in timed]
     assert many.count("INSERT") == 1  # the run records
-    assert many.count("UPDATE") <= 3  # runs marked queued, run times (a heartbeat)
+    for queries in (few, many):  # runs marked queued, run times, a heartbeat; twice at most
+        assert sum(queries.count(kind) for kind in timed) <= 6, queries
 
 
 def test_beat_sends_no_task_sent_events_unless_told_to(scheduler, settings, monkeypatch):
