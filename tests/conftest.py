@@ -112,3 +112,12 @@ def start_process(subprocess_env, tmp_path):
 
     yield start
     processes.stop_all(started)
+
+
+@pytest.fixture
+def root_client(client):
+    """Django's test client, logged in as a superuser."""
+    from tests.helpers import make_superuser
+
+    client.force_login(make_superuser())
+    return client

@@ -7,19 +7,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.jobs.models import Run, State
-from tests.helpers import make_run, make_superuser, wait_for
+from tests.helpers import make_run, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def an_hour_ago():
     return timezone.now() - timedelta(hours=1)
-
-
-@pytest.fixture
-def root_client(client):
-    client.force_login(make_superuser())
-    return client
 
 
 def test_a_run_queued_for_an_hour_is_flagged_stuck_on_its_page(root_client):

@@ -16,12 +16,6 @@ pytestmark = pytest.mark.django_db
 LIST = "/admin/django_celery_results/taskresult/"
 
 
-@pytest.fixture
-def root_client(client):
-    client.force_login(make_superuser())
-    return client
-
-
 def a_mixed_page() -> None:
     make_schedule("nightly add")
     make_run_with_result(schedule_name="nightly add", status="FAILURE")

@@ -15,18 +15,12 @@ from django_celery_results.models import TaskResult
 from apps.jobs.models import Run, Source, State
 from apps.ops.admin import ResultAdmin
 from apps.ops.paging import EstimatedCountPaginator
-from tests.helpers import make_run, make_superuser, make_user
+from tests.helpers import make_run, make_user
 
 from .makers import make_result, make_run_with_result, make_schedule
 
 pytestmark = pytest.mark.django_db
 LIST = "/admin/django_celery_results/taskresult/"
-
-
-@pytest.fixture
-def root_client(client):
-    client.force_login(make_superuser())
-    return client
 
 
 def test_our_admin_replaces_the_stock_one():
