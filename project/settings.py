@@ -210,11 +210,16 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 1500, 1)
 # another worker. Shorter brings them back sooner, but a job still running (or waiting
 # in a worker's prefetch) after this long is handed out twice; the chaos tests shorten it.
 CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", CELERY_TASK_TIME_LIMIT + 600, 1)
+_RESTORE_EVERY = max(1, min(10, CELERY_VISIBILITY_TIMEOUT // 10))
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
     # Workers look for such messages every this many seconds (kombu's default: 100).
-    "unacked_restore_interval": max(1, min(10, CELERY_VISIBILITY_TIMEOUT // 10)),
+    "unacked_restore_interval": _RESTORE_EVERY,
     "unacked_restore_throttle": 1,
+    # One worker at a time looks, under a lock that expires after this long. A worker
+    # killed while it held the lock would stop every restore for kombu's default, 300 s;
+    # restoring is a WATCHed transaction per message, so an overlap is harmless.
+    "unacked_mutex_expire": 5 * _RESTORE_EVERY,
     "socket_connect_timeout": 2,
     "socket_timeout": 5,
 }
@@ -228,6 +233,9 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_max": 0.5,
 }
 SWEEP_PENDING_AFTER_SECONDS = env_int("SWEEP_PENDING_AFTER_SECONDS", 10, 0)
+# A late-acked run never delivered this long, whose message Redis no longer holds, is
+# sent again by the sweeper (a worker killed as it took the message loses it).
+SWEEP_LOST_AFTER_SECONDS = env_int("SWEEP_LOST_AFTER_SECONDS", 60, 1)
 STUCK_QUEUED_AFTER_SECONDS = env_int("STUCK_QUEUED_AFTER_SECONDS", 600, 1)
 # django-celery-results' tables and admin; each state stored with one upsert (apps.jobs.backend).
 CELERY_RESULT_BACKEND = "apps.jobs.backend:SwitchyardBackend"

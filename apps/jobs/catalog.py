@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from celery import Task, current_task, shared_task, states
+from celery import Task, current_app, current_task, shared_task, states
 from celery.exceptions import Ignore
 from django import forms
 from django.core.exceptions import ValidationError
@@ -134,6 +134,15 @@ def _mark_cancelled(task: Task) -> None:
 
 def all_jobs() -> list[Job]:
     return sorted(_CATALOG.values(), key=lambda j: (j.group, j.title))
+
+
+def queue_names() -> list[str]:
+    """The default queue, queues configured in Celery, and queues named by catalog jobs."""
+    conf = current_app.conf
+    names = {conf.task_default_queue}
+    names.update(q.name for q in conf.task_queues or ())
+    names.update(job.queue for job in all_jobs() if job.queue)
+    return sorted(names)
 
 
 def get_job(name: str) -> Job | None:

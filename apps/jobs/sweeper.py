@@ -3,18 +3,25 @@
 - `send_pending`: runs recorded but never sent (the broker was down) are sent once.
 - `reconcile`: runs whose worker died before it could update the run record take
   the final state Celery stored in django-celery-results.
+- `resend_lost`: on Redis, a worker killed between taking a message and recording it
+  as unacknowledged loses it; a run never delivered whose message the broker no longer
+  holds is sent again (late-acked jobs only: a job not safe to run twice is not).
 - `stuck_runs` / `resend`: queued too long with no worker, or started on a worker that
   is gone; shown on the dashboard and the run page, and re-sent from there.
 """
 
 import logging
+import time
 from datetime import timedelta
 
+from celery import current_app
 from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
+from . import broker_held
+from .catalog import queue_names
 from .dispatch import send
 from .models import Run, State
 from .recording import CELERY_STATES
@@ -67,6 +74,47 @@ def reconcile() -> int:
     return fixed
 
 
+def resend_lost(older_than: timedelta | None = None, recheck_after: float = 1.0) -> int:
+    """Send again the late-acked runs, queued and never delivered for `older_than`, whose
+    message is in no queue and not unacknowledged: in two looks, `recheck_after` apart,
+    so a message a worker is taking at that moment is not counted lost."""
+    if older_than is None:
+        older_than = timedelta(seconds=settings.SWEEP_LOST_AFTER_SECONDS)
+    lost = _not_held(_undelivered(timezone.now() - older_than))
+    if lost and recheck_after:
+        time.sleep(recheck_after)
+    sent = 0
+    for run in _not_held(lost):
+        log.warning("run %s: the broker no longer holds its message; sending it again", run.pk)
+        sent += _reset_and_send(run, Q(state=State.QUEUED, deliveries=0),
+                                "Sent again: its message was lost by the broker.")  # fmt: skip
+    return sent
+
+
+def _undelivered(cutoff) -> list[Run]:
+    """Queued before `cutoff`, never started, of a late-acked job whose queue is known."""
+    runs = Run.objects.filter(state=State.QUEUED, deliveries=0, queued_at__lte=cutoff)
+    known = set(queue_names())
+    return [run for run in runs.order_by("queued_at")[:BATCH]
+            if _acks_late(run.job_name) and _queue(run) in known]  # fmt: skip
+
+
+def _not_held(runs: list[Run]) -> list[Run]:
+    if not runs:
+        return []
+    held = broker_held.held_task_ids({_queue(run) for run in runs})
+    return [] if held is None else [run for run in runs if run.task_id not in held]
+
+
+def _queue(run: Run) -> str:
+    return run.queue or current_app.conf.task_default_queue
+
+
+def _acks_late(job_name: str) -> bool:
+    task = current_app.tasks.get(job_name)
+    return task is not None and task.acks_late
+
+
 def stuck_runs(alive_workers: set[str] | None = None):
     """Queued past the threshold, or started on a worker not in `alive_workers`."""
     cutoff = timezone.now() - timedelta(seconds=settings.STUCK_QUEUED_AFTER_SECONDS)
@@ -78,10 +126,13 @@ def stuck_runs(alive_workers: set[str] | None = None):
 
 def resend(run: Run) -> bool:
     """Send a stuck run's message again, same task id: a worker runs it at most once."""
-    reset = Run.objects.filter(
-        pk=run.pk, state__in=[State.QUEUED, State.STARTED, State.PROGRESS, State.PENDING_SEND]
-    ).update(state=State.PENDING_SEND, note="Re-sent by hand after it got stuck.")
-    if not reset:
+    active = [State.QUEUED, State.STARTED, State.PROGRESS, State.PENDING_SEND]
+    return _reset_and_send(run, Q(state__in=active), "Re-sent by hand after it got stuck.")
+
+
+def _reset_and_send(run: Run, still: Q, note: str) -> bool:
+    """Mark the run waiting to be sent if it is `still` as found, then send it."""
+    if not Run.objects.filter(still, pk=run.pk).update(state=State.PENDING_SEND, note=note):
         return False
     run.refresh_from_db()
     return send(run, {"queue": run.queue} if run.queue else None)

@@ -5,6 +5,8 @@ from . import sweeper
 
 @shared_task(ignore_result=True, switchyard_record=False)
 def sweep() -> None:
-    """Housekeeping every 30 s: send runs left unsent, reconcile orphaned states."""
+    """Housekeeping every 30 s: send runs left unsent or lost by the broker, reconcile
+    orphaned states."""
     sweeper.send_pending()
+    sweeper.resend_lost()
     sweeper.reconcile()

@@ -17,6 +17,8 @@ from django.utils import timezone
 from kombu import Connection
 from kombu.exceptions import ChannelError
 
+from apps.jobs.catalog import queue_names
+
 from . import heartbeat
 from .models import Heartbeat
 
@@ -136,17 +138,6 @@ def _worker(name: str, stats: dict) -> Worker:
         pid=stats.get("pid"),
         uptime=stats.get("uptime"),
     )
-
-
-def queue_names() -> list[str]:
-    """The default queue, queues configured in Celery, and queues named by catalog jobs."""
-    from apps.jobs.catalog import all_jobs
-
-    conf = current_app.conf
-    names = {conf.task_default_queue}
-    names.update(q.name for q in conf.task_queues or ())
-    names.update(job.queue for job in all_jobs() if job.queue)
-    return sorted(names)
 
 
 def queue_depths(conn: Connection, names: list[str]) -> dict[str, int]:

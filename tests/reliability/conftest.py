@@ -15,6 +15,8 @@ from .stack import REPORTS, Fleet, Ledger, RedisServer
 # Short enough that a killed worker's jobs come back within the test, and longer than
 # any chaos job runs or waits in a worker's prefetch (see docs/reliability.md).
 VISIBILITY_TIMEOUT = 10
+# The workers' sweeps send again a message Redis lost after this long (see stack.py).
+LOST_AFTER = 20
 
 
 @pytest.fixture
@@ -44,6 +46,7 @@ def fleet(start_process, chaos_redis) -> Fleet:
     env = {
         "CELERY_BROKER_URL": chaos_redis.url,
         "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
+        "SWEEP_LOST_AFTER_SECONDS": str(LOST_AFTER),
     }
     return Fleet(start_process, env)
 

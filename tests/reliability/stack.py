@@ -11,12 +11,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import redis
 from django_celery_results.models import TaskResult
+from kombu.exceptions import OperationalError
 
 from apps.devstack import processes
 from apps.jobs import sweeper
 from apps.jobs.dispatch import record_and_send
 from apps.jobs.models import FINISHED_STATES, Run, Source, State
+from apps.jobs.tasks import sweep
 
 RECORD = "tests.reliability.chaos_jobs.record"
 RECORD_ONCE = "tests.reliability.chaos_jobs.record_once"
@@ -189,11 +192,19 @@ def unfinished(task_ids: list[str]) -> int:
 
 
 def sweep_until_finished(task_ids: list[str], timeout: float) -> None:
-    """What the `sweep` schedule does every 30 s, every second, until every run ended."""
+    """What the `sweep` schedule does every 30 s, more often, until every run ended: here
+    every second, and every 5 s in a worker too, where the chaos jobs are known (only a
+    process that knows a job acknowledges it late can tell a lost message is safe to
+    send again)."""
     deadline = time.monotonic() + timeout
+    next_sweep = 0.0
     while unfinished(task_ids) and time.monotonic() < deadline:
         sweeper.send_pending()
         sweeper.reconcile()
+        if time.monotonic() > next_sweep:
+            with contextlib.suppress(OperationalError):
+                sweep.delay()
+            next_sweep = time.monotonic() + 5
         time.sleep(1)
 
 
@@ -230,18 +241,49 @@ def count_runs(scenario: str, runs: list[Run], ledger: Ledger) -> Counts:
     )
 
 
-def describe(runs: list[Run], ledger: Ledger) -> str:
-    """The runs that did not end succeeded, for a failure message."""
+def describe(runs: list[Run], ledger: Ledger, broker_url: str | None = None) -> str:
+    """The runs that did not end succeeded, for a failure message, with where each one's
+    message is in the broker (a queue, the unacknowledged set, nowhere) if it is given."""
     ids = [run.task_id for run in runs]
     results = dict(TaskResult.objects.filter(task_id__in=ids).values_list("task_id", "status"))
     lines = ledger.lines()
-    return "\n".join(
-        f"{run.task_id} {run.state} deliveries={run.deliveries} worker={run.worker} "
-        f"result={results.get(run.task_id)} note={run.note!r} "
-        f"ledger={[(e, pid) for e, t, pid in lines if t == run.task_id]}"
+    failed = [
+        run
         for run in Run.objects.filter(task_id__in=ids)
         if run.state != State.SUCCEEDED or results.get(run.task_id) != "SUCCESS"
+    ]
+    found = whereabouts(broker_url, {run.task_id for run in failed}) if broker_url else {}
+    text = "\n".join(
+        f"{run.task_id} {run.state} deliveries={run.deliveries} worker={run.worker} "
+        f"result={results.get(run.task_id)} note={run.note!r} "
+        f"ledger={[(e, pid) for e, t, pid in lines if t == run.task_id]} "
+        f"broker={found.get(run.task_id, 'nowhere')}"
+        for run in failed
     )
+    return text + (f"\nbroker: {broker_state(broker_url)}" if broker_url else "")
+
+
+def whereabouts(broker_url: str, task_ids: set[str]) -> dict[str, str]:
+    """Which Redis key (a queue list, or kombu's `unacked` hash) holds each task's message."""
+    client = redis.Redis.from_url(broker_url)
+    places = {}
+    for key in client.scan_iter(_type="list"):
+        for raw in client.lrange(key, 0, -1):
+            places.update(dict.fromkeys(_ids_in(raw, task_ids), f"queue {key!r}"))
+    for raw in client.hvals("unacked"):
+        places.update(dict.fromkeys(_ids_in(raw, task_ids), "unacked"))
+    return places
+
+
+def _ids_in(raw: bytes, task_ids: set[str]) -> list[str]:
+    text = raw.decode(errors="replace")
+    return [task_id for task_id in task_ids if task_id in text]
+
+
+def broker_state(broker_url: str) -> str:
+    client = redis.Redis.from_url(broker_url)
+    return (f"unacked={client.hlen('unacked')} "
+            f"unacked_mutex ttl={client.ttl('unacked_mutex')}s")  # fmt: skip
 
 
 def send_many(ledger_path: str, count: int, seconds: float) -> None:

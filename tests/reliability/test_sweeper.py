@@ -1,16 +1,20 @@
 """The pieces the chaos scenarios lean on, one at a time: stuck runs found and re-sent,
-orphaned states reconciled, and runs lost with a worker failed when it comes back."""
+messages the broker lost sent again, orphaned states reconciled, and runs lost with a
+worker failed when it comes back."""
 
 from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
+import redis
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
 from apps.jobs import sweeper
-from apps.jobs.models import Run, State
+from apps.jobs.dispatch import record_and_send
+from apps.jobs.models import Run, Source, State
 from apps.jobs.recording import fail_runs_lost_with_this_worker
+from project import celery_app
 from tests.helpers import make_run, wait_for
 
 NOT_IDEMPOTENT = "apps.maintenance.tasks.run_command"
@@ -68,3 +72,62 @@ def test_a_worker_coming_back_fails_the_unsafe_runs_it_was_running_and_only_thos
     unsafe.refresh_from_db()
     assert "was lost while it ran" in unsafe.note
     assert TaskResult.objects.get(task_id=unsafe.task_id).status == "FAILURE"
+
+
+def sent_a_while_ago(job_name: str = IDEMPOTENT, **parameters) -> Run:
+    run = record_and_send(job_name, parameters, source=Source.SHELL, label="test")
+    Run.objects.filter(pk=run.pk).update(queued_at=timezone.now() - timedelta(minutes=5))
+    return run
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_message_a_dying_worker_took_from_redis_is_sent_again_and_runs_once(chaos_redis, fleet):
+    run = sent_a_while_ago(x=2, y=3)
+    broker = redis.Redis.from_url(chaos_redis.url)
+    assert broker.rpop("celery")  # taken, as by a worker killed before it noted it unacked
+
+    assert sweeper.resend_lost() == 1
+    assert broker.llen("celery") == 1
+    fleet.start("w1")
+    wait_for(lambda: Run.objects.filter(pk=run.pk, state=State.SUCCEEDED).exists(), timeout=60)
+    run.refresh_from_db()
+    assert run.deliveries == 1 and "lost by the broker" in run.note
+    assert TaskResult.objects.get(task_id=run.task_id).result == "5"
+    assert sweeper.resend_lost() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_message_waiting_in_its_queue_or_held_by_a_worker_is_not_sent_again(chaos_redis):
+    waiting = sent_a_while_ago(x=1, y=1)
+    assert sweeper.resend_lost(recheck_after=0) == 0
+
+    with celery_app.connection_for_read() as connection:
+        taken = connection.SimpleQueue("celery").get(timeout=5)  # unacknowledged
+        assert taken.headers["id"] == waiting.task_id
+        assert sweeper.resend_lost(recheck_after=0) == 0
+        taken.ack()
+    assert sweeper.resend_lost(recheck_after=0) == 1  # now it is gone
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lost_message_is_not_sent_again_if_the_job_is_unsafe_to_run_twice_or_young(
+    chaos_redis,
+):
+    make_run(NOT_IDEMPOTENT, queued_at=timezone.now() - timedelta(minutes=5))
+    make_run(IDEMPOTENT)  # queued just now: its message may still be on its way
+    make_run(IDEMPOTENT, deliveries=1, queued_at=timezone.now() - timedelta(minutes=5))
+    assert sweeper.resend_lost(recheck_after=0) == 0
+
+
+def test_a_worker_killed_holding_the_restore_lock_pauses_restores_briefly_not_5_minutes():
+    with celery_app.connection_for_read() as connection:
+        channel = connection.default_channel
+        assert channel.unacked_mutex_expire == 5 * channel.unacked_restore_interval
+        assert channel.unacked_mutex_expire <= 50 < 300
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_redis_unreachable_the_sweeper_sends_nothing_again_and_goes_on(chaos_redis):
+    make_run(IDEMPOTENT, queued_at=timezone.now() - timedelta(minutes=5))
+    chaos_redis.stop()
+    assert sweeper.resend_lost(recheck_after=0) == 0

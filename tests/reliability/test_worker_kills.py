@@ -6,6 +6,7 @@ process. Every idempotent job must end succeeded; a job not safe to run twice mu
 failed, never run twice.
 """
 
+import os
 import time
 
 import pytest
@@ -35,7 +36,8 @@ pytestmark = [
 ]
 
 WORKERS = ("chaos1", "chaos2")
-KILL_EVERY = 4.0
+# CHAOS_KILL_EVERY=1 kills four times as often, to hunt for rare losses.
+KILL_EVERY = float(os.environ.get("CHAOS_KILL_EVERY", "4"))
 # SIGKILL a whole worker (restarted at once), or one pool process, in turn.
 KILL_PLAN = [("chaos1", "worker"), ("chaos2", "pool process"),
              ("chaos2", "worker"), ("chaos1", "pool process")]  # fmt: skip
@@ -70,7 +72,7 @@ def kill_while_running(fleet, ledger: Ledger, child: Run, whole: Run) -> None:
 
 
 def test_every_job_succeeds_while_workers_are_killed_and_unsafe_ones_fail_instead(
-    fleet, ledger, chaos_jobs, record_property
+    fleet, ledger, chaos_jobs, chaos_redis, record_property
 ):
     for name in WORKERS:
         fleet.start(name)
@@ -101,7 +103,7 @@ def test_every_job_succeeds_while_workers_are_killed_and_unsafe_ones_fail_instea
         unsafe_ran_twice=sum(starts[run.task_id] > 1 for run in unsafe),
     )
     report(counts, record_property)
-    assert counts.lost == 0, describe(runs, ledger)
+    assert counts.lost == 0, describe(runs, ledger, chaos_redis.url)
     assert counts.extra["unsafe_failed"] == 2
     assert counts.extra["unsafe_ran_twice"] == 0
     assert fleet.kills["worker"] >= 2 and fleet.kills["pool process"] >= 1

@@ -1,0 +1,62 @@
+"""Which task messages a Redis broker still holds: waiting in a queue, or taken by a
+worker and not yet acknowledged (kombu's `unacked` hash).
+
+The sweeper asks this before it re-sends a run whose message may be lost
+(`sweeper.resend_lost`). One MULTI reads every list and the hash together, so a message
+kombu moves from `unacked` back to its queue in a transaction of its own is seen in one
+place or the other, never in neither.
+"""
+
+import json
+import logging
+
+from celery import current_app
+from kombu.exceptions import OperationalError
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+# Past this many messages in the queues looked at (or unacknowledged), the broker is
+# not read: a backlog that long is not where a lost message would be noticed anyway.
+READ_AT_MOST = 20_000
+
+
+def held_task_ids(queues: set[str]) -> set[str] | None:
+    """Task ids of every message in `queues` and in the unacknowledged hash; None when
+    the broker is not Redis, holds too much to read, or cannot be reached."""
+    try:
+        return _read(queues)
+    except (OperationalError, RedisError, OSError):
+        log.warning("could not read the broker's queues", exc_info=True)
+        return None
+
+
+def _read(queues: set[str]) -> set[str] | None:
+    with current_app.connection_for_read() as connection:
+        if connection.transport.driver_type != "redis":
+            return None
+        channel = connection.default_channel
+        keys = [channel._q_for_pri(queue, step)
+                for queue in sorted(queues) for step in channel.priority_steps]  # fmt: skip
+        client = channel.client
+        with client.pipeline(transaction=True) as pipe:
+            pipe.hlen(channel.unacked_key)
+            for key in keys:
+                pipe.llen(key)
+            sizes = pipe.execute()
+        if sum(sizes) > READ_AT_MOST:
+            return None
+        with client.pipeline(transaction=True) as pipe:
+            pipe.hvals(channel.unacked_key)
+            for key in keys:
+                pipe.lrange(key, 0, -1)
+            unacked, *lists = pipe.execute()
+    ids = {_task_id(json.loads(raw)[0]) for raw in unacked}
+    ids.update(_task_id(json.loads(raw)) for items in lists for raw in items)
+    ids.discard(None)
+    return ids
+
+
+def _task_id(message: dict) -> str | None:
+    headers = message.get("headers") or {}
+    return headers.get("id") or (message.get("properties") or {}).get("correlation_id")
