@@ -1,6 +1,6 @@
 """Run the test suite on SQLite, then on a throwaway PostgreSQL cluster.
 
-    python -m tests.run_suite [--only sqlite|postgres] [pytest arguments...]
+    python -m tests.run_suite [--only sqlite|postgres] [-m MARKS] [pytest arguments...]
 
 Exits non-zero if any run fails or collects no tests (pytest's exit 5).
 """
@@ -27,20 +27,33 @@ def run_pytest(label: str, database_url: str | None, pytest_args: list[str]) -> 
     return code
 
 
+# Tests that need one database only run in one pass: `once` and `browser` on SQLite,
+# `postgres_pass` on PostgreSQL (see the markers in pyproject.toml).
+SQLITE_PASS = "not postgres_pass"
+POSTGRES_PASS = "not browser and not once"
+
+
+def marks(given: str | None, this_pass: str) -> list[str]:
+    return ["-m", f"({given}) and ({this_pass})" if given else this_pass]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", choices=["sqlite", "postgres"])
+    parser.add_argument("-m", dest="marks", help="pytest's -m, combined with each pass's own")
     args, pytest_args = parser.parse_known_args()
     results = {}
     if args.only in (None, "sqlite"):
-        results["sqlite"] = run_pytest("SQLite", None, pytest_args)
+        results["sqlite"] = run_pytest(
+            "SQLite", None, [*pytest_args, *marks(args.marks, SQLITE_PASS)]
+        )
     if args.only in (None, "postgres"):
         if postgres_bindir() is None:
             print("\n=== SKIPPED: PostgreSQL run: no PostgreSQL binaries (initdb) ===")
         else:
             with postgres_cluster() as url:
                 results["postgres"] = run_pytest(
-                    "PostgreSQL", url, [*pytest_args, "-m", "not browser and not once"]
+                    "PostgreSQL", url, [*pytest_args, *marks(args.marks, POSTGRES_PASS)]
                 )
     print("\n=== summary: " + ", ".join(f"{k}: {'ok' if v == 0 else 'FAILED'}"
                                        for k, v in results.items()) + " ===")  # fmt: skip

@@ -26,6 +26,7 @@ from .stack import Counts, report
 
 pytestmark = [
     pytest.mark.chaos,
+    pytest.mark.once,
     pytest.mark.slow,
     pytest.mark.django_db(transaction=True),
     pytest.mark.timeout(600),

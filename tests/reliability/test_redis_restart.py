@@ -20,6 +20,7 @@ from .stack import RECORD, count_runs, describe, report, send, sweep_until_finis
 
 pytestmark = [
     pytest.mark.chaos,
+    pytest.mark.postgres_pass,
     pytest.mark.slow,
     pytest.mark.django_db(transaction=True),
     pytest.mark.timeout(900),

@@ -30,6 +30,7 @@ from .stack import (
 
 pytestmark = [
     pytest.mark.chaos,
+    pytest.mark.postgres_pass,
     pytest.mark.slow,
     pytest.mark.django_db(transaction=True),
     pytest.mark.timeout(1800),
