@@ -6,12 +6,18 @@ Same TaskResult table, same columns, same admin: only the writes differ.
 - The stock backend runs get_or_create then save() for every state (a SELECT, then an
   INSERT in a transaction of its own, or a full-row UPDATE); this one runs a single
   INSERT ... ON CONFLICT (task_id) DO UPDATE, which PostgreSQL and SQLite both accept.
-  date_created is kept from the first write; date_started is written by STARTED only.
+  date_created is kept from the first write; date_started is the STARTED time.
 - The run record's own worker-side changes (started, then succeeded / failed / retrying)
-  ride along: apps.jobs.recording's prerun handler asks `takes_over_run_updates`, and
-  when this execution's STARTED result will be stored here, the run's UPDATE goes into
-  the same statement as the result (a data-modifying WITH on PostgreSQL; two statements
-  on SQLite). The signal handlers then skip what was written here.
+  are written here: apps.jobs.recording's prerun handler asks `takes_over_run_updates`,
+  and when this execution's STARTED state comes here, so does the run's. The signal
+  handlers then skip what was written here.
+- STARTED is written once, to the run: the run record is what shows a job running
+  (the run page, /runs/, the dashboard). The result row is written when the job reports
+  progress or ends, with the start time, in the same statement as the run's outcome (a
+  data-modifying WITH on PostgreSQL; two statements on SQLite). Each task then writes
+  its result row once instead of twice: of the per-task write cost, that row's fourteen
+  indexes are the most (docs/performance.md). Tasks without a run record (Celery's own,
+  housekeeping) are stored as the stock backend stores them, STARTED included.
 """
 
 import functools
@@ -64,10 +70,16 @@ class SwitchyardBackend(DatabaseBackend):
             # when result_extended is off.
             "traceback": traceback,
         }
-        if status == states.STARTED:
-            row["date_started"] = timezone.now()
         connection = connections[using or router.db_for_write(self.TaskModel)]
         run_sql = run_change(request, task_id, status, connection)
+        if status == states.STARTED:
+            row["date_started"] = timezone.now()
+            if run_sql is not None:  # the run alone says started (see above)
+                request.switchyard_started_at = row["date_started"]
+                note_run_change(request, task_id, status, store(connection, None, run_sql))
+                return result
+        elif started_at := getattr(request, "switchyard_started_at", None):
+            row["date_started"] = started_at
         updated = store(connection, upsert_sql(self.TaskModel, row, connection), run_sql)
         if run_sql is not None:
             note_run_change(request, task_id, status, updated)
@@ -96,13 +108,16 @@ def note_run_change(request, task_id: str, status: str, updated: int) -> None:
         request.switchyard_outcome_stored = True
 
 
-def store(connection, result_sql: tuple[str, list], run_sql=None) -> int:
-    """Write the result, and the run if given: one round trip on PostgreSQL. Returns how
-    many runs were updated."""
+def store(connection, result_sql: tuple[str, list] | None, run_sql=None) -> int:
+    """Write the result and the run, either one alone if the other is None: one round
+    trip on PostgreSQL. Returns how many runs were updated."""
     with connection.cursor() as cursor:
         if run_sql is None:
             cursor.execute(*result_sql)
             return 0
+        if result_sql is None:
+            cursor.execute(*run_sql)
+            return cursor.rowcount
         if connection.vendor == "postgresql":
             sql = f"WITH run AS ({run_sql[0]} RETURNING 1), result AS ({result_sql[0]}) "
             sql += "SELECT count(*) FROM run"

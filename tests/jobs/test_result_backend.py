@@ -104,17 +104,17 @@ def test_the_stored_result_reads_back_through_the_backend():
 STATEMENTS = 1 if connection.vendor == "postgresql" else 2
 
 
-def test_started_marks_the_run_started_in_the_same_statement():
+def test_started_is_written_once_to_the_run_alone():
     run = make_run(state=State.QUEUED)
     request = make_worker_request(run)
-    assert store(request, {"pid": 1}, states.STARTED) == STATEMENTS
+    assert store(request, {"pid": 1}, states.STARTED) == 1
     run.refresh_from_db()
     assert (run.state, run.worker, run.deliveries) == (State.STARTED, "celery@bench", 1)
     assert run.started_at is not None and not request.switchyard_skip
-    assert TaskResult.objects.get(task_id=run.task_id).status == states.STARTED
+    assert not TaskResult.objects.filter(task_id=run.task_id).exists()
 
 
-def test_the_outcome_marks_the_run_finished_in_the_same_statement():
+def test_the_outcome_stores_the_result_with_its_start_and_finishes_the_run_together():
     run = make_run(state=State.QUEUED)
     request = make_worker_request(run)
     store(request, {"pid": 1}, states.STARTED)
@@ -122,6 +122,19 @@ def test_the_outcome_marks_the_run_finished_in_the_same_statement():
     run.refresh_from_db()
     assert run.state == State.SUCCEEDED and run.finished_at >= run.started_at
     assert request.switchyard_outcome_stored
+    stored = TaskResult.objects.get(task_id=run.task_id)
+    assert (stored.status, stored.result) == (states.SUCCESS, "9")
+    assert stored.date_started == request.switchyard_started_at
+    assert stored.date_done >= stored.date_started
+
+
+def test_progress_stores_the_result_row_with_its_start_before_the_outcome():
+    run = make_run(state=State.QUEUED)
+    request = make_worker_request(run)
+    store(request, {"pid": 1}, states.STARTED)
+    store(request, {"done": 1, "total": 4}, "PROGRESS")
+    stored = TaskResult.objects.get(task_id=run.task_id)
+    assert stored.status == "PROGRESS" and stored.date_started == request.switchyard_started_at
 
 
 def test_a_retry_marks_the_run_retrying_and_a_failure_failed():
@@ -174,3 +187,14 @@ def test_the_backend_takes_over_only_when_celery_stores_the_started_state():
         assert not backend.takes_over_run_updates(add)
     finally:
         add.pop_request()
+
+
+def test_a_duplicate_message_of_a_failed_run_leaves_its_stored_failure_alone():
+    run = make_run(state=State.QUEUED)
+    first = make_worker_request(run)
+    store(first, {"pid": 1}, states.STARTED)
+    store(first, ValueError("boom"), states.FAILURE, traceback="Traceback: boom")
+    duplicate = make_worker_request(run)  # its worker died before the acknowledgement
+    store(duplicate, {"pid": 2}, states.STARTED)
+    assert duplicate.switchyard_skip
+    assert TaskResult.objects.get(task_id=run.task_id).status == states.FAILURE
