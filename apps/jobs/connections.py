@@ -8,18 +8,48 @@ a request starts: close a connection that is in error or older than CONN_MAX_AGE
 CONN_HEALTH_CHECKS the task's first query checks that a reused connection still works,
 so a restarted PostgreSQL costs one reconnect, not a broken worker.
 
+The check (a `SELECT 1` round trip) is skipped for a connection the previous task of
+the same thread used less than FRESH_SECONDS ago without an error: a busy worker would
+otherwise pay it on every task (a sixth of a short task's time, docs/performance.md),
+to guard against what only happens to idle connections. A connection that died within
+that second fails the next statement instead; the result backend retries its writes on
+a new connection (apps.jobs.backend), and a job's own query fails as it would have a
+moment later anyway.
+
 Connected before apps.jobs.recording's handlers (apps.py imports this module first), so
 whatever they and the result backend write goes through a checked connection.
 """
 
+import time
+
 from celery import signals
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
+
+FRESH_SECONDS = 1.0
 
 
 @signals.task_prerun.connect
 def close_old_connections_before_task(task=None, **kwargs) -> None:
     # An eager task runs inside its caller (a request, a test, perhaps inside atomic()):
     # those connections are the caller's to manage.
-    if task is not None and getattr(task.request, "is_eager", False):
+    if _is_eager(task):
         return
     close_old_connections()
+    now = time.monotonic()
+    for connection in connections.all(initialized_only=True):
+        fresh = getattr(connection, "switchyard_fresh_until", 0.0) > now
+        if fresh and connection.connection is not None and not connection.errors_occurred:
+            connection.health_check_done = True
+
+
+@signals.task_postrun.connect
+def note_connections_fresh_after_task(task=None, **kwargs) -> None:
+    if _is_eager(task):
+        return
+    fresh_until = time.monotonic() + FRESH_SECONDS
+    for connection in connections.all(initialized_only=True):
+        connection.switchyard_fresh_until = fresh_until
+
+
+def _is_eager(task) -> bool:
+    return task is not None and getattr(task.request, "is_eager", False)

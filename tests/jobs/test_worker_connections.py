@@ -6,6 +6,7 @@ from django.db import connection, transaction
 from django_celery_results.models import TaskResult
 
 from apps.demo.tasks import add
+from apps.jobs import connections
 from apps.jobs.models import Run, State
 from tests.helpers import make_run, wait_for
 
@@ -56,3 +57,16 @@ def test_the_worker_reconnects_after_postgresql_drops_its_connections(celery_wor
     assert TaskResult.objects.get(task_id=sent.id).status == "SUCCESS"
     run = Run.objects.get(task_id=sent.id)
     assert wait_for(lambda: Run.objects.get(pk=run.pk).state == State.SUCCEEDED)
+
+
+@on_postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_task_right_after_another_skips_the_health_check_and_one_after_a_pause_does_not():
+    connection.ensure_connection()
+    connections.note_connections_fresh_after_task()
+    connections.close_old_connections_before_task()
+    assert connection.health_check_done  # no SELECT 1 before this task's first query
+
+    connection.switchyard_fresh_until = 0.0  # the last task ended a while ago
+    connections.close_old_connections_before_task()
+    assert not connection.health_check_done
