@@ -86,8 +86,9 @@ def resend_lost(older_than: timedelta | None = None, recheck_after: float = 1.0)
     sent = 0
     for run in _not_held(lost):
         log.warning("run %s: the broker no longer holds its message; sending it again", run.pk)
-        sent += _reset_and_send(run, Q(state=State.QUEUED, deliveries=0),
-                                "Sent again: its message was lost by the broker.")  # fmt: skip
+        # As found, and not sent again since by another sweeper (send_attempts).
+        still = Q(state=State.QUEUED, deliveries=0, send_attempts=run.send_attempts)
+        sent += _reset_and_send(run, still, "Sent again: its message was lost by the broker.")
     return sent
 
 
@@ -132,7 +133,10 @@ def resend(run: Run) -> bool:
 
 def _reset_and_send(run: Run, still: Q, note: str) -> bool:
     """Mark the run waiting to be sent if it is `still` as found, then send it."""
-    if not Run.objects.filter(still, pk=run.pk).update(state=State.PENDING_SEND, note=note):
+    reset = Run.objects.filter(still, pk=run.pk).update(
+        state=State.PENDING_SEND, note=note, send_attempts=F("send_attempts") + 1
+    )
+    if not reset:
         return False
     run.refresh_from_db()
     return send(run, {"queue": run.queue} if run.queue else None)

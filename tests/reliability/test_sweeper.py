@@ -97,6 +97,21 @@ def test_a_message_a_dying_worker_took_from_redis_is_sent_again_and_runs_once(ch
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_second_sweeper_that_also_found_it_lost_does_not_send_it_twice(chaos_redis, monkeypatch):
+    run = sent_a_while_ago(x=2, y=3)
+    broker = redis.Redis.from_url(chaos_redis.url)
+    broker.rpop("celery")
+    seen_by_the_second = Run.objects.get(pk=run.pk)
+    assert sweeper.resend_lost(recheck_after=0) == 1
+
+    # The second sweeper looked before the first sent it again: it saw it lost too.
+    monkeypatch.setattr(sweeper, "_undelivered", lambda cutoff: [seen_by_the_second])
+    monkeypatch.setattr(sweeper.broker_held, "held_task_ids", lambda queues: set())
+    assert sweeper.resend_lost(recheck_after=0) == 0
+    assert broker.llen("celery") == 1
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_message_waiting_in_its_queue_or_held_by_a_worker_is_not_sent_again(chaos_redis):
     waiting = sent_a_while_ago(x=1, y=1)
     assert sweeper.resend_lost(recheck_after=0) == 0
