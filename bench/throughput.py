@@ -191,10 +191,12 @@ previous task used it less than a second ago (`apps.jobs.connections`); STARTED 
 UPDATE that claims the run (the run record is what shows a job running; no result row
 yet), and the outcome one statement that inserts the result row, with its start time,
 and finishes the run (`WITH run AS (UPDATE ...) INSERT ... ON CONFLICT DO UPDATE`): 2
-round trips, in autocommit. Profiled (cProfile in a pool process, 3,000 tasks), the
-health check had been a sixth of a task's time and the STARTED result row (14 indexes,
-6 of them the results admin's) most of PostgreSQL's share; PostgreSQL's CPU per task
-fell from about 1.8 ms to 1.3 ms with both gone. What remains there is mostly index
+round trips, in autocommit, each a prepared statement (parsed and planned once per
+connection). Profiled (cProfile in a pool process, 3,000 tasks), the health check had
+been a sixth of a task's time and the STARTED result row (14 indexes, 6 of them the
+results admin's) most of PostgreSQL's share; PostgreSQL's CPU per task fell from about
+1.8 ms to 1.3 ms with both gone, and to about 0.9 ms with prepared statements (3-round
+runs of `--only raw,switchyard`). What remains there is mostly index
 upkeep: the result row once, the run row twice (11 indexes). Five of
 django-celery-results' own single-column indexes (task_name, status, worker, date_done,
 periodic_task_name) are covered by the results admin's composite ones; they stay, as

@@ -18,10 +18,16 @@ Same TaskResult table, same columns, same admin: only the writes differ.
   its result row once instead of twice: of the per-task write cost, that row's fourteen
   indexes are the most (docs/performance.md). Tasks without a run record (Celery's own,
   housekeeping) are stored as the stock backend stores them, STARTED included.
+- On PostgreSQL each statement is a prepared statement, parsed and planned once per
+  connection (`execute_prepared`). A connection pooler in front of PostgreSQL must then
+  keep prepared statements per client: PgBouncer 1.21+ with `max_prepared_statements`,
+  or session pooling.
 """
 
 import functools
+import time
 
+import psycopg
 from celery import states
 from celery.app.task import get_actual_ignore_result
 from django.db import InterfaceError, OperationalError, connections, router
@@ -111,22 +117,47 @@ def note_run_change(request, task_id: str, status: str, updated: int) -> None:
 def store(connection, result_sql: tuple[str, list] | None, run_sql=None) -> int:
     """Write the result and the run, either one alone if the other is None: one round
     trip on PostgreSQL. Returns how many runs were updated."""
-    with connection.cursor() as cursor:
-        if run_sql is None:
-            cursor.execute(*result_sql)
-            return 0
+    if connection.vendor == "postgresql":
         if result_sql is None:
-            cursor.execute(*run_sql)
-            return cursor.rowcount
-        if connection.vendor == "postgresql":
-            sql = f"WITH run AS ({run_sql[0]} RETURNING 1), result AS ({result_sql[0]}) "
-            sql += "SELECT count(*) FROM run"
-            cursor.execute(sql, run_sql[1] + result_sql[1])
-            return cursor.fetchone()[0]
-        # The result first: whoever sees the run finished finds its result stored.
-        cursor.execute(*result_sql)
+            return execute_prepared(connection, *run_sql)[0]
+        if run_sql is None:
+            execute_prepared(connection, *result_sql)
+            return 0
+        sql = f"WITH run AS ({run_sql[0]} RETURNING 1), result AS ({result_sql[0]}) "
+        sql += "SELECT count(*) FROM run"
+        return execute_prepared(connection, sql, run_sql[1] + result_sql[1])[1][0]
+    with connection.cursor() as cursor:
+        if result_sql is not None:  # first: whoever sees the run finished finds its result
+            cursor.execute(*result_sql)
+        if run_sql is None:
+            return 0
         cursor.execute(*run_sql)
         return cursor.rowcount
+
+
+# Django turns psycopg's automatic preparing off (for connection poolers); this makes
+# only the statements executed with prepare=True prepared.
+ONLY_WHEN_ASKED = 2**31
+
+
+def execute_prepared(connection, sql: str, params: list) -> tuple[int, tuple | None]:
+    """Run one statement as a prepared statement: PostgreSQL parses and plans each of
+    this module's few statements once per connection instead of once per task. Through
+    Django's connection all the same: its health check, its error wrapping (retries see
+    Django's OperationalError) and its query log. Returns (rowcount, first row)."""
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    raw = connection.connection
+    if raw.prepare_threshold is None:
+        raw.prepare_threshold = ONLY_WHEN_ASKED
+    started = time.monotonic()
+    with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
+        cursor.execute(sql, params, prepare=True)
+        row = cursor.fetchone() if cursor.description else None
+        rowcount = cursor.rowcount
+    if connection.queries_logged:
+        connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
+    return rowcount, row
 
 
 def upsert_sql(model, row: dict, connection) -> tuple[str, list]:

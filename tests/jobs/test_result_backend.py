@@ -198,3 +198,24 @@ def test_a_duplicate_message_of_a_failed_run_leaves_its_stored_failure_alone():
     store(duplicate, {"pid": 2}, states.STARTED)
     assert duplicate.switchyard_skip
     assert TaskResult.objects.get(task_id=run.task_id).status == states.FAILURE
+
+
+def prepared_statements() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements")
+        return cursor.fetchone()[0]
+
+
+def run_one_task() -> None:
+    request = make_worker_request(make_run(state=State.QUEUED))
+    store(request, {"pid": 1}, states.STARTED)
+    store(request, 9, states.SUCCESS)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL prepares")
+def test_on_postgresql_each_statement_is_prepared_once_per_connection_and_reused():
+    run_one_task()
+    assert prepared_statements() == 2  # the run's start; the result with the run's outcome
+    run_one_task()
+    run_one_task()
+    assert prepared_statements() == 2
