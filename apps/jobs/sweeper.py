@@ -28,6 +28,7 @@ from .recording import CELERY_STATES
 
 log = logging.getLogger(__name__)
 BATCH = 500
+RESEND_AT_MOST = 3
 
 
 def send_pending(older_than: timedelta | None = None) -> int:
@@ -93,8 +94,11 @@ def resend_lost(older_than: timedelta | None = None, recheck_after: float = 1.0)
 
 
 def _undelivered(cutoff) -> list[Run]:
-    """Queued before `cutoff`, never started, of a late-acked job whose queue is known."""
-    runs = Run.objects.filter(state=State.QUEUED, deliveries=0, queued_at__lte=cutoff)
+    """Queued before `cutoff`, never started, of a late-acked job whose queue is known,
+    and not sent by a sweeper RESEND_AT_MOST times already: a message every worker
+    drops (a task the workers do not know) is not sent again for ever."""
+    runs = Run.objects.filter(state=State.QUEUED, deliveries=0, queued_at__lte=cutoff,
+                              send_attempts__lt=RESEND_AT_MOST)  # fmt: skip
     known = set(queue_names())
     return [run for run in runs.order_by("queued_at")[:BATCH]
             if _acks_late(run.job_name) and _queue(run) in known]  # fmt: skip

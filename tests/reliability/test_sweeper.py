@@ -134,6 +134,19 @@ def test_a_lost_message_is_not_sent_again_if_the_job_is_unsafe_to_run_twice_or_y
     assert sweeper.resend_lost(recheck_after=0) == 0
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_message_the_workers_keep_dropping_is_sent_again_three_times_then_left_stuck(
+    chaos_redis,
+):
+    run = make_run(IDEMPOTENT, queued_at=timezone.now() - timedelta(minutes=11))
+    broker = redis.Redis.from_url(chaos_redis.url)
+    for _ in range(3):
+        assert sweeper.resend_lost(recheck_after=0) == 1
+        broker.delete("celery")  # dropped again, as by a worker that does not know it
+    assert sweeper.resend_lost(recheck_after=0) == 0
+    assert run in sweeper.stuck_runs()
+
+
 def test_a_worker_killed_holding_the_restore_lock_pauses_restores_briefly_not_5_minutes():
     with celery_app.connection_for_read() as connection:
         channel = connection.default_channel
