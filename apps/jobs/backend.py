@@ -34,6 +34,7 @@ from django.db import InterfaceError, OperationalError, connections, router
 from django.utils import timezone
 from django_celery_results.backends.database import DatabaseBackend
 
+from .connections import note_used
 from .models import FINISHED_STATES, Run
 from .recording import STARTABLE_STATES, finish_values, start_values
 
@@ -84,12 +85,23 @@ class SwitchyardBackend(DatabaseBackend):
                 request.switchyard_started_at = row["date_started"]
                 note_run_change(request, task_id, status, store(connection, None, run_sql))
                 return result
-        elif started_at := getattr(request, "switchyard_started_at", None):
+        elif started_at := started_at_of(request, task_id, status):
             row["date_started"] = started_at
         updated = store(connection, upsert_sql(self.TaskModel, row, connection), run_sql)
         if run_sql is not None:
             note_run_change(request, task_id, status, updated)
         return result
+
+
+def started_at_of(request, task_id: str, status: str):
+    """When this execution started, for its result row: noted on the request when
+    STARTED came here; for a failure stored from outside the task's own context (its
+    pool process lost, a time limit) or a revocation, the run record's start time."""
+    if started_at := getattr(request, "switchyard_started_at", None):
+        return started_at
+    if status in (states.FAILURE, states.REVOKED):
+        return Run.objects.filter(task_id=task_id).values_list("started_at", flat=True).first()
+    return None
 
 
 def run_change(request, task_id: str, status: str, connection) -> tuple[str, list] | None:
@@ -145,6 +157,7 @@ def execute_prepared(connection, sql: str, params: list) -> tuple[int, tuple | N
     this module's few statements once per connection instead of once per task. Through
     Django's connection all the same: its health check, its error wrapping (retries see
     Django's OperationalError) and its query log. Returns (rowcount, first row)."""
+    connection.validate_no_broken_transaction()
     connection.close_if_health_check_failed()
     connection.ensure_connection()
     raw = connection.connection
@@ -157,6 +170,7 @@ def execute_prepared(connection, sql: str, params: list) -> tuple[int, tuple | N
         rowcount = cursor.rowcount
     if connection.queries_logged:
         connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
+    note_used(connection)
     return rowcount, row
 
 

@@ -36,6 +36,8 @@ def _read(queues: set[str]) -> set[str] | None:
         if connection.transport.driver_type != "redis":
             return None
         channel = connection.default_channel
+        if channel.global_keyprefix:
+            return None  # kombu prefixes some commands' keys and not others
         keys = [channel._q_for_pri(queue, step)
                 for queue in sorted(queues) for step in channel.priority_steps]  # fmt: skip
         client = channel.client
@@ -51,12 +53,19 @@ def _read(queues: set[str]) -> set[str] | None:
             for key in keys:
                 pipe.lrange(key, 0, -1)
             unacked, *lists = pipe.execute()
-    ids = {_task_id(json.loads(raw)[0]) for raw in unacked}
-    ids.update(_task_id(json.loads(raw)) for items in lists for raw in items)
+    ids = {_task_id(raw, unacked=True) for raw in unacked}
+    ids.update(_task_id(raw) for items in lists for raw in items)
     ids.discard(None)
     return ids
 
 
-def _task_id(message: dict) -> str | None:
-    headers = message.get("headers") or {}
-    return headers.get("id") or (message.get("properties") or {}).get("correlation_id")
+def _task_id(raw: bytes, unacked: bool = False) -> str | None:
+    """The task id in a message as kombu stores it (`unacked`: [message, exchange,
+    routing key]); None for anything else found there."""
+    try:
+        message = json.loads(raw)
+        message = message[0] if unacked else message
+        headers = message.get("headers") or {}
+        return headers.get("id") or (message.get("properties") or {}).get("correlation_id")
+    except (ValueError, TypeError, AttributeError, IndexError, KeyError):
+        return None

@@ -8,13 +8,13 @@ a request starts: close a connection that is in error or older than CONN_MAX_AGE
 CONN_HEALTH_CHECKS the task's first query checks that a reused connection still works,
 so a restarted PostgreSQL costs one reconnect, not a broken worker.
 
-The check (a `SELECT 1` round trip) is skipped for a connection the previous task of
-the same thread used less than FRESH_SECONDS ago without an error: a busy worker would
-otherwise pay it on every task (a sixth of a short task's time, docs/performance.md),
-to guard against what only happens to idle connections. A connection that died within
-that second fails the next statement instead; the result backend retries its writes on
-a new connection (apps.jobs.backend), and a job's own query fails as it would have a
-moment later anyway.
+The check (a `SELECT 1` round trip) is skipped for a connection the result backend
+wrote through less than FRESH_SECONDS ago without an error (`note_used`, called by
+apps.jobs.backend after each statement): a busy worker would otherwise pay it on every
+task (a sixth of a short task's time, docs/performance.md), to guard against what only
+happens to idle connections. A connection that died within that second fails the next
+statement instead; the result backend retries its writes on a new connection, and a
+job's own query fails as it would have a moment later anyway.
 
 Connected before apps.jobs.recording's handlers (apps.py imports this module first), so
 whatever they and the result backend write goes through a checked connection.
@@ -42,13 +42,9 @@ def close_old_connections_before_task(task=None, **kwargs) -> None:
             connection.health_check_done = True
 
 
-@signals.task_postrun.connect
-def note_connections_fresh_after_task(task=None, **kwargs) -> None:
-    if _is_eager(task):
-        return
-    fresh_until = time.monotonic() + FRESH_SECONDS
-    for connection in connections.all(initialized_only=True):
-        connection.switchyard_fresh_until = fresh_until
+def note_used(connection) -> None:
+    """`connection` just ran a statement successfully: no health check for a second."""
+    connection.switchyard_fresh_until = time.monotonic() + FRESH_SECONDS
 
 
 def _is_eager(task) -> bool:

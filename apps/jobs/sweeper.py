@@ -29,6 +29,7 @@ from .recording import CELERY_STATES
 log = logging.getLogger(__name__)
 BATCH = 500
 RESEND_AT_MOST = 3
+LOST_NOTE = "Sent again: its message was lost by the broker."
 
 
 def send_pending(older_than: timedelta | None = None) -> int:
@@ -86,22 +87,39 @@ def resend_lost(older_than: timedelta | None = None, recheck_after: float = 1.0)
         time.sleep(recheck_after)
     sent = 0
     for run in _not_held(lost):
+        if not _claim_lost(run):
+            continue  # started meanwhile, or another sweeper sent it
         log.warning("run %s: the broker no longer holds its message; sending it again", run.pk)
-        # As found, and not sent again since by another sweeper (send_attempts).
-        still = Q(state=State.QUEUED, deliveries=0, send_attempts=run.send_attempts)
-        sent += _reset_and_send(run, still, "Sent again: its message was lost by the broker.")
+        run.refresh_from_db()
+        sent += send(run, {"queue": run.queue} if run.queue else None)
     return sent
+
+
+def _claim_lost(run: Run) -> bool:
+    """Still as found, and not sent again since by another sweeper (send_attempts). The
+    run stays queued: a sweeper's send_pending never takes it for one left unsent."""
+    return (
+        Run.objects.filter(pk=run.pk, state=State.QUEUED, deliveries=0,
+                           send_attempts=run.send_attempts)
+        .update(send_attempts=F("send_attempts") + 1, note=LOST_NOTE)
+        == 1
+    )  # fmt: skip
 
 
 def _undelivered(cutoff) -> list[Run]:
     """Queued before `cutoff`, never started, of a late-acked job whose queue is known,
     and not sent by a sweeper RESEND_AT_MOST times already: a message every worker
     drops (a task the workers do not know) is not sent again for ever."""
-    runs = Run.objects.filter(state=State.QUEUED, deliveries=0, queued_at__lte=cutoff,
-                              send_attempts__lt=RESEND_AT_MOST)  # fmt: skip
+    late_acked = [name for name, task in current_app.tasks.items() if task.acks_late]
+    runs = Run.objects.filter(
+        state=State.QUEUED,
+        deliveries=0,
+        queued_at__lte=cutoff,
+        send_attempts__lt=RESEND_AT_MOST,
+        job_name__in=late_acked,
+    )
     known = set(queue_names())
-    return [run for run in runs.order_by("queued_at")[:BATCH]
-            if _acks_late(run.job_name) and _queue(run) in known]  # fmt: skip
+    return [run for run in runs.order_by("queued_at")[:BATCH] if _queue(run) in known]
 
 
 def _not_held(runs: list[Run]) -> list[Run]:
@@ -112,12 +130,13 @@ def _not_held(runs: list[Run]) -> list[Run]:
 
 
 def _queue(run: Run) -> str:
-    return run.queue or current_app.conf.task_default_queue
-
-
-def _acks_late(job_name: str) -> bool:
-    task = current_app.tasks.get(job_name)
-    return task is not None and task.acks_late
+    """The queue the run's message went to: recorded at publish, or where Celery routes
+    its task (the task's own queue, task_routes, the default queue)."""
+    if run.queue:
+        return run.queue
+    task = current_app.tasks.get(run.job_name)
+    options = {"queue": task.queue} if getattr(task, "queue", None) else {}
+    return current_app.amqp.router.route(options, run.job_name)["queue"].name
 
 
 def stuck_runs(alive_workers: set[str] | None = None):
@@ -131,15 +150,9 @@ def stuck_runs(alive_workers: set[str] | None = None):
 
 def resend(run: Run) -> bool:
     """Send a stuck run's message again, same task id: a worker runs it at most once."""
-    active = [State.QUEUED, State.STARTED, State.PROGRESS, State.PENDING_SEND]
-    return _reset_and_send(run, Q(state__in=active), "Re-sent by hand after it got stuck.")
-
-
-def _reset_and_send(run: Run, still: Q, note: str) -> bool:
-    """Mark the run waiting to be sent if it is `still` as found, then send it."""
-    reset = Run.objects.filter(still, pk=run.pk).update(
-        state=State.PENDING_SEND, note=note, send_attempts=F("send_attempts") + 1
-    )
+    reset = Run.objects.filter(
+        pk=run.pk, state__in=[State.QUEUED, State.STARTED, State.PROGRESS, State.PENDING_SEND]
+    ).update(state=State.PENDING_SEND, note="Re-sent by hand after it got stuck.")
     if not reset:
         return False
     run.refresh_from_db()

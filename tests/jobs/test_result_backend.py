@@ -7,6 +7,7 @@ from celery import states
 from celery.app.task import Context
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from django_celery_results.models import TaskResult
 
 from apps.demo.tasks import add
@@ -187,6 +188,13 @@ def test_the_backend_takes_over_only_when_celery_stores_the_started_state():
         assert not backend.takes_over_run_updates(add)
     finally:
         add.pop_request()
+
+
+def test_a_failure_stored_outside_the_task_keeps_the_run_start_time():
+    run = make_run(state=State.STARTED, started_at=timezone.now())
+    lost = make_request(id=run.task_id)  # the worker's view of a pool process it lost
+    store(lost, ValueError("Worker exited prematurely"), states.FAILURE)
+    assert TaskResult.objects.get(task_id=run.task_id).date_started == run.started_at
 
 
 def test_a_duplicate_message_of_a_failed_run_leaves_its_stored_failure_alone():

@@ -10,6 +10,7 @@ import redis
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
+from apps.demo.tasks import add
 from apps.jobs import sweeper
 from apps.jobs.dispatch import record_and_send
 from apps.jobs.models import Run, Source, State
@@ -122,6 +123,19 @@ def test_a_message_waiting_in_its_queue_or_held_by_a_worker_is_not_sent_again(ch
         assert sweeper.resend_lost(recheck_after=0) == 0
         taken.ack()
     assert sweeper.resend_lost(recheck_after=0) == 1  # now it is gone
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_message_waiting_in_the_queue_its_job_routes_to_is_not_sent_again(
+    chaos_redis, monkeypatch
+):
+    monkeypatch.setattr(add, "queue", "slow", raising=False)  # as @job(queue="slow") does
+    monkeypatch.setattr(add, "_exec_options", None)  # Celery's cache of the above
+    monkeypatch.setattr(sweeper, "queue_names", lambda: ["celery", "slow"])
+    run = sent_a_while_ago(x=1, y=1)
+    assert run.queue == ""  # the dispatcher records no queue: the task's own option routes
+    assert redis.Redis.from_url(chaos_redis.url).llen("slow") == 1
+    assert sweeper.resend_lost(recheck_after=0) == 0
 
 
 @pytest.mark.django_db(transaction=True)
