@@ -187,7 +187,7 @@ closes them around every task; each costs a forked server process: the PostgreSQ
 column), then get_or_create (SELECT, INSERT in a transaction) for STARTED and SELECT +
 full-row UPDATE for SUCCESS, about 9 round trips. Switchyard: the connection is kept,
 and Django's health check (`SELECT 1`, `CONN_HEALTH_CHECKS`) is skipped when the
-previous task used it less than a second ago (`apps.jobs.connections`); STARTED is one
+backend wrote through it less than a second ago (`apps.jobs.connections`); STARTED is one
 UPDATE that claims the run (the run record is what shows a job running; no result row
 yet), and the outcome one statement that inserts the result row, with its start time,
 and finishes the run (`WITH run AS (UPDATE ...) INSERT ... ON CONFLICT DO UPDATE`): 2
