@@ -42,7 +42,7 @@ def send_pending(older_than: timedelta | None = None) -> int:
     for run in pending.order_by("queued_at")[:BATCH]:
         if not _claim(run):
             continue  # another sweeper took it
-        if not send(run, {"queue": run.queue} if run.queue else None):
+        if not _send(run):
             break
         sent += 1
     return sent
@@ -91,7 +91,7 @@ def resend_lost(older_than: timedelta | None = None, recheck_after: float = 1.0)
             continue  # started meanwhile, or another sweeper sent it
         log.warning("run %s: the broker no longer holds its message; sending it again", run.pk)
         run.refresh_from_db()
-        sent += send(run, {"queue": run.queue} if run.queue else None)
+        sent += _send(run)
     return sent
 
 
@@ -156,4 +156,9 @@ def resend(run: Run) -> bool:
     if not reset:
         return False
     run.refresh_from_db()
+    return _send(run)
+
+
+def _send(run: Run) -> bool:
+    """Send a recorded run again, to the queue it was recorded with, if any."""
     return send(run, {"queue": run.queue} if run.queue else None)

@@ -161,7 +161,8 @@ def test_a_message_the_workers_keep_dropping_is_sent_again_three_times_then_left
     assert run in sweeper.stuck_runs()
 
 
-def test_a_worker_killed_holding_the_restore_lock_pauses_restores_briefly_not_5_minutes():
+def test_kombus_restore_lock_expires_after_five_restore_intervals_not_its_default_300_s():
+    # A worker killed while it holds the lock then pauses restores briefly, not 5 minutes.
     with celery_app.connection_for_read() as connection:
         channel = connection.default_channel
         assert channel.unacked_mutex_expire == 5 * channel.unacked_restore_interval
