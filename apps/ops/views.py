@@ -69,8 +69,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 @never_cache
 def readyz(request: HttpRequest) -> JsonResponse:
+    """200 if every dependency answers, else 503; the details for staff only."""
     checks = health.readiness()
-    body = health.as_json(checks)
+    body = health.as_json(checks, detailed=health.shows_details(request))
     return JsonResponse(body, status=200 if body["status"] == "ok" else 503)
 
 
