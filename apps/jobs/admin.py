@@ -15,6 +15,10 @@ class RunAdmin(admin.ModelAdmin):
     show_full_result_count = False
     raw_id_fields = ("requested_by", "rerun_of")
 
+    def get_queryset(self, request):
+        """The runs this user may see, as on /runs/ and in the API."""
+        return super().get_queryset(request).visible_to(request.user)
+
     @admin.display(description="who", ordering="requested_by_label")
     def who(self, run: Run) -> str:
         return run.who

@@ -18,7 +18,7 @@ from kombu.exceptions import OperationalError
 
 from apps.jobs.dispatch import cancel_run, record_and_send, rerun
 from apps.jobs.models import Run, Source
-from apps.jobs.permissions import may_run
+from apps.jobs.permissions import may_run, may_see
 
 RUNNING = {states.STARTED, states.RECEIVED, states.RETRY, "PROGRESS"}
 DISTINCT_CACHE_SECONDS = 60
@@ -43,6 +43,14 @@ def attach_runs(results: Iterable[TaskResult]) -> None:
     schedules = dict(PeriodicTask.objects.filter(name__in=names).values_list("name", "pk"))
     for result in results:
         result.schedule_pk = schedules.get(result.schedule_name)
+
+
+def may_read(user, result: TaskResult) -> bool:
+    """May this user read the result's arguments, result and traceback? Those who may see
+    its job's runs (apps.jobs.permissions), or this run (their own)."""
+    if may_see(user, result.task_name or ""):
+        return True
+    return Run.objects.visible_to(user).filter(task_id=result.task_id).exists()
 
 
 def run_time(result: TaskResult) -> timedelta | None:
