@@ -216,3 +216,18 @@ def test_a_user_duplicates_and_runs_schedules_of_the_jobs_they_may_run(adder):
     response = act(adder, "run_now", task)
     assert said(response) == ["1 run started."]
     assert Run.objects.get().job_name == ADD
+
+
+# The operator's CLI ---------------------------------------------------------------------
+
+
+def test_manage_py_schedules_is_an_operators_tool_that_may_schedule_any_task_and_says_so():
+    import io
+
+    from django.core.management import call_command, load_command_class
+
+    call_command("schedules", "add", "mul by cli", "--job", MUL, "--every", "10m",
+                 stdout=io.StringIO())  # fmt: skip
+    assert PeriodicTask.objects.filter(name="mul by cli", task=MUL).exists()
+    help_text = load_command_class("apps.scheduling", "schedules").help
+    assert "operator" in help_text and "per-job permissions" in help_text
