@@ -7,6 +7,7 @@ Views, the API, admin actions and management commands are thin wrappers around
 import logging
 import uuid
 from collections.abc import Mapping
+from hashlib import sha256
 from typing import Any
 
 from celery import current_app
@@ -55,11 +56,12 @@ def record_and_send(
 ) -> Run:
     """Write the run record now; publish the message once the transaction commits.
 
-    A run whose idempotency key was used before is not recorded again: the first run
-    with that key is returned instead (the unique key decides, so two posts of the same
-    form at once still make one run).
+    A run whose idempotency key was used before by the same user for the same job is
+    not recorded again: the first run with that key is returned instead (the unique key
+    decides, so two posts of the same form at once still make one run).
     """
     options = dict(options or {})
+    idempotency_key = scoped_key(user, job_name, idempotency_key)
     run = Run(
         task_id=str(uuid.uuid4()),
         job_name=job_name,
@@ -84,6 +86,15 @@ def record_and_send(
         raise
     transaction.on_commit(lambda: send(run, options))
     return run
+
+
+def scoped_key(user, job_name: str, key: str | None) -> str | None:
+    """The stored key: the caller's key per user and job, so that another user posting
+    the same key (or the same user, for another job) never gets the first run back."""
+    if not key:
+        return None
+    caller = user.pk if user is not None and user.is_authenticated else ""
+    return sha256(f"{caller}\n{job_name}\n{key}".encode()).hexdigest()
 
 
 def insert(run: Run) -> None:

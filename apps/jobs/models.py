@@ -37,9 +37,10 @@ class RunQuerySet(models.QuerySet):
 
     def visible_to(self, user):
         """Runs of the jobs this user may run, and the runs they started themselves."""
-        if user.is_superuser or user.has_perm("jobs.view_all_runs"):
+        from .permissions import allowed_job_names, sees_all_runs
+
+        if sees_all_runs(user):
             return self
-        from .permissions import allowed_job_names
 
         return self.filter(
             models.Q(job_name__in=allowed_job_names(user)) | models.Q(requested_by=user)

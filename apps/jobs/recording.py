@@ -188,6 +188,15 @@ def _fail_lost(run: Run, hostname: str) -> None:
         log.warning("run %s failed: %s", run.task_id, note)
 
 
+@signals.task_unknown.connect
+def fail_unknown_task(sender=None, name: str | None = None, id: str | None = None, **kwargs):
+    """A worker that does not know the task discards its message (after logging
+    "Received unregistered task"): its run would stay queued for ever. Fail it instead."""
+    note = f"No worker knows task {name!r}: its message was discarded."
+    if id and _update(id, state=State.FAILED, finished_at=timezone.now(), note=note):
+        log.error("run %s failed: %s", id, note)
+
+
 @signals.task_rejected.connect
 def log_refused_message(message, exc=None, **kwargs) -> None:
     """A message the worker refused (pickled, malformed) never runs; Celery's own log

@@ -1,7 +1,7 @@
 """Web views: the catalog, a job's form, the runs list and a run's page.
 
 Each view is a thin wrapper around the catalog and `dispatch`; permissions come from
-`permissions.can_run` and `Run.objects.visible_to`.
+`permissions.may_run` and `Run.objects.visible_to`.
 """
 
 import datetime as dt
@@ -29,7 +29,7 @@ from . import forms, sweeper
 from .catalog import Job, ParameterError, all_jobs, get_job
 from .dispatch import cancel_run, rerun, start_run
 from .models import Run, Source, State
-from .permissions import can_run
+from .permissions import may_run
 
 PAGE_SIZE = 50
 NOT_STARTED = (State.PENDING_SEND, State.QUEUED, State.RETRYING)
@@ -47,7 +47,7 @@ class CatalogEntry:
 @require_GET
 @login_required
 def catalog(request: HttpRequest) -> HttpResponse:
-    jobs = [job for job in all_jobs() if can_run(request.user, job)]
+    jobs = [job for job in all_jobs() if may_run(request.user, job)]
     names = [job.name for job in jobs]
     last, upcoming = last_runs(names), next_runs(names, timezone.now())
     entries = [CatalogEntry(job, last.get(job.name), upcoming.get(job.name)) for job in jobs]
@@ -109,7 +109,7 @@ def job_form(request: HttpRequest, name: str) -> HttpResponse:
     job = get_job(name)
     if job is None:
         raise Http404("No such job.")
-    if not can_run(request.user, job):
+    if not may_run(request.user, job):
         raise PermissionDenied
     form_class = forms.job_form_class(job)
     if request.method == "POST":
@@ -272,12 +272,6 @@ def runnable_run(user, pk: int) -> Run:
     if not may_run(user, run.job_name):
         raise PermissionDenied
     return run
-
-
-def may_run(user, job_name: str) -> bool:
-    """Catalog jobs by their permission; plain Celery tasks only for superusers."""
-    job = get_job(job_name)
-    return can_run(user, job) if job else user.is_active and user.is_superuser
 
 
 def run_context(user, run: Run) -> dict:

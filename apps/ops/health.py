@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass
 from django.conf import settings
 from django.db import DatabaseError, connection
 
-from . import heartbeat, inspect
+from . import heartbeat, inspect, metrics
 
 
 @dataclass(frozen=True)
@@ -20,11 +20,29 @@ def readiness() -> list[Check]:
     return [check_database(), check_broker(snap), check_workers(snap), check_beat()]
 
 
-def as_json(checks: list[Check]) -> dict:
+def as_json(checks: list[Check], detailed: bool = True) -> dict:
+    """The overall status; with `detailed`, each check with its detail (worker host
+    names, heartbeat ages, database errors: for staff and the metrics token only)."""
+    status = "ok" if all(c.ok for c in checks) else "fail"
+    if not detailed:
+        return {"status": status}
     return {
-        "status": "ok" if all(c.ok for c in checks) else "fail",
+        "status": status,
         "checks": {c.name: {k: v for k, v in asdict(c).items() if k != "name"} for c in checks},
     }
+
+
+def shows_details(request) -> bool:
+    """Signed-in active staff, or a caller with METRICS_TOKEN, see each check's detail;
+    anyone else (a load balancer, the internet) the status alone. A session that cannot
+    be read (the database is down) counts as anonymous: the probe still answers."""
+    if metrics.has_token(request):
+        return True
+    try:
+        user = request.user
+        return bool(user.is_active and user.is_staff)
+    except DatabaseError:
+        return False
 
 
 def check_database() -> Check:

@@ -139,13 +139,16 @@ def incident_metrics():
 
 def denial(request: HttpRequest) -> int | None:
     """None if the request may read /metrics, else the status to refuse it with."""
+    if has_token(request) or _address_allowed(request.META.get("REMOTE_ADDR", "")):
+        return None
+    return 401 if settings.METRICS_TOKEN else 403
+
+
+def has_token(request: HttpRequest) -> bool:
+    """The request carries "Authorization: Bearer <METRICS_TOKEN>" (a token is set)."""
     token = settings.METRICS_TOKEN
     given = request.headers.get("Authorization", "")
-    if token and hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-        return None
-    if _address_allowed(request.META.get("REMOTE_ADDR", "")):
-        return None
-    return 401 if token else 403
+    return bool(token) and hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
 
 
 def _address_allowed(address: str) -> bool:

@@ -16,10 +16,9 @@ from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import TaskResult
 from kombu.exceptions import OperationalError
 
-from apps.jobs.catalog import get_job
 from apps.jobs.dispatch import cancel_run, record_and_send, rerun
 from apps.jobs.models import Run, Source
-from apps.jobs.permissions import can_run
+from apps.jobs.permissions import may_run, may_see
 
 RUNNING = {states.STARTED, states.RECEIVED, states.RETRY, "PROGRESS"}
 DISTINCT_CACHE_SECONDS = 60
@@ -44,6 +43,14 @@ def attach_runs(results: Iterable[TaskResult]) -> None:
     schedules = dict(PeriodicTask.objects.filter(name__in=names).values_list("name", "pk"))
     for result in results:
         result.schedule_pk = schedules.get(result.schedule_name)
+
+
+def may_read(user, result: TaskResult) -> bool:
+    """May this user read the result's arguments, result and traceback? Those who may see
+    its job's runs (apps.jobs.permissions), or this run (their own)."""
+    if may_see(user, result.task_name or ""):
+        return True
+    return Run.objects.visible_to(user).filter(task_id=result.task_id).exists()
 
 
 def run_time(result: TaskResult) -> timedelta | None:
@@ -89,19 +96,14 @@ def retry(result: TaskResult, user) -> Run:
     """Run a failed task again with the same arguments, started by `user` from admin."""
     if result.status != states.FAILURE:
         raise NotRetried(f"{result.task_id} did not fail")
-    if not may_act(user, result.task_name):
-        raise NotRetried(f"you may not run {result.task_name}")
     run = Run.objects.filter(task_id=result.task_id).first()
+    job_name = run.job_name if run else result.task_name or ""
+    if not may_run(user, job_name):
+        raise NotRetried(f"you may not run {job_name or 'this task'}")
     if run:
         return rerun(run, source=Source.ADMIN, user=user)
     args, kwargs = _arguments(result.task_args, list), _arguments(result.task_kwargs, dict)
     return record_and_send(result.task_name, kwargs, args=args, source=Source.ADMIN, user=user)
-
-
-def may_act(user, task_name: str | None) -> bool:
-    """Superusers, and people who may run the job, may retry or terminate its tasks."""
-    job = get_job(task_name or "")
-    return user.is_superuser or bool(job and can_run(user, job))
 
 
 def _arguments(stored: str | None, kind: type):
@@ -121,7 +123,7 @@ def _arguments(stored: str | None, kind: type):
 
 def terminate(result: TaskResult, user) -> bool:
     """Stop a running task: cancel its run, and terminate it on its worker."""
-    if result.status not in RUNNING or not may_act(user, result.task_name):
+    if result.status not in RUNNING or not may_run(user, result.task_name or ""):
         return False
     run = Run.objects.filter(task_id=result.task_id).first()
     if run:

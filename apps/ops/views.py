@@ -41,7 +41,7 @@ def dashboard_part(request: HttpRequest, name: str) -> HttpResponse:
 def part_context(name: str, request: HttpRequest, snap: inspect.Snapshot) -> dict:
     if name == "health":
         return {"snap": snap, "beat": dashboard.beat_status(),
-                "incidents": dashboard.open_incidents()}  # fmt: skip
+                "incidents": dashboard.open_incidents(request.user)}  # fmt: skip
     if name == "workers":
         return {"snap": snap, "workers": dashboard.workers(snap)}
     if name == "queues":
@@ -53,7 +53,7 @@ def part_context(name: str, request: HttpRequest, snap: inspect.Snapshot) -> dic
     if name == "failures":
         return {"failures": dashboard.recent_failures(request.user)}
     if name == "missed":
-        return {"missed": dashboard.missed_schedules()}
+        return {"missed": dashboard.missed_schedules(request.user)}
     data = dashboard.chart_data()
     return {
         "runs_chart": charts.runs_per_hour_svg(data["hours"], data["counts"]),
@@ -69,8 +69,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 @never_cache
 def readyz(request: HttpRequest) -> JsonResponse:
+    """200 if every dependency answers, else 503; the details for staff only."""
     checks = health.readiness()
-    body = health.as_json(checks)
+    body = health.as_json(checks, detailed=health.shows_details(request))
     return JsonResponse(body, status=200 if body["status"] == "ok" else 503)
 
 

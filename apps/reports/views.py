@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from apps.jobs.catalog import ParameterError, get_job
 from apps.jobs.dispatch import start_run
 from apps.jobs.models import Source
-from apps.jobs.permissions import can_run
+from apps.jobs.permissions import may_run
 
 from .export import EXPORT_JOB, FILTER_FIELDS
 from .models import Export
@@ -24,7 +24,7 @@ from .models import Export
 def start_export(request: HttpRequest) -> HttpResponse:
     """Export what /runs/ shows with the posted filters; go to the export's run page."""
     job = get_job(EXPORT_JOB)
-    if job is None or not can_run(request.user, job):
+    if job is None or not may_run(request.user, job):
         raise PermissionDenied
     filters = {name: request.POST.get(name, "").strip() for name in FILTER_FIELDS}
     filters = {name: value for name, value in filters.items() if value}

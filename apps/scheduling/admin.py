@@ -24,7 +24,7 @@ from django_celery_beat.models import PeriodicTask
 
 from apps.jobs.catalog import ParameterError, get_job
 from apps.jobs.models import Source
-from apps.jobs.permissions import can_run
+from apps.jobs.permissions import may_run
 
 from . import actions, preview
 from .forms import ScheduleTaskForm
@@ -102,6 +102,11 @@ class ScheduleAdmin(PeriodicTaskAdmin):
 
     # Change page ------------------------------------------------------------------------
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        """The form knows who saves: it offers, and accepts, only the jobs they may run."""
+        form = super().get_form(request, obj, change, **kwargs)
+        return type(form.__name__, (form,), {"user": request.user})
+
     def save_model(self, request, obj, form, change) -> None:
         form.save_all()
 
@@ -141,12 +146,7 @@ class ScheduleAdmin(PeriodicTaskAdmin):
     @admin.action(description="Run selected schedules now", permissions=["change"])
     def run_now(self, request: HttpRequest, queryset: QuerySet[PeriodicTask]) -> None:
         started = 0
-        for task in queryset:
-            job = get_job(task.task)
-            if job is not None and not can_run(request.user, job):
-                self.message_user(request, f"{task.name}: you may not run {job.title}.",
-                                  messages.ERROR)  # fmt: skip
-                continue
+        for task in self.runnable(request, queryset):
             try:
                 actions.run_now(task, source=Source.ADMIN, user=request.user)
             except ParameterError as error:
@@ -160,25 +160,60 @@ class ScheduleAdmin(PeriodicTaskAdmin):
 
     @admin.action(description="Enable selected schedules", permissions=["change"])
     def enable(self, request: HttpRequest, queryset: QuerySet[PeriodicTask]) -> None:
-        count = actions.set_enabled(queryset, True)
+        count = actions.set_enabled(self.runnable_only(request, queryset), True)
         self.message_user(request, ngettext("%(count)d schedule enabled.",
                                            "%(count)d schedules enabled.", count)
                           % {"count": count})  # fmt: skip
 
     @admin.action(description="Disable selected schedules", permissions=["change"])
     def disable(self, request: HttpRequest, queryset: QuerySet[PeriodicTask]) -> None:
-        count = actions.set_enabled(queryset, False)
+        count = actions.set_enabled(self.runnable_only(request, queryset), False)
         self.message_user(request, ngettext("%(count)d schedule disabled.",
                                            "%(count)d schedules disabled.", count)
                           % {"count": count})  # fmt: skip
 
+    @admin.action(description="Toggle activity of selected schedules", permissions=["change"])
+    def toggle_tasks(self, request: HttpRequest, queryset: QuerySet[PeriodicTask]) -> None:
+        """django-celery-beat's toggle, for the schedules of jobs the user may run."""
+        tasks = self.runnable(request, queryset)
+        count = sum(
+            actions.set_enabled(PeriodicTask.objects.filter(pk__in=pks), enabled)
+            for enabled, pks in (
+                (False, [t.pk for t in tasks if t.enabled]),
+                (True, [t.pk for t in tasks if not t.enabled]),
+            )
+        )
+        self.message_user(request, ngettext("%(count)d schedule toggled.",
+                                           "%(count)d schedules toggled.", count)
+                          % {"count": count})  # fmt: skip
+
     @admin.action(description="Duplicate selected schedules (disabled)", permissions=["add"])
     def duplicate(self, request: HttpRequest, queryset: QuerySet[PeriodicTask]) -> None:
-        copies = [actions.duplicate(task) for task in queryset]
+        copies = [actions.duplicate(task) for task in self.runnable(request, queryset)]
         self.message_user(request, ngettext("%(count)d schedule duplicated (disabled).",
                                            "%(count)d schedules duplicated (disabled).",
                                            len(copies))
                           % {"count": len(copies)})  # fmt: skip
+
+    # Who may act on which schedule ----------------------------------------------------
+
+    def runnable(self, request: HttpRequest, queryset: QuerySet[PeriodicTask]) -> list:
+        """The selected schedules whose job the user may run (apps.jobs.permissions);
+        an error message names each of the others, which are left as they were."""
+        allowed = []
+        for task in queryset:
+            if may_run(request.user, task.task):
+                allowed.append(task)
+            else:
+                job = get_job(task.task)
+                self.message_user(request, f"{task.name}: you may not run "
+                                           f"{job.title if job else task.task}.",
+                                  messages.ERROR)  # fmt: skip
+        return allowed
+
+    def runnable_only(self, request: HttpRequest, queryset: QuerySet[PeriodicTask]) -> QuerySet:
+        pks = [task.pk for task in self.runnable(request, queryset)]
+        return PeriodicTask.objects.filter(pk__in=pks)
 
 
 def short_time(moment: dt.datetime) -> str:

@@ -35,6 +35,7 @@ from django_celery_beat.models import (
 
 from apps.jobs.catalog import Job, ParameterError, all_jobs, clean_parameters, get_job
 from apps.jobs.params import to_json
+from apps.jobs.permissions import may_run
 
 from .models import Overlap, ScheduleOptions
 
@@ -69,15 +70,27 @@ def zone_choices() -> list[tuple[str, str]]:
     return [(name, name) for name in sorted(zoneinfo.available_timezones())]
 
 
-def task_choices() -> list:
-    """Catalog jobs by group (by title), then other registered Celery tasks by name."""
+def task_choices(user=None, current: str = "") -> list:
+    """Catalog jobs by group (by title), then other registered Celery tasks by name: those
+    `user` may run (all of them without a user: the operator's CLI). `current`, the task
+    a stored schedule already has, stays shown even if the user may not run it."""
     current_app.loader.import_default_modules()
     groups: dict[str, list] = {}
     for job in all_jobs():
-        groups.setdefault(job.group, []).append((job.name, f"{job.title} ({job.name})"))
+        if user is None or may_run(user, job) or job.name == current:
+            groups.setdefault(job.group, []).append((job.name, f"{job.title} ({job.name})"))
     others = sorted(name for name in current_app.tasks
-                    if not name.startswith("celery.") and get_job(name) is None)  # fmt: skip
+                    if not name.startswith("celery.") and get_job(name) is None
+                    and (user is None or may_run(user, name) or name == current))  # fmt: skip
     return [("", "---------"), *groups.items(), ("Other tasks", [(n, n) for n in others])]
+
+
+class TaskChoiceField(forms.ChoiceField):
+    """A select of the tasks offered; a name posted outside them is not refused here but
+    by the form's clean, which says why (an unknown task, or not yours to run)."""
+
+    def valid_value(self, value) -> bool:
+        return True
 
 
 def is_known_task(name: str) -> bool:
@@ -217,7 +230,7 @@ def _cron_message(name: str, value: str, error: Exception) -> str:
 class ScheduleTaskForm(PeriodicTaskForm, ScheduleForm):
     """A periodic task with its schedule, typed parameters and Switchyard options."""
 
-    regtask = forms.ChoiceField(label="Task", choices=task_choices, required=False)
+    regtask = TaskChoiceField(label="Task", choices=task_choices, required=False)
     overlap = ScheduleOptions._meta.get_field("overlap").formfield()
     grace_seconds = ScheduleOptions._meta.get_field("grace_seconds").formfield()
     alert_recipients = forms.CharField(
@@ -232,8 +245,14 @@ class ScheduleTaskForm(PeriodicTaskForm, ScheduleForm):
                   "kwargs", "expires", "expire_seconds", "queue", "exchange", "routing_key",
                   "priority", "headers")  # fmt: skip
 
+    # Who is saving: the admin sets it (apps.scheduling.admin); None is the operator's
+    # `manage.py schedules`, which may schedule any task.
+    user = None
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if self.user is not None:
+            self.fields["regtask"].choices = task_choices(self.user, self.instance.task)
         self._initial_task()
         self._initial_schedule()
         self._initial_options()
@@ -308,7 +327,9 @@ class ScheduleTaskForm(PeriodicTaskForm, ScheduleForm):
 
     def _clean_task(self, data: dict) -> None:
         name = data.get("task") or ""
-        if self.job is not None:
+        if self.user is not None and not may_run(self.user, name):
+            self.add_error("task", f"You may not run {name!r}, so you may not schedule it.")
+        elif self.job is not None:
             self._clean_parameters(self.job, data)
         elif not is_known_task(name):
             self.add_error("task", f"Unknown task {name!r}: not a catalog job nor a "

@@ -43,3 +43,28 @@ def test_the_runs_admin_list_queries_do_not_grow_with_rows(client, root):
     with CaptureQueriesContext(connection) as many:
         client.get(CHANGELIST)
     assert len(many) == len(few)
+
+
+def make_viewer(username: str = "vera", jobs: tuple[str, ...] = ()):
+    """Staff who may view runs in the admin, and run only `jobs`."""
+    from django.contrib.auth.models import Permission
+
+    user = make_user(username, jobs=jobs)
+    user.user_permissions.add(Permission.objects.get(codename="view_run"))
+    return user
+
+
+def test_the_runs_admin_lists_only_the_runs_a_staff_user_may_see(client):
+    client.force_login(make_viewer(jobs=("apps.demo.tasks.add",)))
+    mine = make_run("apps.demo.tasks.add")
+    make_run("apps.maintenance.tasks.run_command", parameters={"command": "dumpdata"})
+    response = client.get(CHANGELIST)
+    assert list(response.context["cl"].result_list) == [mine]
+
+
+def test_a_run_the_user_may_not_see_has_no_admin_page_for_them(client):
+    client.force_login(make_viewer())
+    secret = make_run("apps.maintenance.tasks.run_command", parameters={"command": "dumpdata"})
+    response = client.get(f"{CHANGELIST}{secret.pk}/change/", follow=True)
+    assert b"dumpdata" not in response.content
+    assert response.redirect_chain and response.redirect_chain[-1][0] == "/admin/"

@@ -15,6 +15,7 @@ pytestmark = pytest.mark.django_db
 
 ADD = "apps.demo.tasks.add"
 ADD_URL = f"/jobs/{ADD}/"
+COUNTDOWN = "apps.demo.tasks.countdown"
 
 
 @pytest.fixture
@@ -57,6 +58,24 @@ def test_posting_twice_with_the_same_key_starts_one_run(client, alice):
     first, second = client.post(ADD_URL, data), client.post(ADD_URL, data)
     assert first["Location"] == second["Location"]
     assert Run.objects.count() == 1
+
+
+def test_another_user_posting_the_same_key_starts_their_own_run(client, alice):
+    data = {"x": "1", "y": "2", "idempotency_key": uuid.uuid4()}
+    first = client.post(ADD_URL, data)
+    client.force_login(make_user("bob", jobs=(ADD,)))
+    second = client.post(ADD_URL, data)
+    assert first["Location"] != second["Location"]
+    bobs = Run.objects.get(requested_by__username="bob")
+    assert second["Location"] == f"/runs/{bobs.pk}/"
+
+
+def test_the_same_key_for_another_job_starts_a_run_of_that_job(client):
+    client.force_login(make_user("carol", jobs=(ADD, COUNTDOWN)))
+    key = uuid.uuid4()
+    client.post(ADD_URL, {"x": "1", "y": "2", "idempotency_key": key})
+    client.post(f"/jobs/{COUNTDOWN}/", {"seconds": "1", "idempotency_key": key})
+    assert sorted(Run.objects.values_list("job_name", flat=True)) == sorted([ADD, COUNTDOWN])
 
 
 def test_posting_with_new_keys_starts_new_runs(client, alice):

@@ -125,6 +125,17 @@ def test_run_again_posted_twice_with_the_same_key_starts_one_run(client, root):
     assert Run.objects.count() == 2
 
 
+def test_run_again_by_another_user_with_the_same_key_starts_their_own_run(client):
+    old = finished_run(parameters={"x": 1, "y": 2})
+    key = {"idempotency_key": str(uuid.uuid4())}
+    client.force_login(make_user("alice", jobs=(ADD,)))
+    first = client.post(f"/runs/{old.pk}/rerun/", key)
+    client.force_login(make_user("bob", jobs=(ADD,)))
+    second = client.post(f"/runs/{old.pk}/rerun/", key)
+    assert first["Location"] != second["Location"]
+    assert Run.objects.filter(rerun_of=old).count() == 2
+
+
 def test_cancel_of_a_queued_run_cancels_it_before_it_starts(client, root):
     run = make_run(COUNTDOWN)
     response = client.post(f"/runs/{run.pk}/cancel/")

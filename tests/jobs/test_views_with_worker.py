@@ -51,3 +51,16 @@ def test_cancel_through_the_view_stops_a_running_countdown(client, alice, celery
     assert wait_for(lambda: finished(run), timeout=30).state == State.CANCELLED
     assert run.progress_done < 30
     assert "hx-trigger" not in client.get(run.get_absolute_url(), **HTMX).content.decode()
+
+
+def test_a_message_for_a_task_no_worker_knows_fails_its_run_with_a_note(client, celery_worker):
+    from project import celery_app
+    from tests.helpers import make_superuser
+
+    sent = celery_app.send_task("no.such.task", args=[1])
+    run = Run.objects.get(task_id=sent.id)  # recorded by before_task_publish
+    assert wait_for(lambda: finished(run), timeout=30).state == State.FAILED
+    assert run.note == "No worker knows task 'no.such.task': its message was discarded."
+    client.force_login(make_superuser())
+    page = client.get(run.get_absolute_url()).content.decode()
+    assert "No worker knows task &#x27;no.such.task&#x27;" in page

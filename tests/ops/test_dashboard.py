@@ -130,6 +130,37 @@ def test_beat_down_and_missed_schedules_show_on_the_dashboard(staff_client):
     assert '<tr class="missed">' in page and "nightly" in page
 
 
+def make_incident(kind: str, key: str, title: str, **fields) -> Incident:
+    now = timezone.now()
+    return Incident.objects.create(kind=kind, key=key, title=title, opened_at=now,
+                                   last_seen_at=now, **fields)  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_incidents_show_only_the_jobs_the_viewer_may_see(client):
+    given_snapshot("w1@host")
+    make_incident(Kind.FAILED_RUN, "apps.maintenance.tasks.run_command",
+                  "Run a management command failed",
+                  job_name="apps.maintenance.tasks.run_command")  # fmt: skip
+    make_incident(
+        Kind.MISSED_RUN,
+        "secret dump",
+        "Schedule secret dump missed its run",
+        job_name="apps.maintenance.tasks.run_command",
+        schedule_name="secret dump",
+    )
+    make_incident(Kind.FAILED_RUN, "apps.demo.tasks.add", "Add two numbers failed",
+                  job_name="apps.demo.tasks.add")  # fmt: skip
+    make_incident(Kind.BEAT_DOWN, "beat", "Beat is not ticking")
+    client.force_login(make_user("dora", jobs=("apps.demo.tasks.add",)))
+    page = client.get("/").content.decode()
+    assert "Add two numbers failed" in page and "Beat is not ticking" in page
+    assert "management command" not in page and "secret dump" not in page
+    client.force_login(make_superuser())
+    page = client.get("/").content.decode()
+    assert "Run a management command failed" in page and "secret dump" in page
+
+
 @pytest.mark.django_db
 def test_the_charts_are_inline_svg_with_bars_per_state_and_percentiles_per_job(staff_client):
     given_snapshot("w1@host")

@@ -9,7 +9,24 @@ from django.utils import timezone
 from apps.devstack import processes
 from apps.ops import heartbeat
 from apps.ops.models import Heartbeat
-from tests.helpers import point_celery_at
+from tests.helpers import make_superuser, make_user, point_celery_at
+
+TOKEN = "readyz-test-token"
+
+
+@pytest.fixture
+def staff(client):
+    """Staff see each check's detail; anyone else the status alone."""
+    client.force_login(make_user("sam"))
+    return client
+
+
+@pytest.fixture
+def token_client(client, settings):
+    """The metrics token shows the details without a session (no database needed)."""
+    settings.METRICS_TOKEN = TOKEN
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {TOKEN}"
+    return client
 
 
 def test_healthz_answers_without_the_database(client, django_db_blocker):
@@ -23,38 +40,38 @@ def checks(response) -> dict[str, bool]:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_readyz_is_200_when_database_broker_worker_and_beat_all_answer(client, celery_worker):
+def test_readyz_is_200_when_database_broker_worker_and_beat_all_answer(staff, celery_worker):
     heartbeat.record("beat")
-    response = client.get("/readyz")
+    response = staff.get("/readyz")
     assert response.status_code == 200, response.json()
     assert response.json()["status"] == "ok"
     assert checks(response) == {"database": True, "broker": True, "workers": True, "beat": True}
 
 
 @pytest.mark.django_db(transaction=True)
-def test_readyz_is_503_when_beats_heartbeat_is_stale(client, celery_worker, settings):
+def test_readyz_is_503_when_beats_heartbeat_is_stale(staff, celery_worker, settings):
     settings.BEAT_HEARTBEAT_MAX_AGE = 60
     heartbeat.record("beat")
     Heartbeat.objects.filter(name="beat").update(seen_at=timezone.now() - timedelta(minutes=2))
-    response = client.get("/readyz")
+    response = staff.get("/readyz")
     assert response.status_code == 503
     assert checks(response) == {"database": True, "broker": True, "workers": True, "beat": False}
     assert response.json()["checks"]["beat"]["detail"].startswith("last heartbeat 12")
 
 
 @pytest.mark.django_db
-def test_readyz_is_503_when_beat_never_reported(client):
-    response = client.get("/readyz")
+def test_readyz_is_503_when_beat_never_reported(staff):
+    response = staff.get("/readyz")
     assert response.status_code == 503
     assert response.json()["checks"]["beat"]["detail"] == "no heartbeat recorded yet"
 
 
 @pytest.mark.django_db
-def test_readyz_is_503_when_the_broker_is_unreachable(client, redis_url):
+def test_readyz_is_503_when_the_broker_is_unreachable(staff, redis_url):
     heartbeat.record("beat")
     point_celery_at(f"redis://127.0.0.1:{processes.free_port()}/0")
     try:
-        response = client.get("/readyz")
+        response = staff.get("/readyz")
     finally:
         point_celery_at(redis_url)
     assert response.status_code == 503
@@ -64,11 +81,11 @@ def test_readyz_is_503_when_the_broker_is_unreachable(client, redis_url):
 
 
 @pytest.mark.django_db
-def test_readyz_is_503_when_no_worker_answers(client, redis_url):
+def test_readyz_is_503_when_no_worker_answers(staff, redis_url):
     heartbeat.record("beat")
     point_celery_at(redis_url.rsplit("/", 1)[0] + "/7")  # a database no worker listens on
     try:
-        response = client.get("/readyz")
+        response = staff.get("/readyz")
     finally:
         point_celery_at(redis_url)
     assert response.status_code == 503
@@ -77,7 +94,7 @@ def test_readyz_is_503_when_no_worker_answers(client, redis_url):
 
 
 @pytest.mark.django_db
-def test_readyz_is_503_when_the_database_is_unreachable(client, monkeypatch):
+def test_readyz_is_503_when_the_database_is_unreachable(token_client, monkeypatch):
     from .makers import given_snapshot
 
     given_snapshot("w1@host")
@@ -87,7 +104,7 @@ def test_readyz_is_503_when_the_database_is_unreachable(client, monkeypatch):
 
     connection.close()
     monkeypatch.setattr(connection, "ensure_connection", refuse)
-    response = client.get("/readyz")
+    response = token_client.get("/readyz")
     monkeypatch.undo()
     assert response.status_code == 503
     assert checks(response) == {"database": False, "broker": True, "workers": True,
@@ -109,3 +126,62 @@ def test_readyz_stops_waiting_at_the_first_worker_that_answers(client, monkeypat
     client.get("/readyz")
     client.get("/readyz")
     assert asked == [1]  # and the answer is cached between probes
+
+
+@pytest.mark.django_db
+def test_anonymous_callers_get_the_status_code_and_overall_status_only(client, redis_url):
+    heartbeat.record("beat")
+    point_celery_at(redis_url.rsplit("/", 1)[0] + "/7")  # a database no worker listens on
+    try:
+        response = client.get("/readyz")
+    finally:
+        point_celery_at(redis_url)
+    assert (response.status_code, response.json()) == (503, {"status": "fail"})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_anonymous_callers_learn_no_worker_names_or_heartbeat_ages(client, celery_worker):
+    heartbeat.record("beat")
+    response = client.get("/readyz")
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+    assert celery_worker.hostname.encode() not in response.content
+
+
+@pytest.mark.django_db
+def test_signed_in_users_who_are_not_staff_get_the_status_only(client):
+    client.force_login(make_user("nina", staff=False))
+    response = client.get("/readyz")
+    assert (response.status_code, response.json()) == (503, {"status": "fail"})
+
+
+@pytest.mark.django_db
+def test_anonymous_callers_are_not_told_the_database_error(client, monkeypatch):
+    from .makers import given_snapshot
+
+    given_snapshot("w1@host")
+
+    def refuse(*args, **kwargs):
+        raise OperationalError("connection refused by db.internal:5432")
+
+    connection.close()
+    monkeypatch.setattr(connection, "ensure_connection", refuse)
+    response = client.get("/readyz")
+    monkeypatch.undo()
+    assert (response.status_code, response.json()) == (503, {"status": "fail"})
+
+
+@pytest.mark.django_db
+def test_a_staff_session_still_gets_a_503_when_the_database_is_down(client, monkeypatch):
+    from .makers import given_snapshot
+
+    given_snapshot("w1@host")
+    client.force_login(make_superuser())
+
+    def refuse(*args, **kwargs):
+        raise OperationalError("connection refused")
+
+    connection.close()
+    monkeypatch.setattr(connection, "ensure_connection", refuse)
+    response = client.get("/readyz")
+    monkeypatch.undo()
+    assert (response.status_code, response.json()) == (503, {"status": "fail"})

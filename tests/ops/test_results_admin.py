@@ -204,3 +204,53 @@ def test_small_tables_are_counted_exactly():
         make_result()
     paginator = EstimatedCountPaginator(TaskResult.objects.order_by("-id"), 2)
     assert (paginator.count, paginator.estimated, paginator.num_pages) == (4, False, 2)
+
+
+def make_result_viewer(username: str = "vera", jobs: tuple[str, ...] = ()):
+    """Staff who may view task results in the admin, and run only `jobs`."""
+    from django.contrib.auth.models import Permission
+
+    user = make_user(username, jobs=jobs)
+    user.user_permissions.add(Permission.objects.get(codename="view_taskresult"))
+    return user
+
+
+SECRET_KWARGS = json.dumps("{'command': 'dumpdata', 'arguments': ['auth.user']}")
+
+
+def detail_page(client, result) -> str:
+    response = client.get(f"{LIST}{result.pk}/change/")
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_the_detail_page_hides_arguments_result_and_traceback_of_a_job_the_user_may_not_run(
+    client,
+):
+    client.force_login(make_result_viewer())
+    result = make_result("apps.maintenance.tasks.run_command", status="FAILURE",
+                         task_kwargs=SECRET_KWARGS, result='"pbkdf2_sha256$secret-hash"',
+                         traceback="Traceback: at /srv/secret/path.py")  # fmt: skip
+    page = detail_page(client, result)
+    assert "apps.maintenance.tasks.run_command" in page and "FAILURE" in page
+    assert "dumpdata" not in page and "secret" not in page
+
+
+def test_the_detail_page_shows_them_to_those_who_may_run_the_job_and_to_superusers(
+    client, root_client
+):
+    result = make_result("apps.maintenance.tasks.run_command", task_kwargs=SECRET_KWARGS,
+                         traceback="Traceback: at /srv/secret/path.py")  # fmt: skip
+    assert "dumpdata" in detail_page(root_client, result)
+    client.force_login(make_result_viewer("rita", jobs=("apps.maintenance.tasks.run_command",)))
+    page = detail_page(client, result)
+    assert "dumpdata" in page and "/srv/secret/path.py" in page
+
+
+def test_the_detail_page_shows_a_users_own_run_even_of_a_job_they_may_no_longer_run(client):
+    user = make_result_viewer()
+    client.force_login(user)
+    run = make_run("apps.maintenance.tasks.run_command", requested_by=user)
+    result = make_result("apps.maintenance.tasks.run_command", task_id=run.task_id,
+                         task_kwargs=SECRET_KWARGS)  # fmt: skip
+    assert "dumpdata" in detail_page(client, result)

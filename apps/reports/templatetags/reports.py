@@ -3,7 +3,7 @@
 from django import template
 
 from apps.jobs.catalog import get_job
-from apps.jobs.permissions import can_run
+from apps.jobs.permissions import may_run
 
 from ..export import EXPORT_JOB, FILTER_FIELDS
 from ..models import Export
@@ -18,7 +18,7 @@ def export_button(context, filters=None) -> dict:
     job = get_job(EXPORT_JOB)
     data = getattr(filters, "data", filters) or request.GET
     return {
-        "show": job is not None and can_run(request.user, job),
+        "show": job is not None and may_run(request.user, job),
         "filters": [(name, data.get(name)) for name in FILTER_FIELDS if data.get(name)],
         "csrf_token": context.get("csrf_token"),
     }

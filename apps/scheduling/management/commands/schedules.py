@@ -1,7 +1,8 @@
 """`manage.py schedules list|add|enable|disable|delete|next|run`: schedules from a shell.
 
 `add` fills in the admin's own form (same validation, same messages). Exit status: 0
-ok; 2 on bad input, with one line on stderr.
+ok; 2 on bad input, with one line on stderr. No user: per-job permissions do not apply
+(an operator's tool, like `manage.py shell`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,11 @@ PERIODS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
 class Command(OneLineErrorsCommand):
-    help = "List, add, enable, disable, delete, preview and run periodic task schedules."
+    help = (
+        "List, add, enable, disable, delete, preview and run periodic task schedules. "
+        "An operator's tool: whoever has this shell may schedule and run any task; per-job "
+        "permissions (jobs.run_<job>) apply in the admin, the web pages and the API."
+    )
 
     def add_arguments(self, parser) -> None:
         commands = self.add_subcommands(parser)
