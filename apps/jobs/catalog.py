@@ -132,6 +132,11 @@ def _mark_cancelled(task: Task) -> None:
     task.update_state(state=states.REVOKED, meta={"reason": "cancelled"})
 
 
+def add(entry: Job) -> None:
+    """Register a job built elsewhere: apps.djtasks adds the Tasks API's `@task`s."""
+    _CATALOG[entry.name] = entry
+
+
 def all_jobs() -> list[Job]:
     return sorted(_CATALOG.values(), key=lambda j: (j.group, j.title))
 
