@@ -50,7 +50,9 @@ class JSONTextField(forms.JSONField):
 
 
 def _register_json_kind() -> None:
-    P.FIELD_BUILDERS.setdefault(JSONValue, lambda **kw: JSONTextField(help_text="takes JSON", **kw))
+    P.FIELD_BUILDERS.setdefault(
+        JSONValue, lambda **kw: JSONTextField(help_text="takes JSON", **kw)
+    )
     P._SCHEMA.setdefault(JSONValue, {"description": "any JSON value"})
 
 
@@ -67,11 +69,12 @@ def register(task: Task) -> None:
     if name in _DECLARED:
         return
     _DECLARED[name] = task
-    celery_task = shared_task(
-        name=name, base=TasksApiCeleryTask, bind=True, acks_late=True,
-        reject_on_worker_lost=True, queue=options.celery_queue(task.queue_name),
-        django_task_name=name,
-    )(run_task)  # fmt: skip
+    task_options = {"name": name, "base": TasksApiCeleryTask, "bind": True, "acks_late": True,
+                    "reject_on_worker_lost": True, "django_task_name": name}  # fmt: skip
+    if queue := options.celery_queue(task.queue_name):
+        # As `@job(queue=...)` does: every send (web, API, sweeper) routes there.
+        task_options["queue"] = queue
+    celery_task = shared_task(**task_options)(run_task)
     catalog.add(catalog_job(task, celery_task))
 
 

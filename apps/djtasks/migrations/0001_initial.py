@@ -4,20 +4,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='SendOptions',
+            name="SendOptions",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('task_id', models.CharField(max_length=255, unique=True)),
-                ('priority', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('eta', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("task_id", models.CharField(max_length=255, unique=True)),
+                ("priority", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("eta", models.DateTimeField(blank=True, null=True)),
             ],
         ),
     ]
