@@ -37,7 +37,10 @@ FROM_ENQUEUE = "_switchyard_from_enqueue"
 
 
 class JSONValue:
-    """The kind of a parameter whose annotation the catalog cannot type: JSON text."""
+    """The kind of a parameter whose annotation the catalog cannot type: any JSON
+    value (JSON text in a form or on the command line; as it is in the API)."""
+
+    takes_objects = True
 
 
 class JSONTextField(forms.JSONField):
@@ -49,10 +52,13 @@ class JSONTextField(forms.JSONField):
         return "" if value is None else super().prepare_value(value)
 
 
+def _json_field(**options) -> JSONTextField:
+    label = f"{options.pop('label', '')} (takes JSON)".strip()
+    return JSONTextField(label=label, help_text="takes JSON", **options)
+
+
 def _register_json_kind() -> None:
-    P.FIELD_BUILDERS.setdefault(
-        JSONValue, lambda **kw: JSONTextField(help_text="takes JSON", **kw)
-    )
+    P.FIELD_BUILDERS.setdefault(JSONValue, _json_field)
     P._SCHEMA.setdefault(JSONValue, {"description": "any JSON value"})
 
 
