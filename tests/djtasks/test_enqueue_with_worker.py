@@ -86,7 +86,8 @@ def test_a_task_enqueued_in_a_view_is_published_on_commit_and_its_result_read_ba
 
 def test_a_task_enqueued_in_a_transaction_that_rolls_back_is_never_published(published):
     with pytest.raises(RuntimeError), transaction.atomic():
-        greet.enqueue("Ada")
+        result = greet.enqueue("Ada")
+        assert Run.objects.get(task_id=result.id).state == State.PENDING_SEND
         raise RuntimeError("the view failed")
     assert published.ids == []
     assert not Run.objects.exists()
@@ -186,7 +187,8 @@ def test_a_failure_is_announced_by_task_finished_with_its_error(celery_worker):
     errors = []
 
     def receive(sender, task_result, **kwargs):
-        errors.append([e.exception_class_path for e in task_result.errors])
+        classes = [e.exception_class_path for e in task_result.errors]
+        errors.append((classes, threading.current_thread().name))
 
     task_finished.connect(receive)
     try:
@@ -194,4 +196,6 @@ def test_a_failure_is_announced_by_task_finished_with_its_error(celery_worker):
         wait_for(lambda: errors)
     finally:
         task_finished.disconnect(receive)
-    assert errors == [["builtins.ZeroDivisionError"]]
+    ((error_classes, thread),) = errors
+    assert error_classes == ["builtins.ZeroDivisionError"]
+    assert thread != threading.current_thread().name  # on the worker
