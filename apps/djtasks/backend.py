@@ -54,7 +54,10 @@ class CeleryBackend(BaseTaskBackend):
         return result
 
     def get_result(self, result_id: str) -> TaskResult:
-        run = Run.objects.filter(task_id=str(result_id)).first()
+        result_id = str(result_id)
+        if "\x00" in result_id:  # no task id holds one; PostgreSQL refuses it in a query
+            raise TaskResultDoesNotExist(result_id)
+        run = Run.objects.filter(task_id=result_id).first()
         task = run and _declared(run.job_name)
         if task is None:
             raise TaskResultDoesNotExist(result_id)

@@ -38,7 +38,7 @@ def test_an_unknown_or_hostile_result_id_does_not_exist(result_id):
 
 
 @pytest.mark.parametrize("job_name", ["apps.demo.tasks.add", "os.path.join", "", "no.such.module",
-                                      "apps.demo.tasks_api.tasks.nothing", "\x00"])  # fmt: skip
+                                      "apps.demo.tasks_api.tasks.nothing", "\x01\n"])  # fmt: skip
 def test_a_run_that_is_not_of_a_tasks_api_task_has_no_tasks_api_result(job_name):
     run = make_run(job_name=job_name)
     with pytest.raises(TaskResultDoesNotExist):
