@@ -5,6 +5,8 @@ in TASKS, these run on Celery workers, show on /jobs/ and /runs/, and can be sch
 in the admin. On Django 6, `from django.tasks import task` is the only change.
 """
 
+import asyncio
+
 from django_tasks import TaskContext, task
 
 
@@ -42,3 +44,10 @@ def whoami(context: TaskContext, note: str = "") -> dict:
         "enqueued_at": context.task_result.enqueued_at.isoformat(),
         "note": note,
     }
+
+
+@task()
+async def echo_later(text: str, seconds: float = 0.0) -> str:
+    """An async task: the worker runs the coroutine to its end."""
+    await asyncio.sleep(seconds)
+    return text
