@@ -85,10 +85,14 @@ def report(timings: dict[str, list[float]], calls: int) -> str:
 def comparison(timings: dict[str, list[float]]) -> str:
     delay, start, enqueue, low = (median(values) for values in timings.values())
     return (
-        f"Medians: `.enqueue()` {ms(enqueue)} is {ms(enqueue - start)} beside "
-        f"`start_run`'s {ms(start)} and {ms(enqueue - delay)} beside `.delay()`'s "
-        f"{ms(delay)}; with a priority, {ms(low)} ({ms(low - enqueue)} for keeping it)."
+        f"Medians: `.enqueue()` {ms(enqueue)}, {signed(enqueue - start)} beside "
+        f"`start_run` and {signed(enqueue - delay)} beside `.delay()`; with a priority "
+        f"{ms(low)} ({signed(low - enqueue)}: the stored options and the transaction)."
     )
+
+
+def signed(seconds: float) -> str:
+    return f"{1000 * seconds:+.2f} ms"
 
 
 def ms(seconds: float) -> str:

@@ -20,18 +20,19 @@ from tests.helpers import point_celery_at, wait_for
 
 IDLE = "djtasks-idle"  # a queue no worker consumes
 CONSUMED = "djtasks-consumed"  # one the test worker is told to consume
+FORGET = "djtasks-forget"  # another (a queue is consumed by one test only)
 SEP = "\x06\x16"  # kombu's separator between a queue's name and its priority level
 
 
 @pytest.fixture
 def idle_queue(settings, redis_url):
     settings.TASKS = {
-        "default": {**settings.TASKS["default"], "QUEUES": ["default", IDLE, CONSUMED]}
+        "default": {**settings.TASKS["default"], "QUEUES": ["default", IDLE, CONSUMED, FORGET]}
     }
     client = redis.Redis.from_url(redis_url)
     yield client
-    client.delete(*(f"{queue}{SEP}{level}" for queue in (IDLE, CONSUMED) for level in (3, 6, 9)),
-                  IDLE, CONSUMED)  # fmt: skip
+    client.delete(*(f"{queue}{SEP}{level}" for queue in (IDLE, CONSUMED, FORGET)
+                    for level in (3, 6, 9)), IDLE, CONSUMED, FORGET)  # fmt: skip
 
 
 def messages(client, key: str) -> list[dict]:
@@ -139,8 +140,13 @@ def test_enqueued_while_redis_is_down_it_runs_exactly_once_when_redis_is_back(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_worker_forgets_the_stored_send_options_when_the_run_ends(celery_worker):
-    result = greet.using(priority=-10).enqueue("prio")
+def test_the_worker_forgets_the_stored_send_options_when_the_run_ends(idle_queue, celery_worker):
+    result = greet.using(queue_name=FORGET, priority=-10).enqueue("prio")
     assert SendOptions.objects.filter(task_id=result.id, priority=3).exists()
-    wait_for(lambda: greet.get_result(result.id).is_finished)
+    control = {"destination": [celery_worker.hostname], "reply": True}
+    celery_app.control.add_consumer(FORGET, **control)
+    try:
+        wait_for(lambda: greet.get_result(result.id).is_finished)
+    finally:
+        celery_app.control.cancel_consumer(FORGET, **control)
     wait_for(lambda: not SendOptions.objects.filter(task_id=result.id).exists())
