@@ -155,7 +155,7 @@ def run_task(self: TasksApiCeleryTask, *args, **kwargs):
         raise Ignore()  # cancelled before it started, or a duplicate of a finished run
     task = declared(self.django_task_name)
     kwargs = _typed_kwargs(task, kwargs)
-    result = results.running(self.request.id, task)
+    result = results.running(self.request, task)
     sender = type(task.get_backend())
     task_started.send(sender, task_result=result)
     try:

@@ -92,9 +92,15 @@ def _class_path(exception: object) -> str:
 # In the worker, around the task function ---------------------------------------------
 
 
-def running(task_id: str, task: Task) -> TaskResult:
-    """The result a started task sees: the run as Celery just marked it started."""
-    run = Run.objects.get(task_id=task_id)
+def running(request, task: Task) -> TaskResult:
+    """The result a started task sees: the run as Celery just marked it started (or,
+    for a run record gone missing, what the message itself tells)."""
+    run = Run.objects.filter(task_id=request.id).first()
+    if run is None:
+        now = timezone.now()
+        run = Run(task_id=request.id, state=State.STARTED, queued_at=now, started_at=now,
+                  args=list(request.args or []), parameters=dict(request.kwargs or {}),
+                  worker=request.hostname or "", deliveries=1)  # fmt: skip
     return from_run(run, task, task.backend)
 
 

@@ -51,3 +51,23 @@ def test_an_async_task_runs_to_its_end_on_the_worker(celery_worker):
     result = echo_later.enqueue("later", seconds=0.01)
     done = wait_for(lambda: (r := echo_later.get_result(result.id)).is_finished and r)
     assert done.return_value == "later"
+
+
+def test_a_task_whose_run_record_is_gone_still_runs_with_its_context(settings, celery_worker):
+    from django_celery_results.models import TaskResult as StoredResult
+
+    from apps.demo.tasks_api.tasks import whoami
+    from project import celery_app
+
+    orphans = "djtasks-orphans"
+    settings.TASKS = {"default": {**settings.TASKS["default"], "QUEUES": ["default", orphans]}}
+    result = whoami.using(queue_name=orphans).enqueue(note="orphan")
+    Run.objects.filter(task_id=result.id).delete()  # pruned, or written by an older version
+    control = {"destination": [celery_worker.hostname], "reply": True}
+    celery_app.control.add_consumer(orphans, **control)
+    try:
+        succeeded = StoredResult.objects.filter(task_id=result.id, status="SUCCESS")
+        stored = wait_for(succeeded.first)
+    finally:
+        celery_app.control.cancel_consumer(orphans, **control)
+    assert '"attempt": 1' in stored.result and result.id in stored.result
