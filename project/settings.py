@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "django_celery_results",
     "django_htmx",
+    "django_tasks",
     "apps.devstack",
     "apps.jobs",
     "apps.api",
@@ -81,6 +82,8 @@ INSTALLED_APPS = [
     "apps.checks",
     "apps.reports",
     "apps.demo",
+    "apps.djtasks",
+    "apps.demo.tasks_api",
 ]
 
 MIDDLEWARE = [
@@ -288,6 +291,17 @@ RESULT_RETENTION_DAYS = env_int("RESULT_RETENTION_DAYS", 30, 1)
 # than this from django-celery-results.
 CELERY_RESULT_EXPIRES = timedelta(days=RESULT_RETENTION_DAYS)
 DJANGO_CELERY_BEAT_TZ_AWARE = True
+
+# Django's Tasks API (the django-tasks backport; django.tasks on Django 6): every `@task`
+# runs on Celery through Switchyard's dispatch (apps.djtasks). QUEUES are the queue names
+# a task may ask for; "default" is Celery's default queue, any other the Celery queue of
+# that name (a worker must consume it: celery worker -Q celery,NAME).
+TASKS = {
+    "default": {
+        "BACKEND": "apps.djtasks.backend.CeleryBackend",
+        "QUEUES": env_list("TASKS_QUEUES", "default"),
+    }
+}
 
 # Operations (apps.ops): dashboard, /readyz, /metrics, alerts ---------------------------
 

@@ -132,6 +132,11 @@ def _mark_cancelled(task: Task) -> None:
     task.update_state(state=states.REVOKED, meta={"reason": "cancelled"})
 
 
+def add(entry: Job) -> None:
+    """Register a job built elsewhere: apps.djtasks adds the Tasks API's `@task`s."""
+    _CATALOG[entry.name] = entry
+
+
 def all_jobs() -> list[Job]:
     return sorted(_CATALOG.values(), key=lambda j: (j.group, j.title))
 
@@ -175,8 +180,10 @@ def clean_parameters(job: Job, data: Mapping[str, Any]) -> dict[str, Any]:
 def _form_data(job: Job, data: Mapping[str, Any]) -> dict[str, Any]:
     """JSON booleans and lists go to the form as they are; omitted defaults fill in."""
     merged = {p.name: P.to_json(p.default) for p in job.params if p.default is not None}
+    # A parameter of a kind that takes JSON (apps.djtasks) may be an object.
+    takes_objects = {p.name for p in job.params if getattr(p.kind, "takes_objects", False)}
     for name, value in data.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and name not in takes_objects:
             raise ParameterError({name: ["expected a value, not an object"]})
         merged[name] = value
     for p in job.params:

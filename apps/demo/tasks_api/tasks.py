@@ -1,0 +1,53 @@
+"""Demo tasks written only against Django's Tasks API: no Celery, no Switchyard.
+
+Any reusable app can declare its background work like this. With Switchyard's backend
+in TASKS, these run on Celery workers, show on /jobs/ and /runs/, and can be scheduled
+in the admin. On Django 6, `from django.tasks import task` is the only change.
+"""
+
+import asyncio
+
+from django_tasks import TaskContext, task
+
+
+@task()
+def greet(name: str, shout: bool = False) -> str:
+    """Return a greeting for `name` (in capitals with `shout`)."""
+    greeting = f"Hello, {name}!"
+    return greeting.upper() if shout else greeting
+
+
+@task()
+def divide(x: float, y: float) -> float:
+    """Return x / y; y = 0 fails, with its traceback on the run page."""
+    return x / y
+
+
+@task()
+def tally(counts: dict, extra=None) -> int:
+    """Sum the values of a JSON object (parameters the catalog cannot type take JSON)."""
+    return sum(counts.values()) + sum(extra or [])
+
+
+@task(priority=-50)
+def tidy_up(days: int = 30) -> str:
+    """Housekeeping that can wait: declared with a low priority."""
+    return f"tidied up {days} days"
+
+
+@task(takes_context=True)
+def whoami(context: TaskContext, note: str = "") -> dict:
+    """Return what the Tasks API tells a task about its own run."""
+    return {
+        "id": context.task_result.id,
+        "attempt": context.attempt,
+        "enqueued_at": context.task_result.enqueued_at.isoformat(),
+        "note": note,
+    }
+
+
+@task()
+async def echo_later(text: str, seconds: float = 0.0) -> str:
+    """An async task: the worker runs the coroutine to its end."""
+    await asyncio.sleep(seconds)
+    return text

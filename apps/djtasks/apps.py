@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class DjtasksConfig(AppConfig):
+    name = "apps.djtasks"
+    verbose_name = "Django Tasks API on Celery"

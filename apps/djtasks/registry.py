@@ -1,0 +1,193 @@
+"""Each Tasks API `@task` as a Celery task and a catalog job.
+
+A task is registered the moment it is declared: the Tasks API checks every `Task` with
+its backend (`validate_task`), and Switchyard's backend registers it then. Its Celery
+task and catalog name is the function's module path (`apps.demo.tasks_api.tasks.greet`),
+a public name like any Celery task name: renaming the function orphans its schedules.
+
+One Celery task per `@task` (rather than one generic task carrying the path) keeps
+every part of Switchyard that goes by task name working unchanged: the run record and
+/runs/ show the task's own name, the catalog, permissions, schedules and the CLI find
+it, the sweeper re-sends it by name, and a worker that does not know it refuses it.
+"""
+
+import inspect
+import logging
+import typing
+
+from celery import Task as CeleryTask
+from celery import shared_task
+from celery.exceptions import Ignore
+from django import forms
+from django.apps import apps
+
+from apps.jobs import catalog
+from apps.jobs import params as P
+
+from . import options, results
+from .compat import Task, TaskContext, normalize_json, task_finished, task_started
+
+log = logging.getLogger(__name__)
+
+# Module path -> the Task as declared by `@task` (its defaults: priority, queue).
+_DECLARED: dict[str, Task] = {}
+# The enqueue path passes every option itself; any other send (web, API, CLI, the
+# sweeper, a resend) fills in the declared and the stored ones.
+FROM_ENQUEUE = "_switchyard_from_enqueue"
+
+
+class JSONValue:
+    """The kind of a parameter whose annotation the catalog cannot type: any JSON
+    value (JSON text in a form or on the command line; as it is in the API)."""
+
+    takes_objects = True
+
+
+class JSONTextField(forms.JSONField):
+    """JSON typed in a text box (or given as JSON text from the API and CLI)."""
+
+    widget = forms.Textarea(attrs={"rows": 3})
+
+    def prepare_value(self, value):
+        return "" if value is None else super().prepare_value(value)
+
+
+def _json_field(**options) -> JSONTextField:
+    label = f"{options.pop('label', '')} (takes JSON)".strip()
+    return JSONTextField(label=label, help_text="takes JSON", **options)
+
+
+def _register_json_kind() -> None:
+    P.FIELD_BUILDERS.setdefault(JSONValue, _json_field)
+    P._SCHEMA.setdefault(JSONValue, {"description": "any JSON value"})
+
+
+_register_json_kind()
+
+
+def declared(name: str) -> Task | None:
+    return _DECLARED.get(name)
+
+
+def register(task: Task) -> None:
+    """Make `task` a Celery task and a catalog job, once per function."""
+    name = task.module_path
+    if name in _DECLARED:
+        return
+    _DECLARED[name] = task
+    task_options = {"name": name, "base": TasksApiCeleryTask, "bind": True, "acks_late": True,
+                    "reject_on_worker_lost": True, "django_task_name": name}  # fmt: skip
+    if queue := options.celery_queue(task.queue_name):
+        # As `@job(queue=...)` does: every send (web, API, sweeper) routes there.
+        task_options["queue"] = queue
+    celery_task = shared_task(**task_options)(run_task)
+    catalog.add(catalog_job(task, celery_task))
+
+
+def catalog_job(task: Task, celery_task: CeleryTask) -> catalog.Job:
+    func = task.func
+    return catalog.Job(
+        name=task.module_path,
+        title=func.__name__.replace("_", " ").strip().capitalize(),
+        description=inspect.cleandoc(func.__doc__ or ""),
+        params=job_params(func, task.takes_context),
+        group=_group(func),
+        queue=options.celery_queue(task.queue_name),
+        task=celery_task,
+    )
+
+
+def _group(func) -> str:
+    app = apps.get_containing_app_config(func.__module__)
+    return str(app.verbose_name) if app else "Tasks API"
+
+
+def job_params(func, takes_context: bool) -> tuple[P.Param, ...]:
+    """Typed like a `@job`'s parameters where the annotation allows; JSON otherwise
+    (no annotation, or one the catalog has no field for)."""
+    try:
+        hints = typing.get_type_hints(func)
+    except Exception:  # an unresolvable annotation: every parameter takes JSON
+        hints = {}
+    parameters = list(inspect.signature(func).parameters.values())[1 if takes_context else 0 :]
+    return tuple(
+        _typed_param(p, hints[p.name]) if p.name in hints else _json_param(p)
+        for p in parameters
+        if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    )
+
+
+def _typed_param(parameter: inspect.Parameter, hint) -> P.Param:
+    def stub(): ...
+
+    stub.__signature__ = inspect.Signature([parameter.replace(annotation=hint)])
+    stub.__annotations__ = {parameter.name: hint}
+    try:
+        return P.params_from_signature(stub)[0]
+    except TypeError:
+        return _json_param(parameter)
+
+
+def _json_param(parameter: inspect.Parameter) -> P.Param:
+    required = parameter.default is inspect.Parameter.empty
+    return P.Param(parameter.name, JSONValue, required, None if required else parameter.default)
+
+
+class TasksApiCeleryTask(CeleryTask):
+    """The Celery side of one `@task`: sends carry its priority and earliest start."""
+
+    django_task_name = ""
+
+    def apply_async(self, args=None, kwargs=None, task_id=None, **send_options):
+        if not send_options.pop(FROM_ENQUEUE, False):
+            send_options = {**self._declared_options(), **options.kept(task_id), **send_options}
+        return super().apply_async(args, kwargs, task_id=task_id, **send_options)
+
+    def _declared_options(self) -> dict:
+        task = declared(self.django_task_name)
+        priority = options.celery_priority(task.priority) if task else None
+        return {} if priority is None else {"priority": priority}
+
+
+def run_task(self: TasksApiCeleryTask, *args, **kwargs):
+    """Run one `@task` on a worker, with the Tasks API's signals and context."""
+    if getattr(self.request, "switchyard_skip", False):
+        raise Ignore()  # cancelled before it started, or a duplicate of a finished run
+    task = declared(self.django_task_name)
+    kwargs = _typed_kwargs(task, kwargs)
+    result = results.running(self.request, task)
+    sender = type(task.get_backend())
+    task_started.send(sender, task_result=result)
+    try:
+        value = normalize_json(_call(task, result, args, kwargs))
+    except BaseException as exc:
+        results.mark_failed(result, exc)
+        task_finished.send(sender, task_result=result)
+        raise
+    finally:
+        _forget_options(self.request)
+    results.mark_succeeded(result, value)
+    task_finished.send(sender, task_result=result)
+    return value
+
+
+def _call(task: Task, result, args, kwargs):
+    if task.takes_context:
+        return task.call(TaskContext(task_result=result), *args, **kwargs)
+    return task.call(*args, **kwargs)
+
+
+def _typed_kwargs(task: Task, kwargs: dict) -> dict:
+    """JSON values from the message back to the annotated types (dates, decimals...)."""
+    job = catalog.get_job(task.module_path)
+    by_name = {p.name: p for p in job.params} if job else {}
+    return {
+        name: P.from_json(by_name[name], value) if name in by_name else value
+        for name, value in kwargs.items()
+    }
+
+
+def _forget_options(request) -> None:
+    """Stored send options exist only for messages sent with a priority or an eta."""
+    if request.eta or (request.delivery_info or {}).get("priority"):
+        options.forget(request.id)

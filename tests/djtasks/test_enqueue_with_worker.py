@@ -1,0 +1,201 @@
+"""Tasks API `@task`s enqueued through Switchyard's backend and run by a real worker."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from celery import signals as celery_signals
+from django.db import transaction
+from django.http import JsonResponse
+from django.urls import path
+from django.utils import timezone
+from django_tasks import TaskResultStatus
+from django_tasks.exceptions import TaskResultDoesNotExist
+from django_tasks.signals import task_enqueued, task_finished, task_started
+
+from apps.demo.tasks_api.tasks import divide, greet, whoami
+from apps.djtasks.backend import CeleryBackend
+from apps.jobs.models import Run, Source, State
+from tests.helpers import wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class Published:
+    """Task ids Celery published (after_task_publish), in this process."""
+
+    def __init__(self):
+        self.ids: list[str] = []
+
+    def __call__(self, headers=None, **kwargs):
+        self.ids.append((headers or {}).get("id"))
+
+
+@pytest.fixture
+def published():
+    seen = Published()
+    celery_signals.after_task_publish.connect(seen, weak=False)
+    yield seen
+    celery_signals.after_task_publish.disconnect(seen)
+
+
+# A view of a project's own, enqueueing inside its transaction -------------------------
+
+_seen_in_view: dict = {}
+
+
+def greet_view(request):
+    with transaction.atomic():
+        result = greet.enqueue(request.GET["name"])
+        _seen_in_view["run_state"] = Run.objects.get(task_id=result.id).state
+        _seen_in_view["published"] = list(_seen_in_view["recorder"].ids)
+    _seen_in_view["published_after_commit"] = list(_seen_in_view["recorder"].ids)
+    return JsonResponse({"id": result.id, "status": result.status})
+
+
+urlpatterns = [path("greet/", greet_view)]
+
+
+def finished(task, result_id: str):
+    result = task.get_result(result_id)
+    return result if result.is_finished else None
+
+
+@pytest.mark.urls(__name__)
+def test_a_task_enqueued_in_a_view_is_published_on_commit_and_its_result_read_back(
+    client, published, celery_worker
+):
+    _seen_in_view.clear()
+    _seen_in_view["recorder"] = published
+    response = client.get("/greet/", {"name": "Ada"})
+    result_id = response.json()["id"]
+    assert response.json()["status"] == TaskResultStatus.READY
+    assert _seen_in_view["run_state"] == State.PENDING_SEND
+    assert _seen_in_view["published"] == []
+    assert _seen_in_view["published_after_commit"] == [result_id]
+    result = wait_for(lambda: finished(greet, result_id))
+    assert result.status == TaskResultStatus.SUCCESSFUL
+    assert result.return_value == "Hello, Ada!"
+    assert result.enqueued_at <= result.started_at <= result.finished_at
+    run = Run.objects.get(task_id=result_id)
+    assert run.worker and result.worker_ids == [run.worker] and result.attempts == 1
+    assert result.args == ["Ada"] and result.kwargs == {}
+    assert (run.job_name, run.source, run.state) == (greet.module_path, Source.SHELL,
+                                                     State.SUCCEEDED)  # fmt: skip
+
+
+def test_a_task_enqueued_in_a_transaction_that_rolls_back_is_never_published(published):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        result = greet.enqueue("Ada")
+        assert Run.objects.get(task_id=result.id).state == State.PENDING_SEND
+        raise RuntimeError("the view failed")
+    assert published.ids == []
+    assert not Run.objects.exists()
+
+
+def test_refresh_follows_the_run_until_it_has_finished(celery_worker):
+    result = greet.enqueue("Grace", shout=True)
+    assert result.status == TaskResultStatus.READY
+    with pytest.raises(ValueError, match="not finished"):
+        result.return_value  # noqa: B018
+
+    def refreshed():
+        result.refresh()
+        return result.is_finished
+
+    wait_for(refreshed)
+    assert result.return_value == "HELLO, GRACE!"
+
+
+def test_a_failed_task_has_its_exception_class_and_traceback(celery_worker):
+    result = divide.enqueue(1, 0)
+    failed = wait_for(lambda: finished(divide, result.id))
+    assert failed.status == TaskResultStatus.FAILED
+    (error,) = failed.errors
+    assert error.exception_class_path == "builtins.ZeroDivisionError"
+    assert error.exception_class is ZeroDivisionError
+    assert "return x / y" in error.traceback
+    assert "ZeroDivisionError: division by zero" in error.traceback
+    with pytest.raises(ValueError, match="failed"):
+        failed.return_value  # noqa: B018
+    assert Run.objects.get(task_id=result.id).state == State.FAILED
+
+
+def test_a_task_that_takes_context_gets_its_attempt_and_its_result(celery_worker):
+    result = whoami.enqueue(note="hi")
+    done = wait_for(lambda: finished(whoami, result.id))
+    assert done.return_value == {
+        "id": result.id,
+        "attempt": 1,
+        "enqueued_at": result.enqueued_at.isoformat(),
+        "note": "hi",
+    }
+
+
+def test_run_after_holds_the_task_until_then(celery_worker):
+    not_before = timezone.now() + timedelta(seconds=2)
+    result = greet.using(run_after=not_before).enqueue("Later")
+    done = wait_for(lambda: finished(greet, result.id))
+    assert done.return_value == "Hello, Later!"
+    assert done.started_at >= not_before
+
+
+def test_an_unknown_result_id_does_not_exist():
+    with pytest.raises(TaskResultDoesNotExist):
+        greet.get_result("no-such-id")
+
+
+class Signals:
+    """Each task signal as it arrives: (status, thread name, sender class name)."""
+
+    def __init__(self):
+        self.sent: dict[str, tuple[str, str, str]] = {}
+
+    def receiver(self, name: str):
+        def receive(sender, task_result, **kwargs):
+            self.sent[name] = (task_result.status, threading.current_thread().name,
+                               sender.__name__)  # fmt: skip
+
+        return receive
+
+
+def test_the_task_signals_fire_enqueued_here_and_started_and_finished_on_the_worker(
+    celery_worker,
+):
+    seen = Signals()
+    receivers = [(task_enqueued, seen.receiver("enqueued")),
+                 (task_started, seen.receiver("started")),
+                 (task_finished, seen.receiver("finished"))]  # fmt: skip
+    for signal, receiver in receivers:
+        signal.connect(receiver)
+    try:
+        result = divide.enqueue(6, 3)
+        wait_for(lambda: len(seen.sent) == 3)
+    finally:
+        for signal, receiver in receivers:
+            signal.disconnect(receiver)
+    here, backend = threading.current_thread().name, CeleryBackend.__name__
+    assert seen.sent["enqueued"] == (TaskResultStatus.READY, here, backend)
+    status, thread, sender = seen.sent["started"]
+    assert (status, sender) == (TaskResultStatus.RUNNING, backend) and thread != here
+    status, thread, sender = seen.sent["finished"]
+    assert (status, sender) == (TaskResultStatus.SUCCESSFUL, backend) and thread != here
+    assert wait_for(lambda: finished(divide, result.id)).return_value == 2.0
+
+
+def test_a_failure_is_announced_by_task_finished_with_its_error(celery_worker):
+    errors = []
+
+    def receive(sender, task_result, **kwargs):
+        classes = [e.exception_class_path for e in task_result.errors]
+        errors.append((classes, threading.current_thread().name))
+
+    task_finished.connect(receive)
+    try:
+        divide.enqueue(1, 0)
+        wait_for(lambda: errors)
+    finally:
+        task_finished.disconnect(receive)
+    ((error_classes, thread),) = errors
+    assert error_classes == ["builtins.ZeroDivisionError"]
+    assert thread != threading.current_thread().name  # on the worker
