@@ -92,7 +92,9 @@ def open_incidents() -> list[Incident]:
 
 
 def missed_schedules() -> list[Incident]:
-    return [i for i in open_incidents() if i.kind == Kind.MISSED_RUN]
+    """Schedules that missed a run, and broken ones (beat skips them until fixed)."""
+    kinds = (Kind.MISSED_RUN, Kind.BROKEN_SCHEDULE)
+    return [i for i in open_incidents() if i.kind in kinds]
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,53 @@ def one_line(text: str) -> str:
     return "".join(" " if unicodedata.category(c) in {"Cc", "Cf", "Zl", "Zp"} else c for c in text)
 
 
+# A time zone no one knows -------------------------------------------------------------
+
+
+class UnknownZone(dt.tzinfo):
+    """What a crontab's stored time zone reads as when no zone has that name.
+
+    django-timezone-field raises while *reading* such a row, which would stop every
+    query that loads it (the schedule list, beat's reload, the alert sweep). Read as
+    this instead, the row loads; any time computed in it raises, so the schedule is
+    broken (row_problem names it) and beat skips it.
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"UnknownZone({self.name!r})"
+
+    def utcoffset(self, moment):
+        raise ValueError(f"unknown time zone {self.name!r}")
+
+    dst = tzname = utcoffset
+
+
+def read_unknown_zones_leniently() -> None:
+    """Make CrontabSchedule.timezone read an unknown name as UnknownZone (apps.ready)."""
+    from django.core.exceptions import ValidationError
+    from django_celery_beat.models import CrontabSchedule
+
+    field = CrontabSchedule._meta.get_field("timezone")
+    strict_from_db, strict_to_python = field.from_db_value, field.to_python
+
+    def from_db_value(value, *args):
+        try:
+            return strict_from_db(value, *args)
+        except ValidationError:
+            return UnknownZone(str(value))
+
+    def to_python(value):  # the field's descriptor converts on every assignment
+        return value if isinstance(value, UnknownZone) else strict_to_python(value)
+
+    field.from_db_value, field.to_python = from_db_value, to_python
+
+
 # A stored row: what beat reads, then Switchyard's options ----------------------------------
 
 
@@ -121,6 +168,8 @@ def _schedule_problem(task) -> str | None:
         return f"clocked time: {error}" if error else None
     if kinds[0] == "solar":
         return _solar_problem(row)
+    if isinstance(row.timezone, UnknownZone):
+        return f"crontab timezone: unknown time zone {row.timezone.name!r}"
     return None  # a crontab's fields are checked by computing it (preview.schedule_problem)
 
 
