@@ -67,6 +67,15 @@ def moment_error(moment) -> str | None:
     return None
 
 
+def validate_date(day) -> None:
+    """A form field validator (the /runs/ date filters)."""
+    error = moment_error(day)
+    if error:
+        from django.core.exceptions import ValidationError
+
+        raise ValidationError(error)
+
+
 def name_error(name: str) -> str | None:
     bad = sorted({char for char in name if unicodedata.category(char) in {"Cc", "Cf", "Zl", "Zp"}})
     if bad:
