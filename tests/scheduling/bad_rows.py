@@ -6,6 +6,7 @@ import datetime as dt
 import json
 
 from django.db import connection
+from django.utils import timezone
 from django_celery_beat.models import (
     ClockedSchedule,
     CrontabSchedule,
@@ -52,11 +53,16 @@ TASK_FIELDS = {  # name -> fields of an otherwise good interval task
 ODD_BUT_RUNNABLE = {
     "odd unknown task": {"task": "no.such.task"},
     "odd name\r\nBcc: someone@example.com": {},
+    "odd queue with a line break": {"queue": "q\r\n\x1b"},
+    "odd exchange no one declared": {"exchange": "no-such-exchange"},
+    "odd routing key": {"routing_key": "\x07" * 200},
+    "odd description": {"description": "\x1b\r\n" * 1000},
 }
 
 
-def make_bad_rows(queue: str) -> dict[str, str]:
-    """Write the rows; {schedule name: the field that is out of range}."""
+def make_bad_rows(queue: str, *, odd_due_now: bool = False) -> dict[str, str]:
+    """Write the rows; {schedule name: the field that is out of range}. `odd_due_now`:
+    the odd but runnable ones are overdue, so beat sends them at once."""
     every_hour = IntervalSchedule.objects.get_or_create(every=1, period="hours")[0]
     base = {"task": "apps.demo.tasks.add", "kwargs": json.dumps({"x": 1, "y": 2}),
             "queue": queue, "interval": every_hour}  # fmt: skip
@@ -85,8 +91,18 @@ def make_bad_rows(queue: str) -> dict[str, str]:
     tasks.append(PeriodicTask(name="bad solar place", **{**base, "interval": None,
                                                          "solar": solar}))  # fmt: skip
     made["bad solar place"] = "latitude/longitude"
-    for name, fields in {**TASK_FIELDS, **ODD_BUT_RUNNABLE}.items():
+    moon = SolarSchedule.objects.bulk_create(
+        [SolarSchedule(event="blue moon", latitude=10, longitude=10)]
+    )[0]
+    tasks.append(PeriodicTask(name="bad solar event", **{**base, "interval": None,
+                                                         "solar": moon}))  # fmt: skip
+    made["bad solar event"] = "solar event"
+    for name, fields in TASK_FIELDS.items():
         tasks.append(PeriodicTask(name=name, **{**base, **fields}))
+        made[name] = ", ".join(fields)
+    overdue = {"last_run_at": timezone.now() - dt.timedelta(hours=2)} if odd_due_now else {}
+    for name, fields in ODD_BUT_RUNNABLE.items():
+        tasks.append(PeriodicTask(name=name, **{**base, **overdue, **fields}))
         made[name] = ", ".join(fields) or "name"
     PeriodicTask.objects.bulk_create(tasks)
     made["bad grace huge"] = _grace_garbage(base)

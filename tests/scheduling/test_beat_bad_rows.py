@@ -57,7 +57,7 @@ def test_beat_stays_up_and_keeps_a_good_schedule_on_time_whatever_the_other_rows
     start_process,
 ):
     queue = make_queue_name()
-    bad = make_bad_rows("test-beat-nobody")
+    bad = make_bad_rows("test-beat-nobody", odd_due_now=True)
     every_second = IntervalSchedule.objects.get_or_create(every=1, period="seconds")[0]
     PeriodicTask.objects.create(name="good", task="apps.demo.tasks.add", interval=every_second,
                                 queue=queue, kwargs=json.dumps({"x": 1, "y": 1}))  # fmt: skip
@@ -79,7 +79,10 @@ def test_beat_stays_up_and_keeps_a_good_schedule_on_time_whatever_the_other_rows
     logged = skip_lines(beat.log_path)
     expected = {*broken_names(bad), "bad later interval", "bad later last_run_at"} - ALERT_ONLY
     assert logged == dict.fromkeys(expected, 1), "each bad row is logged exactly once"
-    assert "unexpected error in a tick" not in Path(beat.log_path).read_text(errors="replace")
+    log = Path(beat.log_path).read_text(errors="replace")
+    assert "unexpected error in a tick" not in log
+    sent_odd = Run.objects.filter(schedule_name__startswith="odd ").values_list("schedule_name")
+    assert len(set(sent_odd)) == len([name for name in bad if name.startswith("odd ")])
 
     check_alerts()
     broken = (
