@@ -144,11 +144,17 @@ def beat_problem(task) -> str | None:
 
     Reads only the row and its schedule (select_related keeps it one query per page).
     """
-    for check in (_schedule_problem, _dates_problem, _json_problem, _options_problem):
+    for check in (_schedule_problem, _dates_problem, sending_problem):
         problem = check(task)
         if problem:
             return problem
     return None
+
+
+def sending_problem(task) -> str | None:
+    """What stops sending the task's message at all (beat, or "run now"): its JSON
+    arguments and headers, and its execution options."""
+    return _json_problem(task) or _options_problem(task)
 
 
 def row_problem(task) -> str | None:

@@ -93,3 +93,28 @@ def test_the_dashboard_shows_each_broken_schedule_once_the_sweep_has_seen_it(sta
     response = staff.get(reverse("ops:part", args=["missed"]))
     assert response.status_code == 200
     assert response.content.decode().count('<tr class="broken">') == len(broken_names(bad_rows))
+
+
+@pytest.mark.parametrize("name", ["bad kwargs not json", "bad args an object",
+                                  "bad headers a list", "bad priority"])  # fmt: skip
+def test_run_now_of_a_row_whose_message_cannot_be_built_is_refused_with_a_message(
+    staff, bad_rows, name
+):
+    from django.contrib.messages import get_messages
+
+    from apps.jobs.models import Run
+
+    task = PeriodicTask.objects.get(name=name)
+    response = staff.post(LIST_URL, {"action": "run_now", "_selected_action": [task.pk]},
+                          follow=True)  # fmt: skip
+    assert response.status_code == 200
+    [message] = [str(m) for m in get_messages(response.wsgi_request)]
+    assert message.startswith(f"{name}: ")
+    assert not Run.objects.exists()
+
+
+def test_schedules_run_of_a_row_with_kwargs_not_json_exits_2(bad_rows):
+    from tests.scheduling.test_cli import schedules
+
+    code, _, error = schedules("run", "bad kwargs not json")
+    assert (code, error) == (2, "kwargs: not valid JSON")
