@@ -75,7 +75,7 @@ def duplicate(task: PeriodicTask) -> PeriodicTask:
     options = ScheduleOptions.objects.filter(periodic_task=task).first()
     copy = PeriodicTask.objects.get(pk=task.pk)
     copy.pk = copy.id = None
-    copy.name = unused_name(f"{task.name} (copy)")
+    copy.name = unused_name(f"{bounds.one_line(task.name)} (copy)")  # no CR/LF carried over
     copy.enabled = False
     copy.last_run_at, copy.total_run_count = None, 0
     copy.save()
