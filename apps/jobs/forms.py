@@ -9,6 +9,8 @@ from django import forms
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from apps.scheduling import bounds
+
 from . import params as P
 from .catalog import Job
 from .models import Source, State
@@ -57,11 +59,13 @@ class RunFilterForm(forms.Form):
     source = forms.ChoiceField(required=False, choices=_any(Source.choices))
     user = forms.CharField(required=False, max_length=150, label="User name")
     date_from = forms.DateField(
-        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
-    )
+        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}),
+        validators=[bounds.validate_date],
+    )  # fmt: skip
     date_to = forms.DateField(
-        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
-    )
+        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}),
+        validators=[bounds.validate_date],
+    )  # fmt: skip
 
     def apply(self, runs: QuerySet) -> QuerySet:
         self.is_valid()

@@ -25,6 +25,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import TaskResult
 
+from apps.scheduling import preview
+
 from . import forms, sweeper
 from .catalog import Job, ParameterError, all_jobs, get_job
 from .dispatch import cancel_run, rerun, start_run
@@ -73,7 +75,7 @@ def last_runs(job_names: list[str]) -> dict[str, Run]:
 def next_runs(job_names: list[str], now: dt.datetime) -> dict[str, dt.datetime]:
     """The next time beat sends each job, over its enabled periodic tasks (one query)."""
     tasks = PeriodicTask.objects.filter(enabled=True, task__in=job_names).select_related(
-        "interval", "crontab", "solar", "clocked"
+        "interval", "crontab", "solar", "clocked", "switchyard"
     )
     upcoming: dict[str, dt.datetime] = {}
     for task in tasks:
@@ -84,20 +86,10 @@ def next_runs(job_names: list[str], now: dt.datetime) -> dict[str, dt.datetime]:
 
 
 def next_due(task: PeriodicTask, now: dt.datetime) -> dt.datetime | None:
-    """When beat will next send this task, as its DatabaseScheduler reckons it."""
-    if task.scheduler is None or (task.one_off and task.total_run_count):
-        return None
-    if task.start_time and task.start_time > now:
-        due = task.due_start_time(timezone.get_current_timezone())
-    else:
-        schedule = task.schedule
-        last = task.last_run_at or task.date_changed or now  # beat's own default
-        if getattr(schedule, "tz", None):
-            last = last.astimezone(schedule.tz)
-        due = now + max(schedule.remaining_estimate(last), dt.timedelta(0))
-    if task.expires and due > task.expires:
-        return None
-    return due
+    """When beat will next send this task (the scheduling preview's answer); None for a
+    schedule beat skips as broken."""
+    runs = preview.safe_upcoming_runs(task, now, 1)
+    return runs[0] if runs else None
 
 
 # A job's form --------------------------------------------------------------------------

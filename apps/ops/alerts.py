@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.mail import send_mail
+from django.core.mail import BadHeaderError, send_mail
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -22,6 +22,8 @@ from django_celery_beat.models import PeriodicTask
 from apps.jobs.catalog import get_job
 from apps.jobs.models import ACTIVE_STATES, Run, State
 from apps.jobs.recording import is_recorded
+from apps.scheduling.bounds import one_line
+from apps.scheduling.preview import schedule_problem
 
 from .health import check_beat
 from .models import Cursor, Incident, Kind, Notice
@@ -40,7 +42,7 @@ def check_alerts(now: datetime | None = None) -> dict[str, int]:
     beat_ok = check_beat_heartbeat(now)
     counts = {"failures": check_failures(now), "recoveries": check_failure_recoveries(now)}
     # With beat down every schedule misses its run: the one beat incident says it all.
-    counts["missed"] = check_missed_runs(now) if beat_ok else 0
+    counts["broken"], counts["missed"] = check_schedules(now, look_for_missed=beat_ok)
     return counts
 
 
@@ -147,37 +149,89 @@ class Missed:
     grace: timedelta
 
 
-def check_missed_runs(now: datetime) -> int:
-    missed = {m.task.name: m for m in missed_schedules(now)}
-    for m in missed.values():
+def check_schedules(now: datetime, look_for_missed: bool = True) -> tuple[int, int]:
+    """Report broken schedules (beat skips them) and missed runs; resolve the rest.
+
+    One schedule that cannot be read or computed is reported (or logged) on its own:
+    it never stops the others' alerts.
+    """
+    broken: dict[str, str] = {}
+    missed: dict[str, Missed] = {}
+    for task in enabled_schedules():
         try:
-            report_missed(m, now)
+            problem = schedule_problem(task, now)
+            if problem:
+                broken[task.name] = problem
+                report_broken(task, problem, now)
+            elif look_for_missed and (m := missed_run(task, now)) is not None:
+                missed[task.name] = m
+                report_missed(m, now)
         except Exception:
-            log.exception("could not report missed schedule %s", m.task.name)
-    for incident in Incident.objects.open().filter(kind=Kind.MISSED_RUN):
-        if incident.key not in missed:
-            resolve(incident, now, "It has run again (or was disabled).")
-    return len(missed)
+            log.exception("could not check schedule %s", task.name)
+    _resolve_others(Kind.BROKEN_SCHEDULE, broken, now, "It was fixed (or disabled).")
+    _resolve_others(Kind.MISSED_RUN, missed, now, "It has run again (or was disabled).")
+    return len(broken), len(missed)
+
+
+def check_missed_runs(now: datetime) -> int:
+    return check_schedules(now)[1]
+
+
+def _resolve_others(kind: Kind, current: dict, now: datetime, detail: str) -> None:
+    for incident in Incident.objects.open().filter(kind=kind):
+        if incident.key not in current:
+            resolve(incident, now, detail)
+
+
+def enabled_schedules():
+    """Every enabled schedule; one whose schedule row cannot be read (a time zone no one
+    knows) comes without it (select_related), so schedule_problem finds it broken."""
+    related = ("interval", "crontab", "solar", "clocked", "switchyard")
+    pks = list(PeriodicTask.objects.filter(enabled=True).values_list("pk", flat=True))
+    for start in range(0, len(pks), 2000):
+        chunk = PeriodicTask.objects.filter(pk__in=pks[start : start + 2000])
+        try:
+            yield from list(chunk.select_related(*related))
+        except Exception:
+            log.exception("a schedule cannot be read; reading them one by one")
+            yield from chunk
+
+
+def missed_run(task: PeriodicTask, now: datetime) -> Missed | None:
+    """The due time it missed: past, plus grace, with no run started since."""
+    if not is_recorded(task.task) or (task.expires and task.expires < now):
+        return None
+    due = due_time(task, now)
+    grace = timedelta(seconds=_grace_seconds(task))
+    if due is None or now - due < grace or ran_since(task.name, due):
+        return None
+    return Missed(task, due, grace)
 
 
 def missed_schedules(now: datetime):
     """Enabled schedules whose last due time plus grace passed with no run started since."""
-    tasks = PeriodicTask.objects.filter(enabled=True).select_related(
-        "interval", "crontab", "solar", "clocked", "switchyard"
-    )
-    for task in tasks.iterator(chunk_size=2000):
-        if not is_recorded(task.task) or (task.expires and task.expires < now):
-            continue
+    for task in enabled_schedules():
         try:
-            due = due_time(task, now)
+            missed = None if schedule_problem(task, now) else missed_run(task, now)
         except Exception:  # a schedule beat cannot read either; don't stop the sweep
             log.exception("cannot work out when schedule %s is due", task.name)
             continue
-        grace = timedelta(seconds=_grace_seconds(task))
-        if due is None or now - due < grace:
-            continue
-        if not ran_since(task.name, due):
-            yield Missed(task, due, grace)
+        if missed is not None:
+            yield missed
+
+
+def report_broken(task: PeriodicTask, problem: str, now: datetime) -> Incident:
+    return report_problem(
+        Kind.BROKEN_SCHEDULE,
+        task.name,
+        now,
+        title=f"Schedule {task.name} is broken: beat skips it",
+        detail=f"{problem}. Fix or disable it in the admin; until then it does not run.",
+        link=absolute(reverse("admin:django_celery_beat_periodictask_change", args=[task.pk])),
+        job_name=task.task,
+        schedule_name=task.name,
+        occurrence=problem[:100],
+    )
 
 
 def due_time(task: PeriodicTask, now: datetime) -> datetime | None:
@@ -335,7 +389,8 @@ SUBJECTS = {
 
 
 def notify(incident: Incident, phase: str, now: datetime) -> bool:
-    subject = "[Switchyard] " + SUBJECTS[phase].format(title=incident.title,
+    title = one_line(incident.title)  # a name stored with CR/LF must not break the header
+    subject = "[Switchyard] " + SUBJECTS[phase].format(title=title,
                                                        count=incident.count)  # fmt: skip
     body = "\n\n".join(
         line for line in (
@@ -373,7 +428,7 @@ def send(to: list[str], subject: str, body: str) -> bool:
         return False
     try:
         send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, to)
-    except (OSError, smtplib.SMTPException):
+    except (OSError, smtplib.SMTPException, BadHeaderError):
         log.exception("could not email alert %r", subject)
         return False
     return True

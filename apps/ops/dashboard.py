@@ -98,7 +98,9 @@ def open_incidents(user) -> list[Incident]:
 
 
 def missed_schedules(user) -> list[Incident]:
-    return [i for i in open_incidents(user) if i.kind == Kind.MISSED_RUN]
+    """Schedules that missed a run, and broken ones (beat skips them until fixed)."""
+    kinds = (Kind.MISSED_RUN, Kind.BROKEN_SCHEDULE)
+    return [i for i in open_incidents(user) if i.kind in kinds]
 
 
 @dataclass(frozen=True)

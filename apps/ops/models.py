@@ -16,6 +16,7 @@ class Kind(models.TextChoices):
     FAILED_RUN = "failed_run", "run failed"
     MISSED_RUN = "missed_run", "schedule missed its run"
     BEAT_DOWN = "beat_down", "beat is not ticking"
+    BROKEN_SCHEDULE = "broken_schedule", "schedule beat cannot run"
 
 
 class Notice(models.TextChoices):

@@ -16,10 +16,11 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask, PeriodicTasks
 
-from apps.jobs.catalog import clean_parameters, get_job
+from apps.jobs.catalog import ParameterError, clean_parameters, get_job
 from apps.jobs.dispatch import record_and_send
 from apps.jobs.models import Run, Source, State
 
+from . import bounds
 from .models import ScheduleOptions
 
 
@@ -29,6 +30,10 @@ def run_now(task: PeriodicTask, *, source: Source, user=None, label: str = "") -
     A catalog job's stored parameters are validated again (ParameterError if the job
     changed since); the run records who asked and the schedule it came from.
     """
+    problem = bounds.sending_problem(task)  # a row written by hand, e.g. kwargs not JSON
+    if problem:
+        field, _, message = problem.partition(": ")
+        raise ParameterError({field: [message]})
     kwargs = _loads(task.kwargs, {})
     job = get_job(task.task)
     if job is not None:
@@ -70,7 +75,7 @@ def duplicate(task: PeriodicTask) -> PeriodicTask:
     options = ScheduleOptions.objects.filter(periodic_task=task).first()
     copy = PeriodicTask.objects.get(pk=task.pk)
     copy.pk = copy.id = None
-    copy.name = unused_name(f"{task.name} (copy)")
+    copy.name = unused_name(f"{bounds.one_line(task.name)} (copy)")  # no CR/LF carried over
     copy.enabled = False
     copy.last_run_at, copy.total_run_count = None, 0
     copy.save()

@@ -66,7 +66,8 @@ class ScheduleAdmin(PeriodicTaskAdmin):
     readonly_fields = ("last_run_at",)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return actions.with_run_summary(super().get_queryset(request), timezone.now())
+        tasks = super().get_queryset(request).select_related("switchyard")  # bounds read it
+        return actions.with_run_summary(tasks, timezone.now())
 
     # Change list columns ----------------------------------------------------------------
 
@@ -81,7 +82,11 @@ class ScheduleAdmin(PeriodicTaskAdmin):
 
     @admin.display(description="next run")
     def next_run(self, task: PeriodicTask) -> str:
-        runs = preview.upcoming_runs(task, timezone.now(), 1)
+        problem = preview.schedule_problem(task, timezone.now())
+        if problem:  # beat skips it: say so where people look
+            return format_html('<strong class="switchyard-broken" title="{}">broken</strong>',
+                               problem)  # fmt: skip
+        runs = preview.safe_upcoming_runs(task, timezone.now(), 1)
         return short_time(runs[0]) if runs else "-"
 
     @admin.display(description="last run", ordering="last_run_queued_at")

@@ -5,4 +5,6 @@ class SchedulingConfig(AppConfig):
     name = "apps.scheduling"
 
     def ready(self) -> None:
-        from . import overlap  # noqa: F401  (the overlap lock follows runs in workers)
+        from . import bounds, overlap  # noqa: F401  (the overlap lock follows runs in workers)
+
+        bounds.read_unknown_zones_leniently()

@@ -37,6 +37,7 @@ from apps.jobs.catalog import Job, ParameterError, all_jobs, clean_parameters, g
 from apps.jobs.params import to_json
 from apps.jobs.permissions import may_run
 
+from . import bounds
 from .models import Overlap, ScheduleOptions
 
 PARAM_PREFIX = "param"
@@ -162,6 +163,10 @@ class ScheduleForm(forms.Form):
             self.add_error("period", "Choose a period.")
         if self.has_error("every") or self.has_error("period"):
             return None
+        error = bounds.interval_error(every, period)
+        if error:
+            self.add_error("every", error[0].upper() + error[1:] + ".")
+            return None
         return _find_or_build(IntervalSchedule, every=every, period=period)
 
     def _clean_crontab(self) -> CrontabSchedule | None:
@@ -201,6 +206,9 @@ class ScheduleForm(forms.Form):
         # The form read the time in the active zone; the user meant the chosen one.
         wall = django_tz.make_naive(moment, django_tz.get_current_timezone())
         moment = django_tz.make_aware(wall, zoneinfo.ZoneInfo(zone))
+        if bounds.moment_error(moment):
+            self.add_error("clocked_time", bounds.moment_error(moment))
+            return None
         if moment <= django_tz.now() and moment != self._current_clocked_time():
             self.add_error("clocked_time", "This time has passed: choose a time to come.")
             return None
@@ -367,6 +375,24 @@ class ScheduleTaskForm(PeriodicTaskForm, ScheduleForm):
         if not self.has_error("kwargs") and not isinstance(_loads(data.get("kwargs")), dict):
             self.add_error("kwargs", 'Keyword arguments must be a JSON object, like {"x": 1}.')
 
+    def clean_name(self) -> str:
+        return _within(self.cleaned_data["name"], bounds.name_error)
+
+    def clean_start_time(self):
+        return _within(self.cleaned_data.get("start_time"), bounds.moment_error)
+
+    def clean_expires(self):
+        return _within(self.cleaned_data.get("expires"), bounds.moment_error)
+
+    def clean_grace_seconds(self):
+        return _within(self.cleaned_data.get("grace_seconds"), bounds.grace_error)
+
+    def clean_expire_seconds(self):
+        seconds = self.cleaned_data.get("expire_seconds")
+        if seconds is not None and seconds > bounds.MAX_INTERVAL.total_seconds():
+            raise ValidationError("Expiry is at most 10 years (315360000 seconds).")
+        return seconds
+
     def clean_alert_recipients(self) -> str:
         addresses = [a.strip() for a in self.cleaned_data["alert_recipients"].split(",")]
         addresses = [a for a in addresses if a]
@@ -408,6 +434,14 @@ class ScheduleTaskForm(PeriodicTaskForm, ScheduleForm):
             "grace_seconds": self.cleaned_data.get("grace_seconds") or 0,
             "alert_recipients": self.cleaned_data.get("alert_recipients") or "",
         }
+
+
+def _within(value, error_of):
+    """The value, or a ValidationError with the bounds' message (None passes)."""
+    error = error_of(value) if value is not None else None
+    if error:
+        raise ValidationError(error)
+    return value
 
 
 def _get_or_create_like(row: models.Model) -> models.Model:

@@ -1,3 +1,5 @@
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import models
 from django_celery_beat.models import PeriodicTask
 
@@ -26,4 +28,13 @@ class ScheduleOptions(models.Model):
 
     @property
     def recipients(self) -> list[str]:
-        return [a.strip() for a in self.alert_recipients.split(",") if a.strip()]
+        """The valid addresses (a row written by hand may hold anything)."""
+        return [a.strip() for a in self.alert_recipients.split(",") if _is_email(a.strip())]
+
+
+def _is_email(text: str) -> bool:
+    try:
+        validate_email(text)
+    except ValidationError:
+        return False
+    return "\n" not in text and "\r" not in text

@@ -49,6 +49,8 @@ from django_celery_beat.models import (
 )
 from django_celery_beat.tzcrontab import TzAwareCrontab
 
+from . import bounds
+
 UTC = dt.UTC
 ALL_HOURS = frozenset(range(24))
 MAX_STEPS = 10_000  # wall-clock matches examined before giving up (a cron always matches)
@@ -241,11 +243,44 @@ def _first_run(task: PeriodicTask, schedule, now: dt.datetime) -> dt.datetime | 
     return max(due, now) if due else None
 
 
+def schedule_problem(task: PeriodicTask, now: dt.datetime) -> str | None:
+    """Why beat skips this stored schedule ("broken"), or None if it can run.
+
+    The one answer for beat's log, the admin, the dashboard's incident and the alert
+    sweep: a value out of bounds (bounds.row_problem), or a next run that cannot be
+    computed (a crontab field or time zone Celery cannot read, ...).
+    """
+    try:
+        problem = bounds.row_problem(task)
+        if problem is None and task.enabled:
+            upcoming_runs(task, now, 1)
+        return problem
+    except Exception as error:  # whatever a stored row holds, the answer is a sentence
+        return f"its next run cannot be computed: {type(error).__name__}: {error}"
+
+
+def safe_upcoming_runs(task: PeriodicTask, now: dt.datetime, count: int = 5) -> list | None:
+    """upcoming_runs for pages that list schedules: None for a broken schedule."""
+    if schedule_problem(task, now):
+        return None
+    try:
+        return upcoming_runs(task, now, count)
+    except Exception:
+        return None
+
+
 # Words --------------------------------------------------------------------------------
 
 
 def describe(task_or_schedule) -> str:
     """A schedule in plain words: 'every 10 minutes', 'At 02:30 (Europe/Berlin)'."""
+    try:
+        return _describe(task_or_schedule)
+    except Exception:  # a row written by hand: say so rather than fail the page
+        return "unreadable schedule"
+
+
+def _describe(task_or_schedule) -> str:
     schedule = getattr(task_or_schedule, "scheduler", task_or_schedule)
     if isinstance(schedule, IntervalSchedule):
         return str(schedule)
@@ -301,12 +336,16 @@ class Preview:
     schedule_zone: str
     viewer_zone: str
     runs: list[PreviewRow]
+    problem: str | None = None  # broken: why beat skips it
 
 
 def preview(task: PeriodicTask, now: dt.datetime, count: int = 5, viewer_zone=None) -> Preview:
     """Description and next runs, in the schedule's zone (UTC if none) and the viewer's."""
-    own = schedule_zone(task) or UTC
     viewer = viewer_zone or timezone.get_current_timezone()
+    problem = schedule_problem(task, now)
+    if problem:
+        return Preview(describe(task), "-", str(viewer), [], problem)
+    own = schedule_zone(task) or UTC
     runs = upcoming_runs(task, now, count)
     # Seconds are shown when they tell the runs apart (an interval of 10 seconds).
     seconds = any(run.second or run.microsecond for run in runs)

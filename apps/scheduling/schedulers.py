@@ -54,6 +54,8 @@ from celery import schedules
 from celery.utils.saferepr import saferepr
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, connection
+from django.db.models import CharField
+from django.db.models.functions import Cast
 from django_celery_beat.models import PeriodicTask, PeriodicTasks
 from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
 from django_celery_beat.tzcrontab import TzAwareCrontab
@@ -63,7 +65,7 @@ from apps.jobs.recording import bulk_records, is_recorded
 from apps.ops import heartbeat
 from apps.scheduling.preview import DstSafeCrontab
 
-from . import overlap, publishing
+from . import bounds, overlap, publishing
 from .lease import Lease, beat_lease
 from .models import Overlap, ScheduleOptions
 
@@ -79,10 +81,12 @@ FINGERPRINT = (
     "headers", "priority", "expires", "expire_seconds", "one_off", "start_time",
     "date_changed", "interval__every", "interval__period", "crontab__minute",
     "crontab__hour", "crontab__day_of_week", "crontab__day_of_month",
-    "crontab__month_of_year", "crontab__timezone", "solar__event", "solar__latitude",
+    "crontab__month_of_year", "crontab_zone", "solar__event", "solar__latitude",
     "solar__longitude", "clocked__clocked_time", "switchyard__overlap",
 )  # fmt: skip
 RELATED = ("interval", "crontab", "solar", "clocked", "switchyard")
+# The zone as stored text: a zone no one knows must not stop reading every other row.
+ZONE_TEXT = {"crontab_zone": Cast("crontab__timezone", output_field=CharField())}
 
 
 class SwitchyardEntry(ModelEntry):
@@ -162,6 +166,8 @@ class SwitchyardScheduler(DatabaseScheduler):
         self._look_up_until = 0.0
         self._sent_events: bool | None = None
         self._plans: dict[str, publishing.SendPlan | None] = {}
+        #: Schedules skipped because beat cannot compute them: name -> why (logged once).
+        self.broken: dict[str, str] = {}
         super().__init__(*args, **kwargs)
 
     # Loading -------------------------------------------------------------------------
@@ -220,21 +226,65 @@ class SwitchyardScheduler(DatabaseScheduler):
         log.info("beat: %d enabled schedules loaded", len(self._entries))
 
     def _read_fingerprints(self) -> dict[int, tuple]:
-        rows = PeriodicTask.objects.filter(enabled=True).values_list(*FINGERPRINT)
-        return {row[0]: row for row in rows.iterator(chunk_size=2000)}
+        rows = PeriodicTask.objects.filter(enabled=True).annotate(**ZONE_TEXT)
+        return {row[0]: row for row in rows.values_list(*FINGERPRINT).iterator(chunk_size=2000)}
 
     def _models(self, pks: list[int]):
-        query = PeriodicTask.objects.filter(enabled=True).select_related(*RELATED)
+        """The rows, with their schedules; a row whose schedule cannot even be read
+        (a time zone no one knows) comes without it, and _add finds it broken."""
+        query = PeriodicTask.objects.filter(enabled=True)
         for start in range(0, len(pks), CHUNK):
-            yield from query.filter(pk__in=pks[start : start + CHUNK])
+            chunk = pks[start : start + CHUNK]
+            try:
+                yield from list(query.filter(pk__in=chunk).select_related(*RELATED))
+            except DB_ERRORS:
+                raise
+            except Exception:  # one unreadable row: read this chunk row by row
+                yield from self._models_one_by_one(query, chunk)
+
+    def _models_one_by_one(self, query, pks: list[int]):
+        for pk in pks:
+            try:
+                yield from list(query.filter(pk=pk).select_related(*RELATED))
+            except DB_ERRORS:
+                raise
+            except Exception:
+                yield from query.filter(pk=pk)  # the schedule is read (and fails) in _add
 
     def _add(self, model) -> SwitchyardEntry | None:
         try:
-            entry = self.Entry(model, app=self.app)
-        except ValueError:
+            problem = bounds.beat_problem(model)
+            entry = None if problem else self.Entry(model, app=self.app)
+        except DB_ERRORS:
+            raise
+        except Exception as error:
+            problem = f"{type(error).__name__}: {error}"
+        if problem:
+            self._skip(model.name, problem)
             return None
+        self.broken.pop(entry.name, None)
         self._entries[entry.name] = entry
         return entry
+
+    def _skip(self, name: str, problem: str) -> None:
+        """Leave out a schedule beat cannot compute; say so once (not every tick).
+
+        The admin shows it as broken and the alert sweep raises an incident: both ask
+        preview.schedule_problem, which applies the same bounds.
+        """
+        self._drop(name)
+        if self.broken.get(name) != problem:
+            log.error("beat: skipping schedule %r until it is fixed: %s", name, problem)
+        self.broken[name] = problem
+
+    def _schedule(self, entry: SwitchyardEntry) -> None:
+        """Put the entry on the heap at its next due time, or skip it if that fails."""
+        try:
+            self._push(entry, self._next_due(entry))
+        except DB_ERRORS:
+            raise
+        except Exception as error:
+            self._skip(entry.name, f"{type(error).__name__}: {error}")
 
     # Incremental refresh ---------------------------------------------------------------
 
@@ -254,6 +304,7 @@ class SwitchyardScheduler(DatabaseScheduler):
         gone = [row for pk, row in self._fingerprints.items() if pk not in fresh]
         for row in gone:
             self._drop(row[1])
+            self.broken.pop(row[1], None)
         known = {pk: self._drop(self._fingerprints[pk][1]) for pk in changed
                  if pk in self._fingerprints}  # fmt: skip
         for model in self._models(changed):
@@ -277,7 +328,7 @@ class SwitchyardScheduler(DatabaseScheduler):
         # know. None in the row is a reset (disable, then enable): the row wins.
         if previous is not None and stored is not None and previous.last_run_at > stored:
             entry.last_run_at = entry.model.last_run_at = previous.last_run_at
-        self._push(entry, self._next_due(entry))
+        self._schedule(entry)
 
     # Leadership ------------------------------------------------------------------------
 
@@ -324,6 +375,9 @@ class SwitchyardScheduler(DatabaseScheduler):
             log.exception("beat: database error; trying again shortly")
             connection.close()
             return 1.0
+        except Exception:  # the last net: whatever a row holds, beat keeps ticking
+            log.exception("beat: unexpected error in a tick; trying again shortly")
+            return 1.0
         return self._sleep_time()
 
     def _sleep_time(self) -> float:
@@ -345,8 +399,8 @@ class SwitchyardScheduler(DatabaseScheduler):
 
     def _rebuild_heap(self) -> None:
         self._due, self._heap_seq = [], {}
-        for entry in self._entries.values():
-            self._push(entry, self._next_due(entry))
+        for entry in list(self._entries.values()):
+            self._schedule(entry)
 
     def _push(self, entry: SwitchyardEntry, when: float) -> None:
         seq = next(self._counter)
@@ -371,10 +425,7 @@ class SwitchyardScheduler(DatabaseScheduler):
     def _check(self, entry: SwitchyardEntry) -> tuple[bool, float]:
         if entry.plain and entry.last_run_at + entry.schedule.run_every <= _now():
             return True, entry.schedule.seconds
-        try:
-            return entry.is_due()
-        except Exception:  # one broken entry must not stop beat
-            return self._is_due_failed(entry)
+        return entry.is_due()  # may raise: callers skip the entry (_schedule, _dispatch)
 
     # Sending -----------------------------------------------------------------------------
 
@@ -390,7 +441,13 @@ class SwitchyardScheduler(DatabaseScheduler):
         now = datetime.now(UTC)
         to_send = []
         for when, entry in batch:
-            is_due, next_check = self._check(entry)
+            try:
+                is_due, next_check = self._check(entry)
+            except DB_ERRORS:
+                raise
+            except Exception as error:  # one entry beat cannot compute: skip it alone
+                self._skip(entry.name, f"{type(error).__name__}: {error}")
+                continue
             task_id = ids[entry.name]
             if not is_due:
                 self._push(entry, time.time() + next_check)
@@ -502,10 +559,15 @@ class SwitchyardScheduler(DatabaseScheduler):
             )
 
     def _advance(self, entry: SwitchyardEntry, now: datetime) -> None:
-        entry.last_run_at = entry.model.last_run_at = _next_run_time(entry, now)
+        try:
+            last_run_at = _next_run_time(entry, now)
+        except Exception as error:  # an interval past datetime's end
+            self._skip(entry.name, f"{type(error).__name__}: {error}")
+            return
+        entry.last_run_at = entry.model.last_run_at = last_run_at
         entry.total_run_count = entry.model.total_run_count = entry.total_run_count + 1
         self._unsaved[entry.model.pk] = entry
-        self._push(entry, self._next_due(entry))
+        self._schedule(entry)
 
     def _save_run_times(self) -> None:
         """One UPDATE for every run time advanced since the last save.

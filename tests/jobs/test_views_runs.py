@@ -87,6 +87,19 @@ def test_runs_can_be_filtered(client, query, expected):
     assert {names[pk] for pk in shown(client.get("/runs/", query))} == expected
 
 
+@pytest.mark.parametrize("day", ["9999-12-31", "9999-12-30", "0001-01-01", "2100-01-01",
+                                 "1999-12-31"])  # fmt: skip
+@pytest.mark.parametrize("field", ["date_from", "date_to"])
+def test_a_date_filter_out_of_range_is_reported_on_its_field_not_a_500(client, field, day):
+    run = make_run()
+    client.force_login(make_superuser())
+    response = client.get("/runs/", {field: day})
+    assert response.status_code == 200
+    assert set(response.context["filters"].errors) == {field}
+    assert "out of range" in response.content.decode()
+    assert shown(response) == [run.pk]  # the bad filter is not applied
+
+
 def test_an_invalid_filter_is_reported_and_not_applied(client):
     make_run()
     client.force_login(make_superuser())

@@ -207,6 +207,72 @@ def test_a_missed_schedule_that_runs_again_sends_a_recovery_email(mail):
     assert Incident.objects.open().count() == 0
 
 
+# Broken schedules (rows out of bounds, written straight to the tables) ----------------
+
+
+def test_a_huge_grace_period_in_one_schedule_does_not_stop_the_others_missed_run_alerts(mail):
+    from django.db import connection
+
+    odd = make_schedule("odd grace", last_run_ago=timedelta(minutes=10))
+    huge = 99999999999999 if connection.vendor == "sqlite" else 2**31 - 1
+    ScheduleOptions.objects.bulk_create([ScheduleOptions(periodic_task=odd, grace_seconds=huge)])
+    make_schedule("every minute", last_run_ago=timedelta(minutes=10))
+    counts = check_alerts()
+    assert (counts["missed"], counts["broken"]) == (1, 1)
+    subjects = sorted(m.subject for m in mail.outbox)
+    assert subjects == ["[Switchyard] Schedule every minute missed its run",
+                        "[Switchyard] Schedule odd grace is broken: beat skips it"]  # fmt: skip
+    assert "grace_seconds" in Incident.objects.get(kind=Kind.BROKEN_SCHEDULE).detail
+
+
+def test_every_bad_row_is_one_broken_incident_and_the_good_schedule_still_alerts(mail):
+    from tests.scheduling.bad_rows import broken_names, make_bad_rows
+
+    bad = make_bad_rows("test-alerts")
+    make_schedule("every minute", last_run_ago=timedelta(minutes=10))
+    counts = check_alerts()
+    keys = set(
+        Incident.objects.open().filter(kind=Kind.BROKEN_SCHEDULE).values_list("key", flat=True)
+    )
+    assert keys == set(broken_names(bad))
+    assert counts["broken"] == len(broken_names(bad))
+    assert Incident.objects.open().filter(kind=Kind.MISSED_RUN, key="every minute").exists()
+    check_alerts()  # seen again: no more mail
+    assert len(mail.outbox) == len(broken_names(bad)) + 1  # and the missed run
+
+
+def test_a_fixed_broken_schedule_resolves_its_incident(mail):
+    from django_celery_beat.models import IntervalSchedule
+
+    task = make_schedule("far", last_run_ago=timedelta(seconds=1))
+    far = IntervalSchedule.objects.bulk_create([IntervalSchedule(every=3000000, period="days")])
+    PeriodicTask.objects.filter(pk=task.pk).update(interval=far[0])
+    check_alerts()
+    assert Incident.objects.open().get().kind == Kind.BROKEN_SCHEDULE
+    PeriodicTask.objects.filter(pk=task.pk).update(interval=IntervalSchedule.objects.get(
+        every=1, period="minutes"))  # fmt: skip
+    check_alerts()
+    assert not Incident.objects.open().exists()
+
+
+def test_a_schedule_name_with_a_line_break_still_gets_its_failure_emailed_on_one_line(mail):
+    name = "nightly\r\nBcc: victim@example.com"
+    task = make_schedule("placeholder")
+    PeriodicTask.objects.filter(pk=task.pk).update(name=name)  # as an older version stored it
+    ScheduleOptions.objects.bulk_create([ScheduleOptions(
+        periodic_task_id=task.pk, alert_recipients="team@x.org, bad\r\n@x.org")])  # fmt: skip
+    fail(schedule_name=name, source=Source.SCHEDULE)
+    check_alerts()
+    assert len(mail.outbox) == 1
+    message = mail.outbox[0]
+    assert (
+        message.subject == "[Switchyard] Add two numbers failed (schedule nightly  Bcc: "
+        "victim@example.com)"
+    )
+    assert message.to == ["team@x.org"]
+    assert "victim@example.com" not in message.message().get("Bcc", "")
+
+
 # Beat ---------------------------------------------------------------------------------
 
 

@@ -46,7 +46,10 @@ def test_with_a_worker_up_the_dashboard_shows_it_and_a_run_in_progress(
     run = start_run(get_job("apps.demo.tasks.countdown"), {"seconds": 20}, source=Source.WEB)
     try:
         wait_for(lambda: Run.objects.filter(pk=run.pk, progress_done__gte=1).exists())
-        page = staff_client.get("/").content.decode()
+        # The worker list comes from remote control (cached a few seconds): wait for the
+        # page that shows the worker, not just for the run to be in progress.
+        page = wait_for(lambda: shows(staff_client.get("/").content.decode(),
+                                      celery_worker.hostname), timeout=30)  # fmt: skip
     finally:
         stop(run)
     assert celery_worker.hostname in page
@@ -55,6 +58,10 @@ def test_with_a_worker_up_the_dashboard_shows_it_and_a_run_in_progress(
     assert 'role="progressbar"' in page
     assert run.get_absolute_url() in page
     assert "Broker unreachable" not in page
+
+
+def shows(page: str, text: str) -> str | None:
+    return page if text in page else None
 
 
 def stop(run: Run) -> None:

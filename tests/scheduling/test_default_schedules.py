@@ -49,3 +49,13 @@ def test_the_default_schedules_are_valid_in_the_admin_form():
         bound = ScheduleTaskForm(data={k: v for k, v in data.items() if v not in (None, False)},
                                  instance=task)  # fmt: skip
         assert bound.is_valid(), bound.errors
+
+
+def test_the_built_in_schedules_are_within_the_bounds_every_door_applies():
+    from django.utils import timezone
+
+    from apps.scheduling.preview import schedule_problem
+
+    for name in (defaults.PRUNE, defaults.SESSIONS):
+        task = PeriodicTask.objects.select_related("crontab", "switchyard").get(name=name)
+        assert schedule_problem(task, timezone.now()) is None, name

@@ -131,7 +131,9 @@ def test_two_beats_with_the_leader_killed_send_every_due_run_exactly_once(start_
     os.killpg(first.pid, signal.SIGKILL)
     killed_at = time.time()
     wait_for(lambda: leader_pid() == second.pid, timeout=TAKEOVER_BOUND + 5)
-    time.sleep(5)
+    # Wait for what is asserted below: every schedule sent again by the new leader.
+    wait_for(lambda: sent_after(queue, leading_since, killed_at + 1) == set(intervals),
+             timeout=TAKEOVER_BOUND + 30)  # fmt: skip
     processes.stop_all([second])
 
     left_for_sweeper = assert_each_run_sent_once_and_recorded(queue)
@@ -141,6 +143,11 @@ def test_two_beats_with_the_leader_killed_send_every_due_run_exactly_once(start_
         assert min(gaps) >= intervals[name] - 0.01, f"{name}: two runs for one due time"
         allowed = intervals[name] + TAKEOVER_BOUND + (intervals[name] if left_for_sweeper else 0)
         assert max(gaps) <= allowed, f"{name}: runs lost beyond the takeover window"
+
+
+def sent_after(queue: str, since: float, moment: float) -> set[str]:
+    """The schedules with a run due after `moment`."""
+    return {name for name, dues in due_times(queue, since).items() if dues[-1] > moment}
 
 
 def assert_each_run_sent_once_and_recorded(queue: str) -> int:

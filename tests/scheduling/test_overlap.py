@@ -147,13 +147,16 @@ def test_a_long_run_makes_beat_skip_the_next_ones_and_runs_never_overlap(
     ScheduleOptions.objects.create(periodic_task=task, overlap=Overlap.SKIP)
     start_process(processes.beat_command("--max-interval=1"))
     runs = Run.objects.filter(schedule_name=schedule)
-    wait_for(lambda: runs.filter(state=State.SUCCEEDED).count() >= 2, timeout=45)
+    skipped = runs.filter(state=State.SKIPPED)
+    # Wait for each condition asserted below, not for a proxy of it.
+    wait_for(lambda: runs.filter(state=State.SUCCEEDED).count() >= 2 and skipped.count() >= 2,
+             timeout=45)  # fmt: skip
     PeriodicTask.objects.filter(pk=task.pk).update(enabled=False)
 
-    skipped = runs.filter(state=State.SKIPPED)
-    assert skipped.count() >= 2
     assert all(note.startswith("previous run ") for note in skipped.values_list("note", flat=True))
     ran = runs.filter(state=State.SUCCEEDED).order_by("started_at")
     for earlier, later in itertools.pairwise(ran):
         assert later.started_at >= earlier.finished_at, "two runs of the schedule overlapped"
-    assert overlap.running_run(schedule, TASK) is None  # the worker let go of the lock
+    # The worker lets go of the lock when a run ends (a run sent before the schedule was
+    # disabled may still be going): wait for that, within a run's length and then some.
+    wait_for(lambda: overlap.running_run(schedule, TASK) is None, timeout=30)

@@ -308,3 +308,53 @@ def test_beat_fires_a_crontab_by_the_dst_rules_of_the_preview():
     entry.schedule.nowfun = lambda: now
     remaining = entry.schedule.remaining_estimate(first_two)
     assert now + remaining == following
+
+
+# Schedules beat cannot compute ---------------------------------------------------------
+
+
+def skip_lines(caplog, name: str) -> int:
+    return sum(f"skipping schedule {name!r}" in r.getMessage() for r in caplog.records)
+
+
+def test_a_schedule_that_overflows_past_the_bounds_check_is_skipped_once_and_others_run(
+    queue, scheduler, monkeypatch, caplog
+):
+    from django_celery_beat.models import IntervalSchedule
+
+    from apps.scheduling import bounds
+
+    monkeypatch.setattr(bounds, "beat_problem", lambda task: None)  # a failure not foreseen
+    far = IntervalSchedule.objects.bulk_create([IntervalSchedule(every=3000000, period="days")])
+    PeriodicTask.objects.bulk_create([PeriodicTask(name="far", task="apps.demo.tasks.add",
+                                                   interval=far[0], queue=queue)])  # fmt: skip
+    make_schedule("good", due_in=-1, queue=queue)
+    beat = scheduler()
+    for _ in range(3):
+        beat.tick()
+    assert sent_schedules(queue) == ["good"]
+    assert "far" in beat.broken and "far" not in beat.schedule
+    assert skip_lines(caplog, "far") == 1
+
+
+def test_an_entry_whose_due_check_raises_is_skipped_alone_when_it_falls_due(
+    queue, scheduler, monkeypatch, caplog
+):
+    from apps.scheduling.schedulers import SwitchyardEntry
+
+    odd = make_schedule("odd", due_in=-1, queue=queue, start_time=timezone.now())
+    make_schedule("good", due_in=-1, queue=queue)
+    original = SwitchyardEntry.is_due
+
+    def is_due(entry):
+        if entry.name == "odd":
+            raise OverflowError("date value out of range")
+        return original(entry)
+
+    monkeypatch.setattr(SwitchyardEntry, "is_due", is_due)
+    beat = scheduler()
+    for _ in range(3):
+        beat.tick()
+    assert sent_schedules(queue) == ["good"]
+    assert skip_lines(caplog, "odd") == 1  # logged once, not at every check
+    assert odd.name in beat.broken

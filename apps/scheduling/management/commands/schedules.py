@@ -97,7 +97,9 @@ class Command(OneLineErrorsCommand):
         task = find(name)
         shown = preview.preview(task, timezone.now(), max(n, 1))
         self.stdout.write(f"{task.name}: {shown.description}")
-        if not shown.runs:
+        if shown.problem:
+            self.stdout.write(f"broken: beat skips it until it is fixed ({shown.problem})")
+        elif not shown.runs:
             self.stdout.write("no runs ahead" + ("" if task.enabled else " (disabled)"))
         for row in shown.runs:
             self.stdout.write(f"{row.in_schedule_zone}    {row.in_viewer_zone}")
@@ -169,8 +171,8 @@ def json_or_text(value: str):
 
 def summary_line(task: PeriodicTask, now) -> str:
     zone = timezone.get_current_timezone()
-    runs = preview.upcoming_runs(task, now, 1)
-    upcoming = preview.format_moment(runs[0], zone) if runs else "-"
+    runs = preview.safe_upcoming_runs(task, now, 1)
+    upcoming = "broken" if runs is None else preview.format_moment(runs[0], zone) if runs else "-"
     last = "never run"
     if task.last_run_queued_at:
         last = f"{task.last_run_state} {preview.format_moment(task.last_run_queued_at, zone)}"

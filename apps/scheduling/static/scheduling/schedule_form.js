@@ -16,6 +16,35 @@
     "clocked_time", "one_off"];
   let timer = null;
 
+  // Answers may arrive out of order (a slow earlier one after a later one): each box
+  // shows only the answer to its latest request; an earlier request still under way is
+  // aborted. `data-settled` counts the requests that ended (shown, dropped or aborted).
+  function latestOnly(box) {
+    let latest = 0;
+    let controller = null;
+    return async function (url) {
+      const seq = ++latest;
+      if (controller) controller.abort();
+      controller = new AbortController();
+      try {
+        const response = await fetch(url, {credentials: "same-origin", signal: controller.signal});
+        const text = response.ok ? await response.text() : null;
+        if (seq !== latest || text === null) return false;
+        box.innerHTML = text;
+        return true;
+      } catch (error) {
+        if (error.name !== "AbortError") throw error;
+        return false;
+      } finally {
+        box.dataset.settled = String(Number(box.dataset.settled || 0) + 1);
+      }
+    };
+  }
+  const previewBox = document.getElementById("switchyard-preview");
+  const parametersBox = document.getElementById("switchyard-parameters");
+  const loadPreview = previewBox && latestOnly(previewBox);
+  const loadParameters = parametersBox && latestOnly(parametersBox);
+
   function kind() {
     const checked = form.querySelector('input[name="kind"]:checked');
     return checked ? checked.value : "crontab";
@@ -32,15 +61,13 @@
   function refreshPreview() {
     clearTimeout(timer);
     timer = setTimeout(async function () {
-      const box = document.getElementById("switchyard-preview");
       const data = new FormData(form);
       const query = new URLSearchParams();
       for (const name of PREVIEW_FIELDS) {
         const value = data.get(name);
         if (value !== null) query.set(name, value);
       }
-      const response = await fetch(box.dataset.url + "?" + query, {credentials: "same-origin"});
-      if (response.ok) box.innerHTML = await response.text();
+      await loadPreview(previewBox.dataset.url + "?" + query);
     }, 250);
   }
 
@@ -51,13 +78,8 @@
   }
 
   async function refreshParameters() {
-    const box = document.getElementById("switchyard-parameters");
     const query = new URLSearchParams({task: taskName()});
-    const response = await fetch(box.dataset.url + "?" + query, {credentials: "same-origin"});
-    if (response.ok) {
-      box.innerHTML = await response.text();
-      showArguments();
-    }
+    if (await loadParameters(parametersBox.dataset.url + "?" + query)) showArguments();
   }
 
   function showArguments() {

@@ -1,0 +1,237 @@
+"""The bounds of a schedule's values: declared once, checked at every door.
+
+The admin form and `manage.py schedules add` refuse a value out of these bounds with a
+message naming the field (ScheduleTaskForm calls the `*_error` functions). Rows that got
+into the database some other way (by hand, an older version, another tool) are checked
+with `row_problem`: beat skips such a schedule (logged once), the admin shows it as
+broken and the alert sweep raises an incident (preview.schedule_problem adds "and its
+next run can be computed").
+
+- an interval: 1 second to 10 years, whatever the period;
+- a grace period: 0 to 7 days;
+- every date (start time, expiry, clocked time, last run, the /runs/ date filters):
+  from 2000-01-01 to 2099-12-31 (UTC), far from the limits of Python's datetime;
+- a name: no control characters (a CR/LF would break alert e-mail subjects).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import unicodedata
+from decimal import Decimal, InvalidOperation
+
+MIN_INTERVAL = dt.timedelta(seconds=1)
+MAX_INTERVAL = dt.timedelta(days=3650)
+MAX_GRACE_SECONDS = 7 * 24 * 3600
+EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(2099, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
+MAX_PRIORITY = 255
+MAX_RUN_COUNT = 2**31 - 2  # a 32-bit column on PostgreSQL; beat adds one per run
+PERIOD_SECONDS = {"days": 86400, "hours": 3600, "minutes": 60, "seconds": 1,
+                  "microseconds": Decimal("0.000001")}  # fmt: skip
+
+
+# One value each: a message, or None when it is fine --------------------------------------
+
+
+def interval_error(every, period: str) -> str | None:
+    if period not in PERIOD_SECONDS:
+        return f"unknown period {period!r}"
+    try:
+        seconds = Decimal(every) * PERIOD_SECONDS[period]
+    except (TypeError, ValueError, InvalidOperation):
+        return f"{every!r} is not a number"
+    if not MIN_INTERVAL.total_seconds() <= seconds <= MAX_INTERVAL.total_seconds():
+        return (f"every {every} {period} is out of range: runs must be between 1 second "
+                "and 10 years apart")  # fmt: skip
+    return None
+
+
+def grace_error(seconds) -> str | None:
+    if not isinstance(seconds, int) or not 0 <= seconds <= MAX_GRACE_SECONDS:
+        return (f"{seconds!r} s is out of range: a grace period is between 0 and "
+                f"{MAX_GRACE_SECONDS} s (7 days)")  # fmt: skip
+    return None
+
+
+def moment_error(moment) -> str | None:
+    """A date or an aware datetime between EARLIEST and LATEST."""
+    if isinstance(moment, dt.datetime):
+        inside = EARLIEST <= _aware(moment) <= LATEST
+    else:
+        inside = EARLIEST.date() <= moment <= LATEST.date()
+    if not inside:
+        return (f"{moment.isoformat()} is out of range: choose a date between "
+                f"{EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}")  # fmt: skip
+    return None
+
+
+def validate_date(day) -> None:
+    """A form field validator (the /runs/ date filters)."""
+    error = moment_error(day)
+    if error:
+        from django.core.exceptions import ValidationError
+
+        raise ValidationError(error)
+
+
+def name_error(name: str) -> str | None:
+    bad = sorted({char for char in name if unicodedata.category(char) in {"Cc", "Cf", "Zl", "Zp"}})
+    if bad:
+        shown = ", ".join(f"U+{ord(char):04X}" for char in bad)
+        return f"A name cannot contain control characters (found {shown})."
+    return None
+
+
+def one_line(text: str) -> str:
+    """Text fit for one header line: control characters become spaces."""
+    return "".join(" " if unicodedata.category(c) in {"Cc", "Cf", "Zl", "Zp"} else c for c in text)
+
+
+# A time zone no one knows -------------------------------------------------------------
+
+
+class UnknownZone(dt.tzinfo):
+    """What a crontab's stored time zone reads as when no zone has that name.
+
+    django-timezone-field raises while *reading* such a row, which would stop every
+    query that loads it (the schedule list, beat's reload, the alert sweep). Read as
+    this instead, the row loads; any time computed in it raises, so the schedule is
+    broken (row_problem names it) and beat skips it.
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"UnknownZone({self.name!r})"
+
+    def utcoffset(self, moment):
+        raise ValueError(f"unknown time zone {self.name!r}")
+
+    dst = tzname = utcoffset
+
+
+def read_unknown_zones_leniently() -> None:
+    """Make CrontabSchedule.timezone read an unknown name as UnknownZone (apps.ready)."""
+    from django.core.exceptions import ValidationError
+    from django_celery_beat.models import CrontabSchedule
+
+    field = CrontabSchedule._meta.get_field("timezone")
+    strict_from_db, strict_to_python = field.from_db_value, field.to_python
+
+    def from_db_value(value, *args):
+        try:
+            return strict_from_db(value, *args)
+        except ValidationError:
+            return UnknownZone(str(value))
+
+    def to_python(value):  # the field's descriptor converts on every assignment
+        return value if isinstance(value, UnknownZone) else strict_to_python(value)
+
+    field.from_db_value, field.to_python = from_db_value, to_python
+
+
+# A stored row: what beat reads, then Switchyard's options ----------------------------------
+
+
+def beat_problem(task) -> str | None:
+    """Why beat cannot use this stored PeriodicTask as it is, or None.
+
+    Reads only the row and its schedule (select_related keeps it one query per page).
+    """
+    for check in (_schedule_problem, _dates_problem, sending_problem):
+        problem = check(task)
+        if problem:
+            return problem
+    return None
+
+
+def sending_problem(task) -> str | None:
+    """What stops sending the task's message at all (beat, or "run now"): its JSON
+    arguments and headers, and its execution options."""
+    return _json_problem(task) or _options_problem(task)
+
+
+def row_problem(task) -> str | None:
+    """beat_problem, then the ScheduleOptions row (the grace period alerts use)."""
+    problem = beat_problem(task)
+    if problem:
+        return problem
+    options = _switchyard_options(task)
+    if options is not None:
+        error = grace_error(options.grace_seconds)
+        return f"grace_seconds: {error}" if error else None
+    return None
+
+
+def _schedule_problem(task) -> str | None:
+    kinds = [kind for kind in ("interval", "crontab", "solar", "clocked")
+             if getattr(task, kind) is not None]  # fmt: skip
+    if len(kinds) != 1:
+        return "it must have exactly one schedule (interval, crontab, solar or clocked)"
+    row = getattr(task, kinds[0])
+    if kinds[0] == "interval":
+        error = interval_error(row.every, row.period)
+        return f"interval: {error}" if error else None
+    if kinds[0] == "clocked":
+        error = moment_error(row.clocked_time)
+        return f"clocked time: {error}" if error else None
+    if kinds[0] == "solar":
+        return _solar_problem(row)
+    if isinstance(row.timezone, UnknownZone):
+        return f"crontab timezone: unknown time zone {row.timezone.name!r}"
+    return None  # a crontab's fields are checked by computing it (preview.schedule_problem)
+
+
+def _solar_problem(row) -> str | None:
+    if not -90 <= row.latitude <= 90 or not -180 <= row.longitude <= 180:
+        return f"solar: latitude {row.latitude}, longitude {row.longitude} is not a place on Earth"
+    return None
+
+
+def _dates_problem(task) -> str | None:
+    for field in ("start_time", "expires", "last_run_at"):
+        moment = getattr(task, field)
+        error = moment_error(moment) if moment is not None else None
+        if error:
+            return f"{field}: {error}"
+    return None
+
+
+def _json_problem(task) -> str | None:
+    for field, kind in (("args", list), ("kwargs", dict), ("headers", dict)):
+        try:
+            value = json.loads(getattr(task, field) or ("[]" if kind is list else "{}"))
+        except (TypeError, ValueError):
+            return f"{field}: not valid JSON"
+        if not isinstance(value, kind):
+            return f"{field}: must be a JSON {'array' if kind is list else 'object'}"
+    return None
+
+
+def _options_problem(task) -> str | None:
+    if task.expire_seconds is not None and task.expire_seconds > MAX_INTERVAL.total_seconds():
+        return f"expire_seconds: {task.expire_seconds} is more than 10 years"
+    if task.priority is not None and not 0 <= task.priority <= MAX_PRIORITY:
+        return f"priority: {task.priority} is not between 0 and {MAX_PRIORITY}"
+    if task.total_run_count is not None and task.total_run_count > MAX_RUN_COUNT:
+        return f"total_run_count: {task.total_run_count} is out of range"
+    return None
+
+
+def _switchyard_options(task):
+    from .models import ScheduleOptions
+
+    try:
+        return task.switchyard
+    except ScheduleOptions.DoesNotExist:
+        return None
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
