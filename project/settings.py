@@ -13,6 +13,8 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# A checkout's own files: the SQLite database, the embedded Redis's data, backups,
+# exports. Not in git: the folders a setting below needs are made where it is set.
 VAR_DIR = BASE_DIR / "var"
 
 _TRUE = {"1", "true", "on"}
@@ -49,6 +51,12 @@ def env_int(name: str, default: int, minimum: int | None = None) -> int:
 
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+def make_parent_folder(database_file: str) -> None:
+    """Make the folder an SQLite database file goes in (var/ in a fresh clone)."""
+    if database_file and database_file != ":memory:":
+        Path(database_file).parent.mkdir(parents=True, exist_ok=True)
 
 
 # Core ---------------------------------------------------------------------------------
@@ -132,6 +140,8 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     }
     # The test database must be a file: the in-process worker uses other connections.
     _db["TEST"] = {"NAME": str(VAR_DIR / "test-switchyard.sqlite3")}
+    make_parent_folder(_db["NAME"])
+    make_parent_folder(_db["TEST"]["NAME"])
 DATABASES = {"default": _db}
 
 # Auth, i18n, static -------------------------------------------------------------------
