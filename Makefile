@@ -15,9 +15,11 @@ $(STAMP): requirements.txt
 
 venv: $(STAMP)
 
-# The development stack runs with DEBUG on (plain HTTP cookies, debug pages).
+# The development stack runs with DEBUG on (plain HTTP cookies, debug pages). `exec`, so
+# that on Ctrl-C / SIGTERM make waits for devstack to stop every process (a shell in
+# between would die at once, and make return while the stack is still stopping).
 run: $(STAMP)
-	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py devstack --address $(ADDRESS)
+	DEBUG=$${DEBUG:-true} exec $(BIN)/python manage.py devstack --address $(ADDRESS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -159,9 +159,9 @@ def stop_and_assert_nothing_is_left(stack, timeout: float = 60.0) -> None:
         stack.tree.collect()
         time.sleep(0.05)
     assert stack.poll() is not None, f"still running {timeout}s after SIGTERM:\n{stack.output()}"
-    assert "Stopped." in stack.output()
     # SIGKILLed processes take a moment to finish dying; a leftover never does.
     deadline = time.monotonic() + 10
     while stack.tree.alive() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert stack.tree.alive() == []
+    assert "Stopped." in stack.output()
