@@ -62,8 +62,9 @@ def make_parent_folder(database_file: str) -> None:
 # Core ---------------------------------------------------------------------------------
 
 DEBUG = env_bool("DEBUG", False)
-# The fallback key keeps a fresh checkout and `manage.py shell` working; the deploy
-# check switchyard.E001 refuses it, so production must set SECRET_KEY.
+# The fallback key keeps a fresh checkout, `manage.py` and the tests working; the deploy
+# check switchyard.E001 refuses it, and with DEBUG off project.wsgi / project.asgi
+# refuse to serve with it (apps.devstack.checks), so production must set SECRET_KEY.
 DEV_SECRET_KEY = "django-insecure-switchyard-development-key-do-not-deploy"  # noqa: S105
 SECRET_KEY = env_str("SECRET_KEY") or DEV_SECRET_KEY
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
