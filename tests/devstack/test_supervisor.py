@@ -81,7 +81,7 @@ def a_new_one(stack, command_part: str, old: int) -> int:
 def test_a_killed_worker_and_beat_come_back_and_the_stack_still_runs_jobs(devstack, stack_env):
     wait_until_it_answers(devstack, "/admin/login/")
     worker, beat = the_one(devstack.pid, WORKER), the_one(devstack.pid, BEAT)
-    wait_for(lambda: len(children_of(worker, WORKER)) == 2, timeout=60)  # its pool
+    wait_for(lambda: len(children_of(worker, WORKER)) >= 2, timeout=60)  # its pool
     devstack.tree.collect()
 
     os.kill(worker, signal.SIGKILL)
