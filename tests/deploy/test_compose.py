@@ -126,6 +126,7 @@ def migrated_tables(tmp_path) -> list[str]:
         return [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
 
 
+@pytest.mark.once
 def test_without_a_secret_key_migrate_fails_the_deploy_check_and_changes_nothing(
     services, tmp_path
 ):
@@ -137,6 +138,7 @@ def test_without_a_secret_key_migrate_fails_the_deploy_check_and_changes_nothing
 
 
 @pytest.mark.slow
+@pytest.mark.once
 def test_with_a_production_environment_migrate_passes_the_check_and_migrates(services, tmp_path):
     result = run_service_command(services["migrate"], tmp_path)
 

@@ -12,6 +12,8 @@ from apps.devstack import processes
 from tests.deploy.test_settings import ROOT, manage, production_env
 from tests.helpers import wait_for
 
+pytestmark = pytest.mark.once  # each process has a throwaway SQLite database of its own
+
 REFUSAL = "SECRET_KEY is not set"
 
 

@@ -18,6 +18,8 @@ from tests.devstack.stack import (
 )
 from tests.helpers import wait_for
 
+pytestmark = pytest.mark.once  # no database of the suite's: devstack brings its own
+
 WORKER = "celery -A project worker"
 BEAT = "celery -A project beat"
 
