@@ -14,7 +14,9 @@ from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # A checkout's own files: the SQLite database, the embedded Redis's data, backups,
-# exports. Not in git: the folders a setting below needs are made where it is set.
+# exports. Not in git, so a fresh clone has none: the SQLite database's folder is made
+# below, where its path is set; Redis (apps.devstack.processes), backups and exports
+# make theirs before writing.
 VAR_DIR = BASE_DIR / "var"
 
 _TRUE = {"1", "true", "on"}

@@ -25,8 +25,9 @@ def settings_variables() -> set[str]:
 def production_env(tmp_path, **env: str | None) -> dict[str, str]:
     """A production environment (no Switchyard variable but these) changed by `env`
     (None unsets)."""
-    # DJANGO_ALLOW_ASYNC_UNSAFE is set by the browser tests in this process only.
-    unset = {*settings_variables(), "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    # DJANGO_ALLOW_ASYNC_UNSAFE is set by the browser tests in this process only, and
+    # DJANGO_SETTINGS_MODULE by pytest-django: a container has neither.
+    unset = {*settings_variables(), "DJANGO_ALLOW_ASYNC_UNSAFE", "DJANGO_SETTINGS_MODULE"}
     clean = {k: v for k, v in os.environ.items() if k not in unset}
     production = {
         "SECRET_KEY": secrets.token_urlsafe(50),
