@@ -2,7 +2,7 @@ import signal
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from apps.devstack import processes, supervisor
 
@@ -20,6 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--concurrency", type=int, default=2)
 
     def handle(self, *args, address: str, concurrency: int, **options) -> None:
+        refuse_taken_ports(address)
         call_command("migrate", interactive=False, verbosity=0)
         call_command("ensure_admin")
         stopping = False
@@ -60,3 +61,20 @@ class Command(BaseCommand):
                     f"Embedded Redis on 127.0.0.1:{settings.EMBEDDED_REDIS_PORT} "
                     f"(data in {settings.EMBEDDED_REDIS_DIR})"
                 )
+
+
+def refuse_taken_ports(address: str) -> None:
+    """Another stack (a second checkout's `make run`) may hold the default ports: say so,
+    rather than have runserver fail over and over or talk to that stack's Redis."""
+    host, _, port = address.rpartition(":")
+    if port.isdigit() and not processes.port_is_free(host.strip("[]") or "127.0.0.1", int(port)):
+        raise CommandError(
+            f"{address} is already in use (another Switchyard stack?); serve elsewhere: "
+            "make run ADDRESS=127.0.0.1:8001 (manage.py devstack --address ...)."
+        )
+    redis_port = settings.EMBEDDED_REDIS_PORT
+    if settings.EMBEDDED_REDIS and not processes.port_is_free("127.0.0.1", redis_port):
+        raise CommandError(
+            f"127.0.0.1:{redis_port}, the embedded Redis's port, is already in use "
+            "(another Switchyard stack?); choose another: EMBEDDED_REDIS_PORT=6399 make run."
+        )
