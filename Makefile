@@ -1,6 +1,8 @@
 # Switchyard: `make run` starts everything on a laptop, `make test` checks everything.
 PYTHON ?= python3
 VENV := .venv
+# Where `make run` serves the site, e.g. `make run ADDRESS=127.0.0.1:8001`.
+ADDRESS ?= 127.0.0.1:8000
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
@@ -13,9 +15,11 @@ $(STAMP): requirements.txt
 
 venv: $(STAMP)
 
-# The development stack runs with DEBUG on (plain HTTP cookies, debug pages).
+# The development stack runs with DEBUG on (plain HTTP cookies, debug pages). `exec`, so
+# that on Ctrl-C / SIGTERM make waits for devstack to stop every process (a shell in
+# between would die at once, and make return while the stack is still stopping).
 run: $(STAMP)
-	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py devstack
+	DEBUG=$${DEBUG:-true} exec $(BIN)/python manage.py devstack --address $(ADDRESS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

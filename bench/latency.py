@@ -20,6 +20,7 @@ to docs/performance.md ("Trigger latency").
 import argparse
 import json
 import re
+import secrets
 import subprocess
 import time
 import uuid
@@ -218,7 +219,8 @@ def web_server(stack: Stack) -> Iterator[str]:
     """gunicorn as docker-compose.yml runs it, on a free loopback port, plain HTTP."""
     port = processes.free_port()
     env = stack.env(SECURE_SSL_REDIRECT="false", SECURE_COOKIES="false",
-                    ALLOWED_HOSTS="127.0.0.1", DEBUG="false")  # fmt: skip
+                    ALLOWED_HOSTS="127.0.0.1", DEBUG="false",
+                    SECRET_KEY=secrets.token_urlsafe(50))  # fmt: skip
     server = processes.spawn([processes.PYTHON, "-m", "gunicorn", "project.wsgi:application",
                               "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
                              env=env)  # fmt: skip

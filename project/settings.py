@@ -13,6 +13,10 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# A checkout's own files: the SQLite database, the embedded Redis's data, backups,
+# exports. Not in git, so a fresh clone has none: the SQLite database's folder is made
+# below, where its path is set; Redis (apps.devstack.processes), backups and exports
+# make theirs before writing.
 VAR_DIR = BASE_DIR / "var"
 
 _TRUE = {"1", "true", "on"}
@@ -51,11 +55,18 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
 
+def make_parent_folder(database_file: str) -> None:
+    """Make the folder an SQLite database file goes in (var/ in a fresh clone)."""
+    if database_file and database_file != ":memory:":
+        Path(database_file).parent.mkdir(parents=True, exist_ok=True)
+
+
 # Core ---------------------------------------------------------------------------------
 
 DEBUG = env_bool("DEBUG", False)
-# The fallback key keeps a fresh checkout and `manage.py shell` working; the deploy
-# check switchyard.E001 refuses it, so production must set SECRET_KEY.
+# The fallback key keeps a fresh checkout, `manage.py` and the tests working; the deploy
+# check switchyard.E001 refuses it, and with DEBUG off project.wsgi / project.asgi
+# refuse to serve with it (apps.devstack.checks), so production must set SECRET_KEY.
 DEV_SECRET_KEY = "django-insecure-switchyard-development-key-do-not-deploy"  # noqa: S105
 SECRET_KEY = env_str("SECRET_KEY") or DEV_SECRET_KEY
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
@@ -135,6 +146,8 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     }
     # The test database must be a file: the in-process worker uses other connections.
     _db["TEST"] = {"NAME": str(VAR_DIR / "test-switchyard.sqlite3")}
+    make_parent_folder(_db["NAME"])
+    make_parent_folder(_db["TEST"]["NAME"])
 DATABASES = {"default": _db}
 
 # Auth, i18n, static -------------------------------------------------------------------

@@ -5,6 +5,7 @@ Redis, workers and beat the same way.
 """
 
 import contextlib
+import errno
 import os
 import signal
 import socket
@@ -23,6 +24,18 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Nothing listens on host:port (a port merely in TIME_WAIT counts as free)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return exc.errno != errno.EADDRINUSE  # another failure is not ours to report
+    return True
 
 
 def redis_command(port: int, data_dir: Path) -> list[str]:

@@ -4,8 +4,10 @@ Each role runs the command the tests start it with (apps.devstack.processes), so
 deployment runs what the suite has exercised.
 """
 
-import importlib
+import contextlib
+import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +16,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from apps.devstack import processes
+from tests.deploy.test_settings import production_env
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -85,11 +88,15 @@ def test_beat_runs_the_command_the_tests_use(services):
     assert services["beat"]["command"] == without_python_m(processes.beat_command())
 
 
-def test_web_serves_the_wsgi_application_with_gunicorn(services):
+def test_web_serves_the_wsgi_application_with_gunicorn(services, tmp_path):
     command = services["web"]["command"]
     assert command == ["gunicorn", "project.wsgi:application", "--bind", "0.0.0.0:8000"]
     module, attribute = command[1].split(":")
-    assert callable(getattr(importlib.import_module(module), attribute))
+    # In a production environment of its own: the application refuses to load without one.
+    code = f"import {module}; assert callable({module}.{attribute})"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                            text=True, env=production_env(tmp_path))  # fmt: skip
+    assert result.returncode == 0, result.stderr
 
 
 def test_flower_watches_the_same_celery_app(services):
@@ -97,11 +104,47 @@ def test_flower_watches_the_same_celery_app(services):
     assert "environment" not in services["flower"]  # same broker: the shared .env
 
 
-def test_migrate_runs_migrations_then_ensures_an_admin(services):
+def test_migrate_checks_the_deployment_then_migrates_then_ensures_an_admin(services):
     assert services["migrate"]["command"] == [
-        "sh", "-c", "python manage.py migrate --noinput && python manage.py ensure_admin",
+        "sh", "-c",
+        "python manage.py check --deploy --fail-level WARNING"
+        " && python manage.py migrate --noinput && python manage.py ensure_admin",
     ]  # fmt: skip
     assert services["migrate"]["restart"] == "no"
+
+
+def run_service_command(service: dict, tmp_path, **env: str | None):
+    """The service's command, run here as its container would (`python` is this venv's)."""
+    env = production_env(tmp_path, **env)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    return subprocess.run(service["command"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+
+
+def migrated_tables(tmp_path) -> list[str]:
+    with contextlib.closing(sqlite3.connect(tmp_path / "db.sqlite3")) as db:
+        return [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+
+
+@pytest.mark.once
+def test_without_a_secret_key_migrate_fails_the_deploy_check_and_changes_nothing(
+    services, tmp_path
+):
+    result = run_service_command(services["migrate"], tmp_path, SECRET_KEY=None)
+
+    assert result.returncode != 0
+    assert "switchyard.E001" in result.stderr
+    assert migrated_tables(tmp_path) == []
+
+
+@pytest.mark.slow
+@pytest.mark.once
+def test_with_a_production_environment_migrate_passes_the_check_and_migrates(services, tmp_path):
+    result = run_service_command(services["migrate"], tmp_path)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "django_celery_beat_periodictask" in migrated_tables(tmp_path)
+    assert "Created superuser 'admin'" in result.stdout
 
 
 def test_workers_can_be_scaled(services):
@@ -118,6 +161,7 @@ def test_exactly_one_beat_runs(services):
 
 
 def test_runtime_roles_wait_for_healthy_services_and_finished_migrations(services):
+    # "finished" = migrate exited 0, which it does only after `check --deploy` passed.
     for role in RUNTIME_ROLES:
         assert services[role]["depends_on"] == {
             "db": {"condition": "service_healthy"},

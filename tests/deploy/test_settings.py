@@ -22,20 +22,27 @@ def settings_variables() -> set[str]:
     return {name for pattern in READS for name in re.findall(pattern, source)}
 
 
-def manage(tmp_path, *args: str, **env: str | None) -> subprocess.CompletedProcess:
-    """Run manage.py in a production environment changed by `env` (None unsets)."""
-    # DJANGO_ALLOW_ASYNC_UNSAFE is set by the browser tests in this process only.
-    unset = {*settings_variables(), "DJANGO_ALLOW_ASYNC_UNSAFE"}
+def production_env(tmp_path, **env: str | None) -> dict[str, str]:
+    """A production environment (no Switchyard variable but these) changed by `env`
+    (None unsets)."""
+    # DJANGO_ALLOW_ASYNC_UNSAFE is set by the browser tests in this process only, and
+    # DJANGO_SETTINGS_MODULE by pytest-django: a container has neither.
+    unset = {*settings_variables(), "DJANGO_ALLOW_ASYNC_UNSAFE", "DJANGO_SETTINGS_MODULE"}
     clean = {k: v for k, v in os.environ.items() if k not in unset}
     production = {
         "SECRET_KEY": secrets.token_urlsafe(50),
         "ALLOWED_HOSTS": "example.com",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
     }
+    return {k: v for k, v in {**clean, **production, **env}.items() if v is not None}
+
+
+def manage(tmp_path, *args: str, **env: str | None) -> subprocess.CompletedProcess:
+    """Run manage.py in a production environment changed by `env` (None unsets)."""
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
-        env={k: v for k, v in {**clean, **production, **env}.items() if v is not None},
+        env=production_env(tmp_path, **env),
         capture_output=True,
         text=True,
     )
