@@ -16,8 +16,8 @@ from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import TaskResult
 from kombu.exceptions import OperationalError
 
-from apps.jobs.catalog import get_job
-from apps.jobs.dispatch import cancel_run, record_and_send, rerun
+from apps.jobs.catalog import ParameterError, get_job
+from apps.jobs.dispatch import cancel_run, record_and_send, rerun, revalidated
 from apps.jobs.models import Run, Source
 from apps.jobs.permissions import can_run
 
@@ -92,9 +92,13 @@ def retry(result: TaskResult, user) -> Run:
     if not may_act(user, result.task_name):
         raise NotRetried(f"you may not run {result.task_name}")
     run = Run.objects.filter(task_id=result.task_id).first()
-    if run:
-        return rerun(run, source=Source.ADMIN, user=user)
-    args, kwargs = _arguments(result.task_args, list), _arguments(result.task_kwargs, dict)
+    try:
+        if run:
+            return rerun(run, source=Source.ADMIN, user=user)
+        args, kwargs = _arguments(result.task_args, list), _arguments(result.task_kwargs, dict)
+        kwargs = revalidated(result.task_name, kwargs)
+    except ParameterError as error:
+        raise NotRetried(f"its parameters are refused: {error.one_line()}") from None
     return record_and_send(result.task_name, kwargs, args=args, source=Source.ADMIN, user=user)
 
 
