@@ -9,11 +9,14 @@ import pytest
 from django.contrib.messages import get_messages
 from django.core.management import CommandError, call_command
 from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import TaskResult
 
 from apps.jobs.models import Run, State
 from apps.maintenance.tasks import prune_runs
+from apps.scheduling.forms import form_data
 from tests.api.helpers import token_client
 from tests.helpers import make_run, make_superuser, wait_for
 
@@ -46,7 +49,7 @@ OUT_OF_RANGE = [
     ("apps.checks.tasks.http_check", {"url": "https://example.com/", "contains": "x" * 1001},
      "contains"),
     ("apps.checks.tasks.http_check", {"url": "https://example.com/\r\nX-Evil: 1"}, "url"),
-    ("apps.checks.tasks.http_check", {"url": "https://example.com/", "contains": "a\x00b"},
+    ("apps.checks.tasks.http_check", {"url": "https://example.com/", "contains": "a\x1bb"},
      "contains"),
     ("apps.maintenance.tasks.run_command", {"command": "check", "arguments": ["x" * 201]},
      "arguments"),
@@ -143,6 +146,15 @@ def test_the_worker_refuses_a_message_outside_the_bounds_and_deletes_nothing(cel
     assert json.loads(stored.result)["exc_type"] == "ValueError"
     assert "older_than_days: -1 is less than the minimum 1" in stored.result
     assert Run.objects.filter(pk=kept.pk).exists()
+
+
+def test_the_admin_schedule_form_refuses_a_negative_age_on_its_field(browser):
+    data = form_data(name="prune everything", regtask=PRUNE, **{"param-older_than_days": "-1"})
+    response = browser.post(reverse("admin:django_celery_beat_periodictask_add"), data)
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert errors == {"param-older_than_days": [AT_LEAST_1]}
+    assert not PeriodicTask.objects.filter(name="prune everything").exists()
 
 
 # Re-running an old record ---------------------------------------------------------------
