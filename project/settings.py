@@ -52,11 +52,11 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
 
-def env_commands(name: str, default: str = "") -> dict[str, tuple[str, ...]]:
-    """`command[:pattern pattern ...],...`: management commands and, for each, the
-    shell-style patterns its arguments must match (none listed: no arguments)."""
+def command_patterns(name: str, entries: list[str]) -> dict[str, tuple[str, ...]]:
+    """`command[:pattern pattern ...]` entries (of env_list): management commands and, for
+    each, the shell-style patterns its arguments must match (none listed: no arguments)."""
     commands: dict[str, tuple[str, ...]] = {}
-    for entry in env_list(name, default):
+    for entry in entries:
         command, _, patterns = entry.partition(":")
         command = command.strip()
         if not re.fullmatch(r"[a-z_][a-z0-9_]*", command):
@@ -175,11 +175,14 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 # Where apps.maintenance.tasks.backup_database writes; staff download them in the admin.
 BACKUP_DIR = Path(env_str("BACKUP_DIR", str(VAR_DIR / "backups")))
 # Management commands apps.maintenance.tasks.run_command may run, each with the patterns
-# its arguments must match (see env_commands; docs/writing-jobs.md lists the commands
+# its arguments must match (see command_patterns; docs/writing-jobs.md lists the commands
 # that are refused even if listed).
-RUN_COMMAND_ALLOWLIST = env_commands(
+RUN_COMMAND_ALLOWLIST = command_patterns(
     "RUN_COMMAND_ALLOWLIST",
-    "check:--deploy --fail-level=* --tag=*,clearsessions,showmigrations:--list --plan [a-z]*",
+    env_list(
+        "RUN_COMMAND_ALLOWLIST",
+        "check:--deploy --fail-level=* --tag=*,clearsessions,showmigrations:--list --plan [a-z]*",
+    ),
 )
 # Hosts (names, addresses or networks such as 10.0.0.0/8) apps.checks.tasks.http_check
 # may reach although they are internal (loopback, private, link-local...).

@@ -71,7 +71,7 @@ def api() -> Client:
 
 
 @pytest.fixture
-def browser() -> Client:
+def web() -> Client:
     client = Client()
     client.force_login(make_superuser())
     return client
@@ -97,8 +97,8 @@ def stored_bad_prune() -> Run:
 # The prune that deleted everything ----------------------------------------------------
 
 
-def test_the_web_form_refuses_a_negative_age_with_an_error_on_the_field(browser):
-    response = browser.post(f"/jobs/{PRUNE}/", {"older_than_days": "-1"})
+def test_the_web_form_refuses_a_negative_age_with_an_error_on_the_field(web):
+    response = web.post(f"/jobs/{PRUNE}/", {"older_than_days": "-1"})
     assert response.status_code == 200
     assert response.context["form"].errors["older_than_days"] == [
         "Ensure this value is greater than or equal to 1."
@@ -106,8 +106,8 @@ def test_the_web_form_refuses_a_negative_age_with_an_error_on_the_field(browser)
     assert not Run.objects.exists()
 
 
-def test_the_form_tells_the_browser_the_bounds(browser):
-    page = browser.get(f"/jobs/{PRUNE}/").content.decode()
+def test_the_form_tells_the_browser_the_bounds(web):
+    page = web.get(f"/jobs/{PRUNE}/").content.decode()
     assert 'min="1"' in page and 'max="3650"' in page
 
 
@@ -148,9 +148,9 @@ def test_the_worker_refuses_a_message_outside_the_bounds_and_deletes_nothing(cel
     assert Run.objects.filter(pk=kept.pk).exists()
 
 
-def test_the_admin_schedule_form_refuses_a_negative_age_on_its_field(browser):
+def test_the_admin_schedule_form_refuses_a_negative_age_on_its_field(web):
     data = form_data(name="prune everything", regtask=PRUNE, **{"param-older_than_days": "-1"})
-    response = browser.post(reverse("admin:django_celery_beat_periodictask_add"), data)
+    response = web.post(reverse("admin:django_celery_beat_periodictask_add"), data)
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors
     assert errors == {"param-older_than_days": [AT_LEAST_1]}
@@ -160,9 +160,9 @@ def test_the_admin_schedule_form_refuses_a_negative_age_on_its_field(browser):
 # Re-running an old record ---------------------------------------------------------------
 
 
-def test_run_again_from_the_web_refuses_a_stored_run_outside_the_bounds(browser):
+def test_run_again_from_the_web_refuses_a_stored_run_outside_the_bounds(web):
     old = stored_bad_prune()
-    response = browser.post(f"/runs/{old.pk}/rerun/")
+    response = web.post(f"/runs/{old.pk}/rerun/")
     assert response.status_code == 302 and response["Location"] == f"/runs/{old.pk}/"
     (message,) = get_messages(response.wsgi_request)
     assert str(message) == (
@@ -196,14 +196,14 @@ def test_a_stored_run_within_the_bounds_is_run_again_with_its_parameters(api):
     assert Run.objects.get(rerun_of=old).parameters == {"older_than_days": 30}
 
 
-def test_retry_in_the_admin_refuses_a_stored_result_outside_the_bounds(browser):
+def test_retry_in_the_admin_refuses_a_stored_result_outside_the_bounds(web):
     old = stored_bad_prune()
     old.state = State.FAILED
     old.save()
     TaskResult.objects.create(task_id=old.task_id, task_name=PRUNE, status="FAILURE",
                               task_kwargs=json.dumps("{'older_than_days': -1}"))  # fmt: skip
     action = {"action": "retry_failed", "_selected_action": [TaskResult.objects.get().pk]}
-    response = browser.post("/admin/django_celery_results/taskresult/", action, follow=True)
+    response = web.post("/admin/django_celery_results/taskresult/", action, follow=True)
     assert "older_than_days" in response.content.decode()
     assert list(Run.objects.all()) == [old]
 
