@@ -13,7 +13,13 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from apps.checks.http import AddressRefused, CheckFailed, http_check, internal_reason
+from apps.checks.http import (
+    AddressRefused,
+    CheckFailed,
+    CheckUnreachable,
+    http_check,
+    internal_reason,
+)
 from apps.jobs.models import Run
 from tests.api.helpers import token_client
 from tests.helpers import make_superuser
@@ -220,3 +226,50 @@ def test_allowing_one_name_does_not_allow_its_address_under_another_name(setting
     settings.HTTP_CHECK_ALLOWED_HOSTS = ["localhost"]
     with pytest.raises(ValueError, match=r"127\.0\.0\.1 is a loopback address"):
         http_check(f"http://127.0.0.1:{port}/secret")
+
+
+# HTTPS to the pinned address -----------------------------------------------------------
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    """An HTTPS server on 127.0.0.1 with a certificate for `localhost`, recording SNI."""
+    import shutil
+    import ssl
+    import subprocess
+    import threading
+
+    from tests.checks.conftest import Handler, QuietServer
+
+    if not shutil.which("openssl"):
+        pytest.skip("the openssl command makes the test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-keyout", key, "-out", cert, "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost"],
+                   check=True, capture_output=True)  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = QuietServer(("127.0.0.1", 0), Handler)
+    server.names = []
+    context.sni_callback = lambda sock, name, ctx: server.names.append(name)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server, cert
+    server.shutdown()
+    server.server_close()
+
+
+def test_https_keeps_the_name_for_sni_and_the_certificate(monkeypatch, settings, tls_server):
+    import ssl
+
+    server, cert = tls_server
+    settings.HTTP_CHECK_ALLOWED_HOSTS = ["localhost"]
+    url = f"https://localhost:{server.port}/ok"
+    with pytest.raises(CheckUnreachable, match="CERTIFICATE_VERIFY_FAILED"):
+        http_check(url)  # the test certificate is not trusted by default
+    trusted = ssl.create_default_context(cafile=str(cert))
+    monkeypatch.setattr(ssl, "_create_default_https_context", lambda: trusted)
+    assert http_check(url, contains="hello")["contained"] is True
+    assert server.names == ["localhost", "localhost"]
+    assert server.seen == [("/ok", f"localhost:{server.port}")]

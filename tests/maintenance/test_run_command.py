@@ -219,3 +219,15 @@ def test_a_malformed_command_name_in_the_environment_is_an_error(monkeypatch, ra
     monkeypatch.setenv("RUN_COMMAND_ALLOWLIST", raw)
     with pytest.raises(ImproperlyConfigured, match="RUN_COMMAND_ALLOWLIST"):
         read_allowlist()
+
+
+def test_manage_py_check_warns_about_listed_commands_that_never_run(settings):
+    out, err = StringIO(), StringIO()
+    call_command("check", stdout=out, stderr=err)
+    warning = err.getvalue() + out.getvalue()
+    assert "maintenance.W001" in warning
+    assert "lists diffsettings, dumpdata, loaddata, makemigrations, shell" in warning
+    settings.RUN_COMMAND_ALLOWLIST = {"check": ()}
+    out = StringIO()
+    call_command("check", stdout=out, stderr=StringIO())
+    assert "maintenance.W001" not in out.getvalue()
