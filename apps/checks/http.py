@@ -32,10 +32,8 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # mapped, 6to4 and Teredo forms `ipaddress` knows by name.
 _EMBEDS_IPV4 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("::/96"))
 _INTERNAL = (
-    ("is_loopback", "a loopback address"),
     ("is_link_local", "a link-local address"),
     ("is_multicast", "a multicast address"),
-    ("is_unspecified", "an unspecified address"),
     ("is_private", "a private address"),
     ("is_reserved", "a reserved address"),
 )
@@ -113,6 +111,10 @@ def refusal(host: str, address: IPAddress) -> str | None:
 
 def internal_reason(address: IPAddress) -> str | None:
     """What makes an address internal (not for checks by default), or None if public."""
+    if address.is_loopback:
+        return "a loopback address"
+    if address.is_unspecified:
+        return "an unspecified address"
     if address.version == 6 and _embeds_ipv4(address):
         return "an IPv6 form of an IPv4 address"
     for attribute, words in _INTERNAL:

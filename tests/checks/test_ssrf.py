@@ -49,6 +49,11 @@ LITERALS = [
     "http://224.0.0.1/",
     "http://255.255.255.255/",
     "https://[::ffff:a00:1]/",
+    "http://[::ffff:7f00:1]/",
+    "http://[::1%25lo]/",
+    "http://0/",
+    "http://0x7f.1/",
+    "http://\u2460\u2461\u2466.0.0.1/",  # circled digits: IDNA reads them as 127.0.0.1
 ]
 
 
