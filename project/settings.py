@@ -6,6 +6,7 @@ Production sets SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL and CELERY_BROKER_URL; s
 """
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -59,6 +60,19 @@ def make_parent_folder(database_file: str) -> None:
     """Make the folder an SQLite database file goes in (var/ in a fresh clone)."""
     if database_file and database_file != ":memory:":
         Path(database_file).parent.mkdir(parents=True, exist_ok=True)
+
+
+def command_patterns(name: str, entries: list[str]) -> dict[str, tuple[str, ...]]:
+    """`command[:pattern pattern ...]` entries (of env_list): management commands and, for
+    each, the shell-style patterns its arguments must match (none listed: no arguments)."""
+    commands: dict[str, tuple[str, ...]] = {}
+    for entry in entries:
+        command, _, patterns = entry.partition(":")
+        command = command.strip()
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", command):
+            raise ImproperlyConfigured(f"{name}: {command!r} is not a command name")
+        commands[command] = tuple(patterns.split())
+    return commands
 
 
 # Core ---------------------------------------------------------------------------------
@@ -176,8 +190,19 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 
 # Where apps.maintenance.tasks.backup_database writes; staff download them in the admin.
 BACKUP_DIR = Path(env_str("BACKUP_DIR", str(VAR_DIR / "backups")))
-# Management commands apps.maintenance.tasks.run_command may run (names, comma-separated).
-RUN_COMMAND_ALLOWLIST = env_list("RUN_COMMAND_ALLOWLIST", "check,clearsessions,showmigrations")
+# Management commands apps.maintenance.tasks.run_command may run, each with the patterns
+# its arguments must match (see command_patterns; docs/writing-jobs.md lists the commands
+# that are refused even if listed).
+RUN_COMMAND_ALLOWLIST = command_patterns(
+    "RUN_COMMAND_ALLOWLIST",
+    env_list(
+        "RUN_COMMAND_ALLOWLIST",
+        "check:--deploy --fail-level=* --tag=*,clearsessions,showmigrations:--list --plan [a-z]*",
+    ),
+)
+# Hosts (names, addresses or networks such as 10.0.0.0/8) apps.checks.tasks.http_check
+# may reach although they are internal (loopback, private, link-local...).
+HTTP_CHECK_ALLOWED_HOSTS = env_list("HTTP_CHECK_ALLOWED_HOSTS")
 # Hours a CSV export stays downloadable before it is deleted.
 EXPORT_EXPIRY_HOURS = env_int("EXPORT_EXPIRY_HOURS", 24, 1)
 

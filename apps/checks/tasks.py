@@ -1,6 +1,9 @@
 """Checks that fail their run, so failure alerts fire, when something is wrong."""
 
+from typing import Annotated
+
 from apps.jobs.catalog import job
+from apps.jobs.params import MaxLength, Range, Validator
 
 from . import http
 
@@ -14,7 +17,10 @@ from . import http
     max_retries=3,
 )
 def http_check(
-    url: str, expect_status: int = 200, timeout_s: float = 10, contains: str = ""
+    url: Annotated[str, MaxLength(http.MAX_URL_LENGTH), Validator(http.validate_url)],
+    expect_status: Annotated[int, Range(100, 599)] = 200,
+    timeout_s: Annotated[float, Range(0.1, http.MAX_TIMEOUT_S)] = 10,
+    contains: Annotated[str, MaxLength(1000)] = "",
 ) -> dict:
     """Fetch an http(s) URL; fail unless it answers `expect_status` (and holds `contains`).
 

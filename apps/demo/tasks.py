@@ -1,11 +1,16 @@
 """Demo jobs: Celery's walkthrough task, plus progress, cancel and retries to try."""
 
 import time
+from typing import Annotated
 
 from celery import shared_task
 
 from apps.jobs.catalog import job
+from apps.jobs.params import Range
 from apps.jobs.progress import report_progress
+
+# Integers a JSON reader in any language gets back exactly (JavaScript's safe range).
+SafeInt = Annotated[int, Range(-(2**53 - 1), 2**53 - 1)]
 
 
 class FlakyError(Exception):
@@ -13,13 +18,13 @@ class FlakyError(Exception):
 
 
 @job(title="Add two numbers", group="Demo")
-def add(x: int, y: int) -> int:
+def add(x: SafeInt, y: SafeInt) -> int:
     """Return x + y: the task of Celery's getting-started walkthrough."""
     return x + y
 
 
 @job(title="Count down", group="Demo", cancellable=True)
-def countdown(seconds: int = 10) -> str:
+def countdown(seconds: Annotated[int, Range(0, 3600)] = 10) -> str:
     """Wait the given number of seconds, reporting progress each second."""
     for elapsed in range(seconds):
         report_progress(elapsed, seconds, f"{seconds - elapsed} s to go")
@@ -38,7 +43,7 @@ def countdown(seconds: int = 10) -> str:
     retry_jitter=False,
     max_retries=5,
 )
-def flaky(self, failures: int = 2) -> str:
+def flaky(self, failures: Annotated[int, Range(0, 10)] = 2) -> str:
     """Fail `failures` times with a transient error, then succeed (automatic retries)."""
     if self.request.retries < failures:
         raise FlakyError(f"attempt {self.request.retries + 1} of {failures + 1} fails")

@@ -32,6 +32,7 @@ class Job:
     queue: str | None = None
     cancellable: bool = False
     idempotent: bool = True
+    check: Callable[..., None] | None = field(default=None, compare=False, repr=False)
     task: Task | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -53,7 +54,24 @@ class Job:
 def _form_class(job: Job) -> type[forms.Form]:
     """Built once per job: a form class is a template (each form copies its fields)."""
     fields = {p.name: P.form_field(p) for p in job.params}
+    if job.check:
+        fields["clean"] = _clean_with(job)
     return type(f"{job.name.rsplit('.', 1)[-1].title()}Form", (forms.Form,), fields)
+
+
+def _clean_with(job: Job) -> Callable:
+    """The job's check of its values together (once each is valid on its own)."""
+
+    def clean(form: forms.Form) -> dict:
+        data = forms.Form.clean(form)
+        if not form.errors:
+            try:
+                job.check(**data)
+            except ParameterError as error:
+                raise ValidationError(error.errors) from None
+        return data
+
+    return clean
 
 
 _CATALOG: dict[str, Job] = {}
@@ -66,12 +84,15 @@ def job(
     queue: str | None = None,
     cancellable: bool = False,
     idempotent: bool = True,
+    check: Callable[..., None] | None = None,
     **task_options: Any,
 ) -> Callable[[Callable], Task]:
     """Register a function as a Celery task and a catalog job.
 
     Idempotent jobs are acknowledged late and rejected (so redelivered) when their
     worker dies; others are acknowledged on receipt and marked failed instead.
+    `check(**values)`, if given, judges the values together and raises ParameterError
+    naming the parameter (bounds of one value are declared in the signature).
     """
 
     def decorate(fn: Callable) -> Task:
@@ -91,6 +112,7 @@ def job(
             queue=queue,
             cancellable=cancellable,
             idempotent=idempotent,
+            check=check,
             task=task,
         )
         return task
@@ -99,7 +121,11 @@ def job(
 
 
 def _typed(fn: Callable, job_params: tuple[P.Param, ...]) -> Callable:
-    """Turn the JSON values of a Celery message back into the annotated types."""
+    """Turn the JSON values of a Celery message back into the annotated types.
+
+    The declared bounds are checked again here, so a message from anywhere (an old
+    schedule row, `celery call`, `.delay()`) cannot run a job outside them.
+    """
     by_name = {p.name: p for p in job_params}
     signature = inspect.signature(fn)
 
@@ -108,7 +134,7 @@ def _typed(fn: Callable, job_params: tuple[P.Param, ...]) -> Callable:
         bound = signature.bind(*args, **kwargs)
         for name, value in bound.arguments.items():
             if name in by_name:
-                bound.arguments[name] = P.from_json(by_name[name], value)
+                bound.arguments[name] = _typed_value(by_name[name], value)
         task = current_task
         if task and getattr(task.request, "switchyard_skip", False):
             raise Ignore()
@@ -119,6 +145,15 @@ def _typed(fn: Callable, job_params: tuple[P.Param, ...]) -> Callable:
             raise Ignore() from None
 
     return run
+
+
+def _typed_value(param: P.Param, value: Any) -> Any:
+    typed = P.from_json(param, value)
+    try:
+        P.check_value(param, typed)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{param.name}: {exc}") from None
+    return typed
 
 
 def _mark_cancelled(task: Task) -> None:

@@ -56,10 +56,13 @@ def find_run(ident: str) -> Run | None:
 
 
 def param_type(param: Param) -> str:
-    if param.choices:
-        return "one of " + "|".join(param.choices)
+    if param.has_choices:
+        return "one of " + "|".join(c or '""' for c in param.current_choices())
     if param.is_list:
         return "list[str]"
+    if param.minimum is not None or param.maximum is not None:
+        low, high = (to_json(v) if v is not None else "" for v in (param.minimum, param.maximum))
+        return f"{param.kind.__name__} {low}..{high}"
     return param.kind.__name__
 
 

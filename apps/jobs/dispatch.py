@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
-from .catalog import Job, clean_parameters
+from .catalog import Job, clean_parameters, get_job
 from .models import Run, Source, State
 from .recording import prerecorded
 
@@ -162,9 +162,21 @@ def cancel_run(run: Run) -> bool:
 def rerun(
     run: Run, *, source: Source, user=None, label: str = "", idempotency_key: str | None = None
 ) -> Run:
-    """Run again with the same parameters; the new run links to the old one."""
+    """Run again with the same parameters; the new run links to the old one.
+
+    A catalog job's stored parameters are validated again, as at submission: a run
+    recorded before a bound existed (or written by hand) raises ParameterError.
+    """
     return record_and_send(
-        run.job_name, run.parameters, args=run.args, source=source, user=user, label=label,
+        run.job_name, revalidated(run.job_name, run.parameters), args=run.args,
+        source=source, user=user, label=label,
         rerun_of=run, options={"queue": run.queue} if run.queue else None,
         idempotency_key=idempotency_key,
     )  # fmt: skip
+
+
+def revalidated(job_name: str, parameters: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Stored parameters checked against the job's rules of today (plain Celery tasks,
+    which have no declared parameters, pass as they are)."""
+    job = get_job(job_name)
+    return clean_parameters(job, parameters) if job else parameters

@@ -2,6 +2,15 @@
 
 One `Param` per argument gives a Django form field (web and admin), a JSON schema
 (API) and, through the same form, the parser for the CLI's `key=value` strings.
+
+Bounds and choices are declared once, in the signature, with `typing.Annotated`:
+
+    def prune_runs(older_than_days: Annotated[int, Range(1, 3650)]): ...
+    def http_check(url: Annotated[str, MaxLength(2048), Validator(validate_url)]): ...
+    def run_command(command: Annotated[str, Choices(allowed_commands)]): ...
+
+Text refuses control characters unless it is declared `Multiline()` (then tab, CR and
+LF are allowed); floats refuse NaN and infinity (Django's FloatField).
 """
 
 import datetime as dt
@@ -9,16 +18,62 @@ import enum
 import inspect
 import types
 import typing
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
 from django import forms
+from django.core import validators
 from django.core.exceptions import ValidationError
 from django.utils.dateparse import parse_duration
 
 MAX_LIST_ITEMS = 1000
 MAX_TEXT_LENGTH = 10_000
+
+
+# Declarations for `Annotated[...]` ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Range:
+    """Inclusive bounds of a number, date or duration: `Annotated[int, Range(1, 3650)]`."""
+
+    min: Any = None
+    max: Any = None
+
+
+@dataclass(frozen=True)
+class MaxLength:
+    """At most this many characters (for a list: in each item)."""
+
+    max: int
+
+
+@dataclass(frozen=True)
+class MaxItems:
+    """At most this many items in a list."""
+
+    max: int
+
+
+@dataclass(frozen=True)
+class Multiline:
+    """Text that may hold tab, CR and LF (other control characters are still refused)."""
+
+
+@dataclass(frozen=True)
+class Choices:
+    """Choices known only at run time, e.g. from settings: `Choices(allowed_commands)`."""
+
+    source: Callable[[], Iterable[str]]
+
+
+@dataclass(frozen=True)
+class Validator:
+    """A check of one value; it raises ValueError (or ValidationError) with the reason."""
+
+    check: Callable[[Any], Any]
 
 
 @dataclass(frozen=True)
@@ -29,14 +84,31 @@ class Param:
     default: Any = None
     choices: tuple[str, ...] = ()
     is_list: bool = False
+    minimum: Any = None
+    maximum: Any = None
+    max_length: int | None = None
+    max_items: int | None = None
+    multiline: bool = False
+    choices_from: Callable[[], Iterable[str]] | None = None
+    checks: tuple[Callable[[Any], Any], ...] = ()
 
     @property
     def label(self) -> str:
         return self.name.replace("_", " ").capitalize()
 
+    def current_choices(self) -> tuple[str, ...]:
+        """The declared choices; those of a `Choices(...)` source are read each time."""
+        if self.choices_from is not None:
+            return tuple(str(c) for c in self.choices_from())
+        return self.choices
+
+    @property
+    def has_choices(self) -> bool:
+        return bool(self.choices) or self.choices_from is not None
+
 
 def params_from_signature(fn) -> tuple[Param, ...]:
-    hints = typing.get_type_hints(fn)
+    hints = typing.get_type_hints(fn, include_extras=True)
     params = []
     for name, p in inspect.signature(fn).parameters.items():
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or name == "self":
@@ -50,6 +122,11 @@ def params_from_signature(fn) -> tuple[Param, ...]:
 
 def _param(name: str, annotation: Any, required: bool, default: Any) -> Param:
     origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        inner, *extras = typing.get_args(annotation)
+        param = _declared(_param(name, inner, required, default), extras)
+        check_default(param)
+        return param
     if origin in (typing.Union, types.UnionType) and _is_optional(annotation):
         # `x: date | None = None`: an optional parameter of the inner type.
         (inner,) = (a for a in typing.get_args(annotation) if a is not type(None))
@@ -73,6 +150,95 @@ def _is_optional(annotation: Any) -> bool:
     return type(None) in args and len(args) == 2
 
 
+def _declared(param: Param, extras: Iterable[Any]) -> Param:
+    """Apply the `Annotated` declarations; anything else in it is ignored."""
+    for extra in extras:
+        if isinstance(extra, Range):
+            param = replace(param, minimum=extra.min, maximum=extra.max)
+        elif isinstance(extra, MaxLength):
+            param = replace(param, max_length=extra.max)
+        elif isinstance(extra, MaxItems):
+            param = replace(param, max_items=extra.max)
+        elif isinstance(extra, Multiline):
+            param = replace(param, multiline=True)
+        elif isinstance(extra, Choices):
+            param = replace(param, choices_from=extra.source)
+        elif isinstance(extra, Validator):
+            param = replace(param, checks=(*param.checks, extra.check))
+    return param
+
+
+def check_default(param: Param) -> None:
+    """A default outside the declared bounds is a mistake in the job, found at import."""
+    if param.default is None:
+        return
+    try:
+        check_value(param, param.default)
+    except ValueError as exc:
+        raise TypeError(f"parameter {param.name!r}: default {exc}") from None
+
+
+def check_value(param: Param, value: Any) -> None:
+    """The declared bounds of one typed value (the worker's last look before a run).
+
+    Raises ValueError naming the bound; None (an omitted optional value) passes.
+    """
+    if value is None:
+        return
+    if param.minimum is not None and value < param.minimum:
+        raise ValueError(f"{value!r} is less than the minimum {param.minimum!r}")
+    if param.maximum is not None and value > param.maximum:
+        raise ValueError(f"{value!r} is more than the maximum {param.maximum!r}")
+    texts = value if param.is_list else [value] if isinstance(value, str) else []
+    if param.is_list and param.max_items is not None and len(value) > param.max_items:
+        raise ValueError(f"{len(value)} items, more than the maximum {param.max_items}")
+    for text in texts:
+        if param.max_length is not None and len(text) > param.max_length:
+            raise ValueError(f"{len(text)} characters, more than {param.max_length}")
+        bad = _control_character(str(text), param.multiline)
+        if bad:
+            raise ValueError(f"control character {bad!r} is not allowed")
+
+
+_ALLOWED_IN_MULTILINE = frozenset("\t\r\n")
+
+
+def _control_character(text: str, multiline: bool) -> str | None:
+    """The first control character (C0, DEL, C1) the text may not hold, or None."""
+    allowed = _ALLOWED_IN_MULTILINE if multiline else frozenset()
+    for char in text:
+        code = ord(char)
+        if (code < 0x20 or 0x7F <= code < 0xA0) and char not in allowed:
+            return char
+    return None
+
+
+def no_control_characters(multiline: bool) -> Callable[[str], None]:
+    def validate(value: str) -> None:
+        bad = _control_character(str(value), multiline)
+        if bad is not None:
+            raise ValidationError(f"control characters such as {bad!r} are not allowed")
+
+    return validate
+
+
+def checked(check: Callable[[Any], Any], max_length: int | None) -> Callable[[Any], None]:
+    """A Validator's ValueError as a form ValidationError (so it names the field).
+
+    Text over its length limit is left to that limit's message (not judged, not echoed).
+    """
+
+    def validate(value: Any) -> None:
+        if max_length is not None and isinstance(value, str) and len(value) > max_length:
+            return
+        try:
+            check(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+
+    return validate
+
+
 # Django form fields -------------------------------------------------------------------
 
 
@@ -80,6 +246,10 @@ class ListField(forms.CharField):
     """A list of strings: one per line in a form, a JSON array from the API."""
 
     widget = forms.Textarea(attrs={"rows": 3})
+
+    def __init__(self, *, max_items: int = MAX_LIST_ITEMS, **kwargs):
+        self.max_items = max_items
+        super().__init__(**kwargs)
 
     def to_python(self, value):
         if value in self.empty_values:
@@ -89,8 +259,8 @@ class ListField(forms.CharField):
         else:
             items = [line.strip() for line in str(value).replace(",", "\n").splitlines()]
         items = [item for item in items if item]
-        if len(items) > MAX_LIST_ITEMS:
-            raise ValidationError(f"at most {MAX_LIST_ITEMS} items, got {len(items)}")
+        if len(items) > self.max_items:
+            raise ValidationError(f"at most {self.max_items} items, got {len(items)}")
         return items
 
     def validate(self, value):
@@ -117,7 +287,7 @@ FIELD_BUILDERS: dict[type, Any] = {
     int: lambda **kw: forms.IntegerField(**kw),
     float: lambda **kw: forms.FloatField(**kw),
     Decimal: lambda **kw: forms.DecimalField(**kw),
-    str: lambda **kw: forms.CharField(max_length=MAX_TEXT_LENGTH, **kw),
+    str: lambda **kw: forms.CharField(**{"max_length": MAX_TEXT_LENGTH, **kw}),
     bool: lambda **kw: forms.BooleanField(**{**kw, "required": False}),
     dt.date: lambda **kw: forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), **kw),
     dt.datetime: lambda **kw: forms.DateTimeField(
@@ -131,11 +301,45 @@ def form_field(param: Param) -> forms.Field:
     options = {"required": param.required, "label": param.label}
     if param.default is not None:
         options["initial"] = param.default
-    if param.choices:
-        return forms.ChoiceField(choices=[(c, c) for c in param.choices], **options)
+    options["validators"] = _validators(param)
+    if param.has_choices:
+        choices = _choice_pairs(param) if param.choices_from else [(c, c) for c in param.choices]
+        return forms.ChoiceField(choices=choices, **options)
     if param.is_list:
-        return ListField(max_length=MAX_TEXT_LENGTH, **options)
-    return FIELD_BUILDERS[param.kind](**options)
+        max_items = param.max_items or MAX_LIST_ITEMS
+        return ListField(max_length=param.max_length or MAX_TEXT_LENGTH, max_items=max_items,
+                         **options)  # fmt: skip
+    if param.kind is str:
+        options["max_length"] = param.max_length or MAX_TEXT_LENGTH
+    field = FIELD_BUILDERS[param.kind](**options)
+    _show_bounds(field, param)
+    return field
+
+
+def _choice_pairs(param: Param) -> Callable[[], list[tuple[str, str]]]:
+    """Read again each time the form renders or validates (settings may change)."""
+    return lambda: [(c, c) for c in param.current_choices()]
+
+
+def _validators(param: Param) -> list:
+    found = []
+    if param.minimum is not None:
+        found.append(validators.MinValueValidator(param.minimum))
+    if param.maximum is not None:
+        found.append(validators.MaxValueValidator(param.maximum))
+    if param.kind is str or param.is_list:
+        found.append(no_control_characters(param.multiline))
+    limit = param.max_length or (MAX_TEXT_LENGTH if param.kind is str else None)
+    found.extend(checked(check, limit) for check in param.checks)
+    return found
+
+
+def _show_bounds(field: forms.Field, param: Param) -> None:
+    """min/max on number inputs, so the browser says so before the server does."""
+    if param.kind in (int, float, Decimal):
+        for attr, value in (("min", param.minimum), ("max", param.maximum)):
+            if value is not None:
+                field.widget.attrs[attr] = value
 
 
 # JSON schema --------------------------------------------------------------------------
@@ -163,16 +367,34 @@ def json_schema(params: tuple[Param, ...]) -> dict:
 
 
 def _property_schema(param: Param) -> dict:
-    if param.choices:
-        schema = {"type": "string", "enum": list(param.choices)}
+    if param.has_choices:
+        schema = {"type": "string", "enum": list(param.current_choices())}
     elif param.is_list:
-        schema = {"type": "array", "items": {"type": "string"}, "maxItems": MAX_LIST_ITEMS}
+        items = {"type": "string", "maxLength": param.max_length or MAX_TEXT_LENGTH}
+        schema = {"type": "array", "items": items, "maxItems": param.max_items or MAX_LIST_ITEMS}
     else:
         schema = dict(_SCHEMA[param.kind])
+        schema.update(_schema_bounds(param))
     schema["title"] = param.label
     if param.default is not None:
         schema["default"] = to_json(param.default)
     return schema
+
+
+def _schema_bounds(param: Param) -> dict:
+    bounds = {}
+    if param.kind is str and param.max_length is not None:
+        bounds["maxLength"] = param.max_length
+    if param.kind in (int, float):
+        if param.minimum is not None:
+            bounds["minimum"] = param.minimum
+        if param.maximum is not None:
+            bounds["maximum"] = param.maximum
+    elif param.minimum is not None or param.maximum is not None:
+        low, high = to_json(param.minimum), to_json(param.maximum)
+        hint = _SCHEMA[param.kind].get("description", "")
+        bounds["description"] = f"{hint}; between {low} and {high}".lstrip("; ")
+    return bounds
 
 
 # Between typed values and JSON (Celery messages are JSON only) ------------------------

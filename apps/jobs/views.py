@@ -224,7 +224,11 @@ def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 def run_again(request: HttpRequest, pk: int) -> HttpResponse:
     run = runnable_run(request.user, pk)
     key = forms.parse_key(request.POST.get(forms.IDEMPOTENCY_KEY))
-    return redirect(rerun(run, source=Source.WEB, user=request.user, idempotency_key=key))
+    try:
+        return redirect(rerun(run, source=Source.WEB, user=request.user, idempotency_key=key))
+    except ParameterError as exc:
+        messages.error(request, f"Not run again: {exc.one_line()}")
+        return redirect(run)
 
 
 @require_POST

@@ -1,24 +1,91 @@
-"""Run one allow-listed management command in-process and capture what it prints."""
+"""Run one allow-listed management command in-process and capture what it prints.
+
+settings.RUN_COMMAND_ALLOWLIST maps each command to the arguments it may be given
+(shell-style patterns, one per argument; none listed means no arguments). Whatever the
+list says, commands in NEVER_ALLOWED are refused, and so is any argument that names a
+path or an option that takes one (`--output`, `--pythonpath`, `--settings`, ...).
+"""
 
 import io
+import re
+from collections.abc import Mapping, Sequence
+from fnmatch import fnmatchcase
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from apps.jobs.catalog import ParameterError
+
 MAX_OUTPUT_CHARS = 100_000
+MAX_ARGUMENT_LENGTH = 200
+
+# Commands that read or write secrets or files, change users, run code or the
+# database's own shell, or serve: never run from a job, even if listed.
+NEVER_ALLOWED = frozenset({
+    "dumpdata", "loaddata", "shell", "dbshell", "createsuperuser", "changepassword",
+    "flush", "sqlflush", "sqlsequencereset", "runserver", "testserver", "test", "migrate",
+    "makemigrations", "squashmigrations", "optimizemigration", "startapp", "startproject",
+    "collectstatic", "compilemessages", "makemessages", "inspectdb", "createcachetable",
+    "remove_stale_contenttypes", "sendtestemail", "ensure_admin", "devstack", "jobs",
+    "schedules", "prune_runs", "diffsettings",
+})  # fmt: skip
+
+# An argument that is a path, or an option that takes a path or changes what code runs.
+_PATH_LIKE = re.compile(r"[/\\]|^~|^\.\.?$|^-[^-]*o")
+_PATH_OPTION = re.compile(r"^--?[\w-]*(output|path|file|dir|folder|settings|template)", re.I)
 
 
 class CommandNotAllowed(ValueError):
-    """The command is not in settings.RUN_COMMAND_ALLOWLIST; nothing was run."""
+    """The command, or one of its arguments, is not allowed; nothing was run."""
 
 
 class CommandFailed(RuntimeError):
     """The command ran and failed (CommandError or a non-zero exit)."""
 
 
+def allowlist() -> dict[str, tuple[str, ...]]:
+    """RUN_COMMAND_ALLOWLIST without the commands that are never allowed.
+
+    A plain list of names (an older form of the setting) allows no arguments.
+    """
+    listed = settings.RUN_COMMAND_ALLOWLIST
+    if not isinstance(listed, Mapping):
+        listed = dict.fromkeys(listed, ())
+    return {name: tuple(args) for name, args in listed.items() if name not in NEVER_ALLOWED}
+
+
 def allowed_commands() -> list[str]:
-    return list(settings.RUN_COMMAND_ALLOWLIST)
+    return list(allowlist())
+
+
+def refusal(command: str, arguments: Sequence[str] = ()) -> tuple[str, str] | None:
+    """(parameter, reason) when the command or an argument is not allowed, else None."""
+    patterns = allowlist().get(command)
+    if patterns is None:
+        allowed = ", ".join(allowed_commands()) or "none"
+        return "command", f"{command!r} is not an allowed command (allowed: {allowed})"
+    for argument in arguments:
+        reason = argument_refusal(command, argument, patterns)
+        if reason:
+            return "arguments", reason
+    return None
+
+
+def argument_refusal(command: str, argument: str, patterns: Sequence[str]) -> str | None:
+    if _PATH_LIKE.search(argument) or _PATH_OPTION.match(argument):
+        return f"{argument!r}: paths and options that take a path are not allowed"
+    if not any(fnmatchcase(argument, pattern) for pattern in patterns):
+        allowed = " ".join(patterns) or "none"
+        return f"{argument!r} is not an allowed argument of {command} (allowed: {allowed})"
+    return None
+
+
+def check_request(command: str, arguments: Sequence[str] | None = None, **_) -> None:
+    """The run_command job's check at submission: ParameterError naming the parameter."""
+    refused = refusal(command, arguments or ())
+    if refused:
+        raise ParameterError({refused[0]: [refused[1]]})
 
 
 def run_command(command: str, arguments: list[str] | tuple[str, ...] = ()) -> dict:
@@ -26,9 +93,9 @@ def run_command(command: str, arguments: list[str] | tuple[str, ...] = ()) -> di
 
     Returns the captured output; raises CommandFailed (with the output) when it fails.
     """
-    if command not in allowed_commands():
-        allowed = ", ".join(allowed_commands()) or "none"
-        raise CommandNotAllowed(f"{command!r} is not an allowed command (allowed: {allowed})")
+    refused = refusal(command, arguments)
+    if refused:
+        raise CommandNotAllowed(refused[1])
     stdout, stderr = io.StringIO(), io.StringIO()
     try:
         call_command(command, *arguments, stdout=stdout, stderr=stderr)

@@ -1,8 +1,10 @@
 """Housekeeping jobs every Django site needs. Each is a thin task over a plain function."""
 
 from datetime import timedelta
+from typing import Annotated
 
 from apps.jobs.catalog import job
+from apps.jobs.params import Choices, MaxLength, Range
 from apps.jobs.progress import report_progress
 from apps.ops import retention
 
@@ -17,7 +19,7 @@ from . import backup, commands, sessions
     retry_backoff_max=300,
     max_retries=3,
 )
-def backup_database(keep: int = 7) -> dict:
+def backup_database(keep: Annotated[int, Range(1, 1000)] = 7) -> dict:
     """Copy the database to BACKUP_DIR with a timestamped name; keep the newest `keep`.
 
     SQLite is copied with its online backup API, PostgreSQL with pg_dump (custom
@@ -36,7 +38,7 @@ def clear_sessions() -> dict:
 
 
 @job(title="Prune old runs and results", group="Maintenance")
-def prune_runs(older_than_days: int) -> dict:
+def prune_runs(older_than_days: Annotated[int, Range(1, 3650)]) -> dict:
     """Delete finished runs, and stored results, older than the given number of days.
 
     Deletes in batches of 5,000 (apps.ops.retention), so it is safe on large tables.
@@ -44,10 +46,19 @@ def prune_runs(older_than_days: int) -> dict:
     return retention.prune_runs(older_than=timedelta(days=older_than_days))
 
 
-@job(title="Run a management command", group="Maintenance", idempotent=False)
-def run_command(command: str, arguments: list[str] | None = None) -> dict:
+@job(
+    title="Run a management command",
+    group="Maintenance",
+    idempotent=False,
+    check=commands.check_request,
+)
+def run_command(
+    command: Annotated[str, Choices(commands.allowed_commands)],
+    arguments: Annotated[list[str], MaxLength(commands.MAX_ARGUMENT_LENGTH)] | None = None,
+) -> dict:
     """Run one management command from RUN_COMMAND_ALLOWLIST and keep its output.
 
-    The run fails when the command fails. Commands outside the list are refused.
+    Only the arguments listed for the command are accepted, and never a path. The run
+    fails when the command fails.
     """
     return commands.run_command(command, arguments or ())

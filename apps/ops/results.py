@@ -16,7 +16,8 @@ from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import TaskResult
 from kombu.exceptions import OperationalError
 
-from apps.jobs.dispatch import cancel_run, record_and_send, rerun
+from apps.jobs.catalog import ParameterError
+from apps.jobs.dispatch import cancel_run, record_and_send, rerun, revalidated
 from apps.jobs.models import Run, Source
 from apps.jobs.permissions import may_run, may_see
 
@@ -100,9 +101,13 @@ def retry(result: TaskResult, user) -> Run:
     job_name = run.job_name if run else result.task_name or ""
     if not may_run(user, job_name):
         raise NotRetried(f"you may not run {job_name or 'this task'}")
-    if run:
-        return rerun(run, source=Source.ADMIN, user=user)
-    args, kwargs = _arguments(result.task_args, list), _arguments(result.task_kwargs, dict)
+    try:
+        if run:
+            return rerun(run, source=Source.ADMIN, user=user)
+        args, kwargs = _arguments(result.task_args, list), _arguments(result.task_kwargs, dict)
+        kwargs = revalidated(result.task_name, kwargs)
+    except ParameterError as error:
+        raise NotRetried(f"its parameters are refused: {error.one_line()}") from None
     return record_and_send(result.task_name, kwargs, args=args, source=Source.ADMIN, user=user)
 
 

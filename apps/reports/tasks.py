@@ -1,23 +1,27 @@
 """Reports: exports started from the web, written by a worker, fetched by their owner."""
 
 import datetime as dt
+from typing import Annotated
 
 from celery import current_task
 
 from apps.jobs.catalog import job
-from apps.jobs.models import Run
+from apps.jobs.models import Run, Source, State
+from apps.jobs.params import Choices, MaxLength, Range
 
 from . import export
+
+Day = Annotated[dt.date, Range(dt.date(1970, 1, 1), dt.date(2999, 12, 31))]
 
 
 @job(title="Export runs to CSV", group="Reports", cancellable=True)
 def export_runs(
-    job: str = "",
-    state: str = "",
-    source: str = "",
-    user: str = "",
-    date_from: dt.date | None = None,
-    date_to: dt.date | None = None,
+    job: Annotated[str, MaxLength(255)] = "",
+    state: Annotated[str, Choices(lambda: State.values)] = "",
+    source: Annotated[str, Choices(lambda: Source.values)] = "",
+    user: Annotated[str, MaxLength(150)] = "",
+    date_from: Day | None = None,
+    date_to: Day | None = None,
 ) -> dict:
     """Write the runs matching the /runs/ filters to a CSV file for the one who asked.
 

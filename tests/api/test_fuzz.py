@@ -28,8 +28,10 @@ def wsgi_app():
 @pytest.fixture
 def api_schema(db, wsgi_app):
     root = make_superuser()
-    for job_name in (ADD, COUNTDOWN, "apps.demo.tasks.mul"):
-        make_run(job_name=job_name, requested_by=root)
+    # Stored runs with parameters their job accepts (a retry validates them again).
+    for job_name, parameters in ((ADD, {"x": 1, "y": 2}), (COUNTDOWN, {"seconds": 1}),
+                                 ("apps.demo.tasks.mul", {"x": 1, "y": 2})):  # fmt: skip
+        make_run(job_name=job_name, requested_by=root, parameters=parameters)
     headers = {"Authorization": f"Bearer {make_token(root)}"}
     schema = schemathesis.openapi.from_wsgi("/api/openapi.json", wsgi_app, headers=headers)
     schema.config.headers = headers  # sent with every generated request

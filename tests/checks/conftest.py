@@ -11,6 +11,7 @@ BIG_BODY = b"x" * 1_500_000 + b"needle"
 
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
+        self.server.seen.append((self.path, self.headers.get("Host")))
         route = getattr(self, "route_" + self.path.strip("/").replace("-", "_"), None)
         if route is None:
             self.reply(404, b"not found")
@@ -36,6 +37,24 @@ class Handler(BaseHTTPRequestHandler):
 
     def route_redirect_to_ftp(self):
         self.reply(302, b"", {"Location": "ftp://127.0.0.1/secret"})
+
+    def route_secret(self):
+        self.reply(200, b"the secret is 42")
+
+    def route_redirect_to_loopback(self):
+        self.reply(302, b"", {"Location": f"http://127.0.0.1:{self.server.port}/secret"})
+
+    def route_redirect_to_mapped(self):
+        self.reply(302, b"", {"Location": f"http://[::ffff:127.0.0.1]:{self.server.port}/secret"})
+
+    def route_redirect_to_decimal(self):
+        self.reply(307, b"", {"Location": f"http://2130706433:{self.server.port}/secret"})
+
+    def route_redirect_to_localhost(self):
+        self.reply(301, b"", {"Location": f"http://localhost:{self.server.port}/secret"})
+
+    def route_redirect_loop(self):
+        self.reply(302, b"", {"Location": "/redirect-loop"})
 
     def route_slow_headers(self):
         time.sleep(3)
@@ -71,15 +90,32 @@ class Handler(BaseHTTPRequestHandler):
 class QuietServer(ThreadingHTTPServer):
     daemon_threads = True
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.port = self.server_address[1]
+        self.seen: list[tuple[str, str]] = []  # (path, Host header) of each request
+
     def handle_error(self, request, client_address) -> None:
         pass  # clients that time out hang up on purpose
 
 
 @pytest.fixture(scope="session")
-def http_server() -> str:
+def local_server() -> QuietServer:
     server = QuietServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
+    yield server
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def http_server(local_server) -> str:
+    local_server.seen.clear()
+    return f"http://127.0.0.1:{local_server.port}"
+
+
+@pytest.fixture
+def allow_loopback(settings) -> None:
+    """Checks of the local test server: 127.0.0.1 is internal, so it must be allowed."""
+    settings.HTTP_CHECK_ALLOWED_HOSTS = ["127.0.0.1"]

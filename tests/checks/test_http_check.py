@@ -5,6 +5,8 @@ import pytest
 from apps.checks.http import MAX_BODY_BYTES, CheckFailed, CheckUnreachable, http_check
 from apps.devstack.processes import free_port
 
+pytestmark = pytest.mark.usefixtures("allow_loopback")
+
 
 def test_a_healthy_url_passes_with_status_latency_and_the_text_found(http_server):
     result = http_check(f"{http_server}/ok", contains="from switchyard")

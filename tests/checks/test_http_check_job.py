@@ -8,12 +8,12 @@ from django_celery_results.models import TaskResult
 from apps.checks.http import CheckUnreachable
 from apps.checks.tasks import http_check
 from apps.devstack.processes import free_port
-from apps.jobs.catalog import get_job
+from apps.jobs.catalog import ParameterError, get_job
 from apps.jobs.dispatch import cancel_run, start_run
 from apps.jobs.models import Run, Source, State
 from tests.helpers import wait_for
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("allow_loopback")]
 
 
 def start(params: dict) -> Run:
@@ -43,10 +43,31 @@ def test_a_wrong_status_fails_the_run(celery_worker, http_server):
     assert "status 500, expected 200" in stored_result(run)["exc_message"][0]
 
 
-def test_a_non_http_url_fails_the_run_without_retrying(celery_worker):
-    run = start({"url": "file:///etc/passwd"})
-    assert wait_for(lambda: finished(run)).state == State.FAILED
+def test_a_non_http_url_is_refused_at_submission():
+    with pytest.raises(ParameterError, match="only http:// and https:// URLs"):
+        start({"url": "file:///etc/passwd"})
+    assert not Run.objects.exists()
+
+
+def test_a_non_http_url_sent_past_the_catalog_fails_the_run_without_retrying(celery_worker):
+    sent = http_check.apply_async(kwargs={"url": "file:///etc/passwd"})
+    run = wait_for(lambda: Run.objects.filter(task_id=sent.id, state=State.FAILED).first())
     assert run.retries == 0
+
+
+def test_an_internal_host_name_fails_the_run_at_connect_time_without_retrying(
+    celery_worker, local_server, settings
+):
+    """`localhost` passes submission (a name), and is refused once it resolves."""
+    settings.HTTP_CHECK_ALLOWED_HOSTS = []
+    local_server.seen.clear()
+    run = start({"url": f"http://localhost:{local_server.port}/secret", "contains": "42"})
+    assert wait_for(lambda: finished(run)).state == State.FAILED
+    result = stored_result(run)
+    assert result["exc_type"] == "AddressRefused"
+    assert "localhost is a loopback address (127.0.0.1)" in result["exc_message"][0]
+    assert run.retries == 0
+    assert local_server.seen == []
 
 
 def test_an_unreachable_url_is_retried_with_a_bound(celery_worker):

@@ -48,9 +48,9 @@ def test_list_shows_the_demo_jobs_with_typed_parameters_queue_and_cancellable():
     code, out, _ = jobs("list")
     assert code == 0
     assert "apps.demo.tasks.add\n    Add two numbers (Demo)" in out
-    assert "parameters: x: int (required), y: int (required)" in out
-    assert "parameters: seconds: int = 10" in out
-    assert "parameters: failures: int = 2" in out
+    assert "parameters: x: int -9007199254740991..9007199254740991 (required), y: int" in out
+    assert "parameters: seconds: int 0..3600 = 10" in out
+    assert "parameters: failures: int 0..10 = 2" in out
     countdown = out.split("apps.demo.tasks.countdown\n", 1)[1]
     assert countdown.splitlines()[2].strip() == "queue: celery; cancellable: yes"
 

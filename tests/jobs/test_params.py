@@ -4,7 +4,7 @@ import datetime as dt
 import enum
 import re
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
 import pytest
 from django import forms
@@ -195,3 +195,102 @@ def test_any_date_round_trips(day):
 )
 def test_a_json_list_of_strings_round_trips(tags):
     assert clean_parameters(JOB, {**VALID, "tags": tags})["tags"] == tags
+
+
+# Bounds and choices declared with Annotated -------------------------------------------
+
+OPTIONS = ["a", "b"]
+
+
+def must_be_even(value: int) -> None:
+    if value % 2:
+        raise ValueError("must be even")
+
+
+def bounded(
+    days: Annotated[int, P.Range(1, 30)],
+    ratio: Annotated[float, P.Range(0, 1)] = 0.5,
+    day: Annotated[dt.date, P.Range(dt.date(2000, 1, 1), dt.date(2099, 12, 31))] | None = None,
+    name: Annotated[str, P.MaxLength(5)] = "",
+    note: Annotated[str, P.Multiline()] = "",
+    pick: Annotated[str, P.Choices(lambda: OPTIONS)] = "a",
+    tags: Annotated[list[str], P.MaxItems(2), P.MaxLength(3)] | None = None,
+    even: Annotated[int, P.Validator(must_be_even)] = 0,
+) -> None:
+    """A job with one declaration of each kind."""
+
+
+BOUNDED = Job(name="tests.bounded", title="Bounded", description="",
+              params=P.params_from_signature(bounded))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("days", "0", "greater than or equal to 1"),
+        ("days", "31", "less than or equal to 30"),
+        ("ratio", "1.5", "less than or equal to 1"),
+        ("ratio", "nan", "Enter a number"),
+        ("day", "2100-01-01", "less than or equal to 2099-12-31"),
+        ("name", "toolong", "at most 5 characters"),
+        ("name", "a\nb", "control characters"),
+        ("note", "tab\there\x07", "control characters"),
+        ("pick", "c", "valid choice"),
+        ("tags", ["a", "b", "c"], "at most 2 items"),
+        ("tags", ["abcd"], "at most 3 characters"),
+        ("tags", ["a\x1b"], "control characters"),
+        ("even", "3", "must be even"),
+    ],
+)
+def test_a_value_outside_its_declaration_is_refused_naming_the_parameter(name, value, message):
+    with pytest.raises(ParameterError) as refused:
+        clean_parameters(BOUNDED, {"days": "5", name: value})
+    assert list(refused.value.errors) == [name]
+    assert message in refused.value.one_line()
+
+
+def test_values_within_their_declarations_are_accepted():
+    values = {"days": "30", "ratio": "0", "day": "2000-01-01", "name": "abcde", "pick": "b",
+              "note": "line\r\nline\tend", "tags": ["abc", "d"], "even": "4"}  # fmt: skip
+    cleaned = clean_parameters(BOUNDED, values)
+    assert cleaned["days"] == 30 and cleaned["note"] == "line\r\nline\tend"
+
+
+def test_the_declarations_reach_the_form_and_the_json_schema():
+    fields = BOUNDED.form_class()().fields
+    assert fields["days"].widget.attrs == {"min": 1, "max": 30}
+    props = BOUNDED.json_schema()["properties"]
+    assert (props["days"]["minimum"], props["days"]["maximum"]) == (1, 30)
+    assert props["name"]["maxLength"] == 5
+    assert props["tags"]["maxItems"] == 2 and props["tags"]["items"]["maxLength"] == 3
+    assert props["pick"]["enum"] == ["a", "b"]
+    assert "between 2000-01-01 and 2099-12-31" in props["day"]["description"]
+
+
+def test_choices_from_a_function_are_read_each_time(monkeypatch):
+    monkeypatch.setattr(f"{__name__}.OPTIONS", ["a", "b", "c"])
+    assert clean_parameters(BOUNDED, {"days": "1", "pick": "c"})["pick"] == "c"
+    assert BOUNDED.json_schema()["properties"]["pick"]["enum"] == ["a", "b", "c"]
+
+
+def test_a_default_outside_its_own_bounds_is_an_error_when_the_job_is_declared():
+    def bad(days: Annotated[int, P.Range(1, 30)] = 0) -> None: ...
+
+    with pytest.raises(TypeError, match="parameter 'days': default 0 is less than the minimum 1"):
+        P.params_from_signature(bad)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("days", -1, "-1 is less than the minimum 1"),
+        ("ratio", 2.0, "2.0 is more than the maximum 1"),
+        ("name", "x" * 6, "6 characters, more than 5"),
+        ("name", "a\x00", "control character"),
+        ("tags", ["a", "b", "c"], "3 items, more than the maximum 2"),
+    ],
+)
+def test_the_workers_check_of_a_typed_value_names_the_bound(name, value, message):
+    param = next(p for p in BOUNDED.params if p.name == name)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        P.check_value(param, value)

@@ -56,7 +56,10 @@ class Command(OneLineErrorsCommand):
         self.started(run, **options)
 
     def handle_retry(self, *, ident: str, **options) -> None:
-        run = rerun(find_run(ident), source=Source.CLI, label=cli.os_user())
+        try:
+            run = rerun(find_run(ident), source=Source.CLI, label=cli.os_user())
+        except ParameterError as error:
+            raise CommandError(error.one_line(), returncode=BAD_INPUT) from None
         self.started(run, **options)
 
     def handle_status(self, *, ident: str, as_json: bool, **options) -> None:
