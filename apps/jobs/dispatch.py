@@ -6,7 +6,7 @@ Views, the API, admin actions and management commands are thin wrappers around
 
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from hashlib import sha256
 from typing import Any
 
@@ -168,15 +168,23 @@ def rerun(
     recorded before a bound existed (or written by hand) raises ParameterError.
     """
     return record_and_send(
-        run.job_name, revalidated(run.job_name, run.parameters), args=run.args,
+        run.job_name, revalidated(run.job_name, run.parameters, run.args), args=run.args,
         source=source, user=user, label=label,
         rerun_of=run, options={"queue": run.queue} if run.queue else None,
         idempotency_key=idempotency_key,
     )  # fmt: skip
 
 
-def revalidated(job_name: str, parameters: Mapping[str, Any]) -> Mapping[str, Any]:
+def revalidated(
+    job_name: str, parameters: Mapping[str, Any], args: Sequence[Any] = ()
+) -> Mapping[str, Any]:
     """Stored parameters checked against the job's rules of today (plain Celery tasks,
-    which have no declared parameters, pass as they are)."""
+    which have no declared parameters, pass as they are). Positional arguments (a Tasks
+    API call such as `greet.enqueue("x")`) are checked as the parameters they fill and
+    stay positional."""
     job = get_job(job_name)
-    return clean_parameters(job, parameters) if job else parameters
+    if job is None:
+        return parameters
+    filled = [p.name for p in job.params[: len(args or ())]]
+    cleaned = clean_parameters(job, {**dict(zip(filled, args, strict=False)), **parameters})
+    return {name: value for name, value in cleaned.items() if name not in filled}

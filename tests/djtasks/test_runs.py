@@ -2,6 +2,7 @@
 enqueued from async code or as a coroutine."""
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -41,8 +42,15 @@ def test_a_queued_tasks_api_run_cancelled_from_its_page_reads_back_failed(root_c
     assert (cancelled.status, cancelled.errors) == ("FAILED", [])
 
 
+def run_coroutine(coroutine):
+    """asyncio.run on a thread of its own: a session fixture (Playwright's sync API) may
+    keep an event loop running on the test's thread."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 def test_aenqueue_records_and_sends_like_enqueue(celery_worker):
-    result = asyncio.run(greet.aenqueue("async"))
+    result = run_coroutine(greet.aenqueue("async"))
     done = wait_for(lambda: (r := greet.get_result(result.id)).is_finished and r)
     assert done.return_value == "Hello, async!"
 
