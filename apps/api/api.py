@@ -233,7 +233,7 @@ def read_run(request, run_id: int = RunId):
 def cancel(request, run_id: int = RunId):
     """Revoke a queued run; stop a running one (terminated if its job is cancellable)."""
     run = actionable_run(request.auth, run_id)
-    if not cancel_run(run):
+    if not cancel_run(run, by=request.auth):
         raise HttpError(409, "The run has already finished.")
     return Status(202, run_detail(run))
 

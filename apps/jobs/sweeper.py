@@ -68,11 +68,7 @@ def reconcile() -> int:
     ).values_list("task_id", "status", "date_done")[:BATCH]
     fixed = 0
     for task_id, status, date_done in results:
-        fixed += (
-            Run.objects.filter(task_id=task_id)
-            .exclude(state__in=[State.SUCCEEDED, State.FAILED, State.CANCELLED])
-            .update(state=CELERY_STATES[status], finished_at=date_done)
-        )
+        fixed += Run.objects.filter(task_id=task_id).finish(CELERY_STATES[status], at=date_done)
     return fixed
 
 
@@ -150,9 +146,7 @@ def stuck_runs(alive_workers: set[str] | None = None):
 
 def resend(run: Run) -> bool:
     """Send a stuck run's message again, same task id: a worker runs it at most once."""
-    reset = Run.objects.filter(
-        pk=run.pk, state__in=[State.QUEUED, State.STARTED, State.PROGRESS, State.PENDING_SEND]
-    ).update(state=State.PENDING_SEND, note="Re-sent by hand after it got stuck.")
+    reset = Run.objects.filter(pk=run.pk).mark_unsent("Re-sent by hand after it got stuck.")
     if not reset:
         return False
     run.refresh_from_db()

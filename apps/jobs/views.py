@@ -220,7 +220,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     run = runnable_run(request.user, pk)
-    if cancel_run(run):
+    if cancel_run(run, by=request.user):
         messages.success(request, "Cancel requested.")
     else:
         messages.info(request, "The run had already finished.")
