@@ -11,7 +11,6 @@ import operator
 import uuid
 from dataclasses import dataclass
 from functools import reduce
-from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -19,20 +18,18 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet, Subquery
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_celery_beat.models import PeriodicTask
-from django_celery_results.models import TaskResult
 
 from . import forms, sweeper
 from .catalog import Job, ParameterError, all_jobs, get_job
 from .dispatch import cancel_run, rerun, start_run
-from .models import Run, Source, State
+from .models import Run, Source
 from .permissions import may_run
+from .presenting import describe
 
 PAGE_SIZE = 50
-NOT_STARTED = (State.PENDING_SEND, State.QUEUED, State.RETRYING)
 
 # The catalog ---------------------------------------------------------------------------
 
@@ -275,51 +272,22 @@ def runnable_run(user, pk: int) -> Run:
 
 
 def run_context(user, run: Run) -> dict:
-    job = get_job(run.job_name)
-    task_result = TaskResult.objects.filter(task_id=run.task_id).first()
-    finished = task_result if run.is_finished else None  # while running it holds progress
-    allowed = may_run(user, run.job_name)
+    """The run as `presenting.describe` says a reader sees it, formatted for the page."""
+    view = describe(run, user)
     return {
         "run": run,
-        "job": job,
-        "parameters": pretty_json(run.parameters),
-        "result": pretty_json_text(finished.result) if finished else None,
-        "traceback": finished.traceback if finished else None,
-        "can_cancel": allowed and may_cancel(run, job),
-        "can_rerun": allowed,
+        "view": view,
+        "job": get_job(run.job_name),
+        "parameters": pretty_json(view.parameters),
+        "result": pretty_json(view.result) if view.has_result else None,
+        "traceback": view.traceback,
+        "can_cancel": view.may_cancel,
+        "can_rerun": view.may_rerun,
         "stuck": is_stuck(run),
-        "schedule_url": schedule_url(run) if allowed and user.has_perm(ADD_SCHEDULE) else "",
+        "schedule_url": view.schedule_url,
         "rerun_key": uuid.uuid4(),
     }
 
 
-ADD_SCHEDULE = "django_celery_beat.add_periodictask"
-
-
-def may_cancel(run: Run, job: Job | None) -> bool:
-    """A run not yet started can be revoked; a running one only if its job allows it."""
-    if run.is_finished or run.cancel_requested_at:
-        return False
-    return run.state in NOT_STARTED or bool(job and job.cancellable)
-
-
-def schedule_url(run: Run) -> str:
-    """The admin's add form of a periodic task, prefilled with this job and parameters."""
-    prefill = {"task": run.job_name, "kwargs": json.dumps(run.parameters)}
-    if run.args:
-        prefill["args"] = json.dumps(run.args)
-    return f"{reverse('admin:django_celery_beat_periodictask_add')}?{urlencode(prefill)}"
-
-
 def pretty_json(value) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
-
-
-def pretty_json_text(text: str | None) -> str | None:
-    """The result backend stores JSON text; indent it (or show it as it is)."""
-    if text is None:
-        return None
-    try:
-        return pretty_json(json.loads(text))
-    except ValueError:
-        return text
