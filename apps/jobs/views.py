@@ -25,6 +25,7 @@ from django_celery_beat.models import PeriodicTask
 from . import forms, sweeper
 from .catalog import Job, ParameterError, all_jobs, get_job
 from .dispatch import cancel_run, rerun, start_run
+from .keyset import keyset_page
 from .models import Run, Source
 from .permissions import may_run
 from .presenting import describe
@@ -146,7 +147,7 @@ class Page:
 def run_list(request: HttpRequest) -> HttpResponse:
     filters = forms.RunFilterForm(request.GET)
     runs = filters.apply(Run.objects.visible_to(request.user).select_related("requested_by"))
-    page = keyset_page(runs, request.GET.get("after"), request.GET.get("before"))
+    page = runs_page(runs, request.GET.get("after"), request.GET.get("before"))
     titles = {job.name: job.title for job in all_jobs()}
     for run in page.runs:
         run.job_title = titles.get(run.job_name, "")
@@ -154,43 +155,26 @@ def run_list(request: HttpRequest) -> HttpResponse:
     return render(request, "jobs/runs.html", context)
 
 
-def keyset_page(runs: QuerySet, after: str | None, before: str | None) -> Page:
-    """One page, newest first, without COUNT(*): fetch one row more than shown to know
-    whether another page follows. `after` pages to older runs, `before` to newer."""
-    if key := parse_cursor(before):
-        return _newer_page(runs, *key)
-    return _older_page(runs, parse_cursor(after))
+RUNS_ORDER = ("queued_at", "id")  # the run_newest index
 
 
-def _older_page(runs: QuerySet, key: tuple[dt.datetime, int] | None) -> Page:
-    runs = runs.order_by("-queued_at", "-id")
-    if key:
-        at, pk = key  # `queued_at <= at` first, so the index range does the work
-        runs = runs.filter(queued_at__lte=at).filter(Q(queued_at__lt=at) | Q(pk__lt=pk))
-    rows = list(runs[: PAGE_SIZE + 1])
-    shown = rows[:PAGE_SIZE]
-    older = cursor(shown[-1]) if len(rows) > PAGE_SIZE else None
-    return Page(shown, _cursor_or_none(shown, 0) if key else None, older)
-
-
-def _newer_page(runs: QuerySet, at: dt.datetime, pk: int) -> Page:
-    runs = runs.filter(queued_at__gte=at).filter(Q(queued_at__gt=at) | Q(pk__gt=pk))
-    rows = list(runs.order_by("queued_at", "id")[: PAGE_SIZE + 1])
-    shown = rows[:PAGE_SIZE][::-1]
-    newer = cursor(shown[0]) if len(rows) > PAGE_SIZE else None
-    return Page(shown, newer, _cursor_or_none(shown, -1))
+def runs_page(runs: QuerySet, after: str | None, before: str | None) -> Page:
+    """One page of `keyset.keyset_page`, newest first; `after` pages to older runs,
+    `before` to newer, each a cursor of this page's links."""
+    page = keyset_page(runs, RUNS_ORDER, PAGE_SIZE, after=parse_cursor(after),
+                       before=parse_cursor(before))  # fmt: skip
+    return Page(page.items, _cursor(page.newer), _cursor(page.older))
 
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 MICROSECOND = dt.timedelta(microseconds=1)
 
 
-def cursor(run: Run) -> str:
-    return f"{(run.queued_at - EPOCH) // MICROSECOND}_{run.pk}"
-
-
-def _cursor_or_none(runs: list[Run], index: int) -> str | None:
-    return cursor(runs[index]) if runs else None
+def _cursor(key: tuple[dt.datetime, int] | None) -> str | None:
+    if key is None:
+        return None
+    queued_at, pk = key
+    return f"{(queued_at - EPOCH) // MICROSECOND}_{pk}"
 
 
 def parse_cursor(raw: str | None) -> tuple[dt.datetime, int] | None:
