@@ -178,6 +178,15 @@ class Run(models.Model):
         self.refresh_from_db()
         return bool(cancelled)
 
+    def claim_send(self, state: State, note: str | None = None) -> bool:
+        """A sweeper takes this run to send (again): still in `state`, never delivered
+        if queued, and not sent by another sweeper since it was read (send_attempts)."""
+        runs = Run.objects.filter(pk=self.pk, state=state, send_attempts=self.send_attempts)
+        if state == State.QUEUED:
+            runs = runs.filter(deliveries=0)
+        extra = {"note": note} if note is not None else {}
+        return runs.update(send_attempts=F("send_attempts") + 1, **extra) == 1
+
     def record_skipped(self, reason: str) -> None:
         """Record this unsaved run as skipped (not sent) with the reason; a run already
         recorded under its task id is left as it is."""

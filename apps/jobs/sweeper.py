@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from celery import current_app
 from django.conf import settings
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
@@ -49,12 +49,7 @@ def send_pending(older_than: timedelta | None = None) -> int:
 
 
 def _claim(run: Run) -> bool:
-    return (
-        Run.objects.filter(
-            pk=run.pk, state=State.PENDING_SEND, send_attempts=run.send_attempts
-        ).update(send_attempts=F("send_attempts") + 1)
-        == 1
-    )
+    return run.claim_send(State.PENDING_SEND)
 
 
 def reconcile() -> int:
@@ -94,12 +89,7 @@ def resend_lost(older_than: timedelta | None = None, recheck_after: float = 1.0)
 def _claim_lost(run: Run) -> bool:
     """Still as found, and not sent again since by another sweeper (send_attempts). The
     run stays queued: a sweeper's send_pending never takes it for one left unsent."""
-    return (
-        Run.objects.filter(pk=run.pk, state=State.QUEUED, deliveries=0,
-                           send_attempts=run.send_attempts)
-        .update(send_attempts=F("send_attempts") + 1, note=LOST_NOTE)
-        == 1
-    )  # fmt: skip
+    return run.claim_send(State.QUEUED, note=LOST_NOTE)
 
 
 def _undelivered(cutoff) -> list[Run]:

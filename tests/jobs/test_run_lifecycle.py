@@ -132,6 +132,21 @@ def test_a_stuck_run_is_put_back_to_be_sent_but_a_finished_one_is_not():
     assert (state_of(stuck), state_of(done)) == (State.PENDING_SEND, State.SUCCEEDED)
 
 
+def test_a_run_left_unsent_is_claimed_by_one_sweeper_only():
+    run = make_run(state=State.PENDING_SEND)
+    other = Run.objects.get(pk=run.pk)  # a second sweeper read it at the same time
+    assert run.claim_send(State.PENDING_SEND) is True
+    assert other.claim_send(State.PENDING_SEND) is False
+    assert Run.objects.get(pk=run.pk).send_attempts == 1
+
+
+def test_a_lost_run_delivered_meanwhile_is_not_claimed_to_be_sent_again():
+    run = make_run(state=State.QUEUED)
+    Run.objects.filter(pk=run.pk).update(deliveries=1)  # a worker took it after all
+    assert run.claim_send(State.QUEUED, note="lost") is False
+    assert Run.objects.get(pk=run.pk).note == ""
+
+
 # Skipped by beat -------------------------------------------------------------------------
 
 
