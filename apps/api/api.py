@@ -19,6 +19,7 @@ from ninja.parser import Parser
 
 from apps.jobs.catalog import Job, ParameterError, all_jobs, get_job
 from apps.jobs.dispatch import cancel_run, rerun, start_run
+from apps.jobs.keyset import keyset_page
 from apps.jobs.models import Run, Source
 from apps.jobs.permissions import may_run
 
@@ -197,16 +198,14 @@ RunId = Path(..., ge=1, le=MAX_ID)
 @api.get("/runs", response={200: RunPage, **errors(401, 422)}, tags=["runs"])
 def list_runs(request, filters: Query[RunFilters]):
     """Runs you may see, newest first. Follow `next` for older ones."""
-    runs = Run.objects.visible_to(request.auth).select_related("requested_by").order_by("-id")
-    conditions = {"job_name": filters.job, "state": filters.state,
-                  "source": filters.source, "id__lt": filters.before}  # fmt: skip
+    runs = Run.objects.visible_to(request.auth).select_related("requested_by")
+    conditions = {"job_name": filters.job, "state": filters.state, "source": filters.source}
     runs = runs.filter(**{name: value for name, value in conditions.items() if value is not None})
-    page = list(runs[: filters.limit + 1])
-    more = len(page) > filters.limit
-    page = page[: filters.limit]
-    next_before = page[-1].pk if more else None
+    after = (filters.before,) if filters.before is not None else None
+    page = keyset_page(runs, ("id",), filters.limit, after=after)
+    next_before = page.older[0] if page.older else None
     return {
-        "items": [run_summary(run) for run in page],
+        "items": [run_summary(run) for run in page.items],
         "next_before": next_before,
         "next": next_url(request, filters, next_before),
     }
@@ -233,7 +232,7 @@ def read_run(request, run_id: int = RunId):
 def cancel(request, run_id: int = RunId):
     """Revoke a queued run; stop a running one (terminated if its job is cancellable)."""
     run = actionable_run(request.auth, run_id)
-    if not cancel_run(run):
+    if not cancel_run(run, by=request.auth):
         raise HttpError(409, "The run has already finished.")
     return Status(202, run_detail(run))
 

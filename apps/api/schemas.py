@@ -1,14 +1,13 @@
 """Request and response shapes; the OpenAPI document is generated from them."""
 
-import json
-from datetime import datetime, timedelta
+from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
-from celery import states
-from django_celery_results.models import TaskResult
 from ninja import Field, Schema
 from pydantic import ConfigDict
 
+from apps.jobs import presenting
 from apps.jobs.catalog import Job
 from apps.jobs.models import Run, Source, State
 
@@ -125,59 +124,41 @@ def job_out(job: Job) -> dict:
 
 
 def run_summary(run: Run) -> dict:
-    return {
-        "id": run.pk,
-        "task_id": run.task_id,
-        "job": run.job_name,
-        "state": run.state,
-        "source": run.source,
-        "requested_by": run.who,
-        "schedule_name": run.schedule_name,
-        "queue": run.queue,
-        "parameters": run.parameters,
-        "args": run.args,
-        "queued_at": run.queued_at,
-        "started_at": run.started_at,
-        "finished_at": run.finished_at,
-        "wait_seconds": _seconds(run.wait_time),
-        "run_seconds": _seconds(run.run_time),
-        "worker": run.worker,
-        "retries": run.retries,
-        "deliveries": run.deliveries,
-        "progress": {
-            "done": run.progress_done,
-            "total": run.progress_total,
-            "percent": run.percent,
-            "message": run.progress_message,
-        },
-        "cancel_requested_at": run.cancel_requested_at,
-        "rerun_of": run.rerun_of_id,
-        "note": run.note,
-    }
+    """A run in a list: the run record alone (`presenting.summary`), no query."""
+    return summary_out(presenting.summary(run))
 
 
 def run_detail(run: Run) -> dict:
     """The summary plus Celery's stored result and traceback, as data (never HTML)."""
-    stored = (
-        TaskResult.objects.filter(task_id=run.task_id, status__in=states.READY_STATES)
-        .only("result", "traceback", "content_type")
-        .first()
-    )
+    view = presenting.describe(run)
+    return {**summary_out(view), "result": view.result, "traceback": view.traceback}
+
+
+NO_PROGRESS = {"done": None, "total": None, "percent": None, "message": ""}
+
+
+def summary_out(view: presenting.RunView) -> dict:
     return {
-        **run_summary(run),
-        "result": _decoded(stored) if stored else None,
-        "traceback": stored.traceback if stored else None,
+        "id": view.id,
+        "task_id": view.task_id,
+        "job": view.job_name,
+        "state": view.state,
+        "source": view.source,
+        "requested_by": view.requested_by,
+        "schedule_name": view.schedule_name,
+        "queue": view.queue,
+        "parameters": view.parameters,
+        "args": view.args,
+        "queued_at": view.queued_at,
+        "started_at": view.started_at,
+        "finished_at": view.finished_at,
+        "wait_seconds": view.wait_seconds,
+        "run_seconds": view.run_seconds,
+        "worker": view.worker,
+        "retries": view.retries,
+        "deliveries": view.deliveries,
+        "progress": asdict(view.progress) if view.progress else NO_PROGRESS,
+        "cancel_requested_at": view.cancel_requested_at,
+        "rerun_of": view.rerun_of,
+        "note": view.note,
     }
-
-
-def _decoded(stored: TaskResult) -> Any:
-    if stored.result is None or stored.content_type != "application/json":
-        return stored.result
-    try:
-        return json.loads(stored.result)
-    except ValueError:
-        return stored.result
-
-
-def _seconds(duration: timedelta | None) -> float | None:
-    return duration.total_seconds() if duration is not None else None

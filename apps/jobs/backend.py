@@ -8,9 +8,11 @@ Same TaskResult table, same columns, same admin: only the writes differ.
   INSERT ... ON CONFLICT (task_id) DO UPDATE, which PostgreSQL and SQLite both accept.
   date_created is kept from the first write; date_started is the STARTED time.
 - The run record's own worker-side changes (started, then succeeded / failed / retrying)
-  are written here: apps.jobs.recording's prerun handler asks `takes_over_run_updates`,
-  and when this execution's STARTED state comes here, so does the run's. The signal
-  handlers then skip what was written here.
+  are written here: apps.jobs.recording's prerun handler asks `takes_over_run_updates`
+  and notes the answer on the execution's `CurrentRun` (apps/jobs/current_run.py), and
+  when this execution's STARTED state comes here, so does the run's: the statements
+  are the run's own transitions, `Run.claim_start_statement` / `Run.finish_statement`.
+  The signal handlers then skip what was written here.
 - STARTED is written once, to the run: the run record is what shows a job running
   (the run page, /runs/, the dashboard). The result row is written when the job reports
   progress or ends, with the start time, in the same statement as the run's outcome (a
@@ -34,9 +36,10 @@ from django.db import InterfaceError, OperationalError, connections, router
 from django.utils import timezone
 from django_celery_results.backends.database import DatabaseBackend
 
+from . import current_run
 from .connections import note_used
-from .models import FINISHED_STATES, Run
-from .recording import STARTABLE_STATES, finish_values, start_values
+from .models import Run
+from .recording import CELERY_STATES, claim_of
 
 OUTCOMES = (states.SUCCESS, states.FAILURE, states.RETRY)
 
@@ -56,10 +59,9 @@ class SwitchyardBackend(DatabaseBackend):
         """True if Celery will store this execution's STARTED result here (the same test
         as celery.app.trace): its run's start and outcome are then written with them."""
         request = task.request
-        if request.is_eager or not task.track_started or get_actual_ignore_result(task, request):
-            return False
-        request.switchyard_run_pending = True
-        return True
+        return not (
+            request.is_eager or not task.track_started or get_actual_ignore_result(task, request)
+        )
 
     def _store_result(self, task_id, result, status, traceback=None, request=None, using=None):
         content_type, content_encoding, result = self.encode_content(result)
@@ -78,52 +80,52 @@ class SwitchyardBackend(DatabaseBackend):
             "traceback": traceback,
         }
         connection = connections[using or router.db_for_write(self.TaskModel)]
-        run_sql = run_change(request, task_id, status, connection)
+        current = current_run.of(request)
+        run_sql = run_change(current, request, task_id, status, connection)
         if status == states.STARTED:
             row["date_started"] = timezone.now()
             if run_sql is not None:  # the run alone says started (see above)
-                request.switchyard_started_at = row["date_started"]
-                note_run_change(request, task_id, status, store(connection, None, run_sql))
+                current.started_at = row["date_started"]
+                note_run_change(current, task_id, status, store(connection, None, run_sql))
                 return result
-        elif started_at := started_at_of(request, task_id, status):
+        elif started_at := started_at_of(current, task_id, status):
             row["date_started"] = started_at
         updated = store(connection, upsert_sql(self.TaskModel, row, connection), run_sql)
         if run_sql is not None:
-            note_run_change(request, task_id, status, updated)
+            note_run_change(current, task_id, status, updated)
         return result
 
 
-def started_at_of(request, task_id: str, status: str):
-    """When this execution started, for its result row: noted on the request when
+def started_at_of(current: current_run.CurrentRun | None, task_id: str, status: str):
+    """When this execution started, for its result row: noted on its CurrentRun when
     STARTED came here; for a failure stored from outside the task's own context (its
     pool process lost, a time limit) or a revocation, the run record's start time."""
-    if started_at := getattr(request, "switchyard_started_at", None):
-        return started_at
+    if current is not None and current.started_at:
+        return current.started_at
     if status in (states.FAILURE, states.REVOKED):
         return Run.objects.filter(task_id=task_id).values_list("started_at", flat=True).first()
     return None
 
 
-def run_change(request, task_id: str, status: str, connection) -> tuple[str, list] | None:
-    """The UPDATE of the run that this state implies, if this backend writes it."""
-    if not getattr(request, "switchyard_run_pending", False):
+def run_change(current, request, task_id: str, status: str, connection):
+    """The run's transition that this state implies, as (sql, params), if this backend
+    writes it: the prepared-statement form of claim_start / finish (apps/jobs/models.py)."""
+    if current is None or not current.backend_writes:
         return None
     if status == states.STARTED:
-        return run_update_sql(connection, task_id, start_values(request), STARTABLE_STATES,
-                              claim=True)  # fmt: skip
-    if status in OUTCOMES and not getattr(request, "switchyard_skip", False):
-        return run_update_sql(connection, task_id, finish_values(status), FINISHED_STATES,
-                              claim=False)  # fmt: skip
+        return Run.claim_start_statement(connection, task_id, **claim_of(request))
+    if status in OUTCOMES and not current.skip:
+        return Run.finish_statement(connection, task_id, CELERY_STATES[status])
     return None
 
 
-def note_run_change(request, task_id: str, status: str, updated: int) -> None:
+def note_run_change(current, task_id: str, status: str, updated: int) -> None:
     """Tell the job body and the postrun handler what was written (see recording.py)."""
     if status == states.STARTED:
         # Cancelled while queued, or a duplicate of a finished run: the body is skipped.
-        request.switchyard_skip = updated == 0 and Run.objects.filter(task_id=task_id).exists()
+        current.skip = updated == 0 and Run.objects.filter(task_id=task_id).exists()
     else:
-        request.switchyard_outcome_stored = True
+        current.outcome_stored = True
 
 
 def store(connection, result_sql: tuple[str, list] | None, run_sql=None) -> int:
@@ -182,13 +184,6 @@ def upsert_sql(model, row: dict, connection) -> tuple[str, list]:
     return text, db_values(model, values, connection)
 
 
-def run_update_sql(connection, task_id: str, values: dict, run_states, *, claim: bool):
-    """UPDATE the run's columns where its state is in run_states (claim: one more
-    delivery) or, for an outcome, where it is not (a finished run stays finished)."""
-    text = run_update_text(connection.alias, tuple(values), len(run_states), claim)
-    return text, [*db_values(Run, values, connection), task_id, *map(str, run_states)]
-
-
 def db_values(model, values: dict, connection) -> list:
     # Plain strings and None go to the database as they are; the rest (dates, choices)
     # through their field, as the ORM would send them.
@@ -211,17 +206,3 @@ def upsert_text(model, alias: str, names: tuple[str, ...]) -> str:
     # Only quoted names from the models' meta in the text; every value is a parameter.
     sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders}) "  # noqa: S608
     return sql + f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
-
-
-@functools.cache
-def run_update_text(alias: str, names: tuple[str, ...], states: int, claim: bool) -> str:
-    quote = connections[alias].ops.quote_name
-    column = {name: quote(Run._meta.get_field(name).column)
-              for name in (*names, "deliveries", "state", "task_id")}  # fmt: skip
-    assignments = [f"{column[name]} = %s" for name in names]
-    if claim:
-        assignments.append(f"{column['deliveries']} = {column['deliveries']} + 1")
-    placeholders = ", ".join(["%s"] * states)
-    sql = f"UPDATE {quote(Run._meta.db_table)} SET {', '.join(assignments)} "  # noqa: S608
-    return sql + (f"WHERE {column['task_id']} = %s AND {'' if claim else 'NOT '}"
-                  f"{column['state']} IN ({placeholders})")  # fmt: skip

@@ -18,6 +18,7 @@ from celery.exceptions import Ignore
 from django import forms
 from django.core.exceptions import ValidationError
 
+from . import current_run
 from . import params as P
 from .progress import JobCancelled
 
@@ -136,7 +137,8 @@ def _typed(fn: Callable, job_params: tuple[P.Param, ...]) -> Callable:
             if name in by_name:
                 bound.arguments[name] = _typed_value(by_name[name], value)
         task = current_task
-        if task and getattr(task.request, "switchyard_skip", False):
+        current = current_run.of(task.request) if task else None
+        if current is not None and current.skip:
             raise Ignore()
         try:
             return fn(*bound.args, **bound.kwargs)
@@ -157,12 +159,10 @@ def _typed_value(param: P.Param, value: Any) -> Any:
 
 
 def _mark_cancelled(task: Task) -> None:
-    from django.utils import timezone
-
     from .models import Run, State
 
-    Run.objects.filter(task_id=task.request.id).update(
-        state=State.CANCELLED, finished_at=timezone.now(), note="Cancelled while running."
+    Run.objects.filter(task_id=task.request.id).finish(
+        State.CANCELLED, note="Cancelled while running."
     )
     task.update_state(state=states.REVOKED, meta={"reason": "cancelled"})
 

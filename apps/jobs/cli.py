@@ -8,15 +8,16 @@ import getpass
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
 
-from celery import current_app, states
+from celery import current_app
 from django.utils import timezone
-from django_celery_results.models import TaskResult
 
 from .catalog import Job, ParameterError
 from .models import Run, State
 from .params import Param, to_json
+from .presenting import describe
 
 POLL_INTERVAL = 0.1  # seconds between looks at the run while waiting
 
@@ -104,32 +105,31 @@ def job_lines(job: Job) -> list[str]:
 
 
 def run_summary(run: Run) -> dict[str, Any]:
-    """Everything `jobs status` shows, as JSON-safe values."""
-    outcome = TaskResult.objects.filter(task_id=run.task_id).first()
-    ready = outcome is not None and outcome.status in states.READY_STATES
+    """Everything `jobs status` shows (`presenting.describe`), as JSON-safe values."""
+    view = describe(run)
     return {
-        "id": run.pk,
-        "task_id": run.task_id,
-        "job": run.job_name,
-        "state": run.state,
-        "parameters": run.parameters,
-        "args": run.args,
-        "source": run.source,
-        "requested_by": run.who,
-        "schedule": run.schedule_name,
-        "queued_at": _iso(run.queued_at),
-        "started_at": _iso(run.started_at),
-        "finished_at": _iso(run.finished_at),
-        "wait_seconds": _seconds(run.wait_time),
-        "run_seconds": _seconds(run.run_time),
-        "worker": run.worker or (outcome.worker if outcome else "") or "",
-        "retries": run.retries,
-        "progress": _progress(run),
-        "cancel_requested_at": _iso(run.cancel_requested_at),
-        "rerun_of": run.rerun_of_id,
-        "note": run.note,
-        "result": _decode(outcome.result) if ready else None,
-        "traceback": (outcome.traceback or None) if outcome else None,
+        "id": view.id,
+        "task_id": view.task_id,
+        "job": view.job_name,
+        "state": view.state,
+        "parameters": view.parameters,
+        "args": view.args,
+        "source": view.source,
+        "requested_by": view.requested_by,
+        "schedule": view.schedule_name,
+        "queued_at": _iso(view.queued_at),
+        "started_at": _iso(view.started_at),
+        "finished_at": _iso(view.finished_at),
+        "wait_seconds": _seconds(view.wait_seconds),
+        "run_seconds": _seconds(view.run_seconds),
+        "worker": view.worker,
+        "retries": view.retries,
+        "progress": asdict(view.progress) if view.progress else None,
+        "cancel_requested_at": _iso(view.cancel_requested_at),
+        "rerun_of": view.rerun_of,
+        "note": view.note,
+        "result": view.result,
+        "traceback": view.traceback,
     }
 
 
@@ -137,28 +137,8 @@ def _iso(moment: dt.datetime | None) -> str | None:
     return timezone.localtime(moment).isoformat() if moment else None
 
 
-def _seconds(span: dt.timedelta | None) -> float | None:
-    return round(span.total_seconds(), 3) if span is not None else None
-
-
-def _progress(run: Run) -> dict[str, Any] | None:
-    if run.progress_total is None:
-        return None
-    return {
-        "done": run.progress_done,
-        "total": run.progress_total,
-        "percent": run.percent,
-        "message": run.progress_message,
-    }
-
-
-def _decode(stored: str | None) -> Any:
-    if stored is None:
-        return None
-    try:
-        return json.loads(stored)
-    except ValueError:
-        return stored
+def _seconds(seconds: float | None) -> float | None:
+    return round(seconds, 3) if seconds is not None else None
 
 
 def error_line(summary: dict[str, Any]) -> str:

@@ -138,24 +138,19 @@ def _send_by_name(name: str):
     return publish
 
 
-def cancel_run(run: Run) -> bool:
+def cancel_run(run: Run, by=None) -> bool:
     """Revoke a queued run; stop a running one (terminate if its job allows it)."""
     from .catalog import get_job
 
-    now = timezone.now()
     if run.is_finished:
         return False
-    Run.objects.filter(pk=run.pk, cancel_requested_at__isnull=True).update(cancel_requested_at=now)
-    not_started = Run.objects.filter(
-        pk=run.pk, state__in=[State.QUEUED, State.PENDING_SEND]
-    ).update(state=State.CANCELLED, finished_at=now, note="Cancelled before it started.")
+    not_started = run.cancel(by)
     job = get_job(run.job_name)
     terminate = bool(job and job.cancellable and not not_started)
     try:
         current_app.control.revoke(run.task_id, terminate=terminate, signal="SIGTERM")
     except OperationalError:
         log.warning("broker unreachable; revoke of %s not broadcast", run.task_id)
-    run.refresh_from_db()
     return True
 
 

@@ -1,6 +1,10 @@
+import functools
+
 from django.conf import settings
-from django.db import models
+from django.db import connections, models
+from django.db.models import F
 from django.urls import reverse
+from django.utils import timezone
 
 
 class Source(models.TextChoices):
@@ -26,14 +30,65 @@ class State(models.TextChoices):
 
 FINISHED_STATES = (State.SUCCEEDED, State.FAILED, State.CANCELLED, State.SKIPPED)
 ACTIVE_STATES = (State.QUEUED, State.STARTED, State.PROGRESS, State.RETRYING)
+NOT_STARTED = (State.PENDING_SEND, State.QUEUED)
+# States from which a worker may (re)start a run: redelivery after a lost worker
+# restarts a STARTED run; a finished or cancelled run is never started again.
+STARTABLE_STATES = (State.PENDING_SEND, State.QUEUED, State.RETRYING, State.STARTED,
+                    State.PROGRESS)  # fmt: skip
+# States a stuck run may be sent again from (by hand: the sweeper's resend).
+RESENDABLE_STATES = (State.PENDING_SEND, State.QUEUED, State.STARTED, State.PROGRESS)
 
 
 class RunQuerySet(models.QuerySet):
+    """The run's lifecycle: each transition is one conditional UPDATE that returns how
+    many runs it moved (0: the run was not in a state that allows it; nothing changed).
+
+        pending_send --mark_queued--> queued --claim_start--> started --report_progress-->
+        progress --finish--> succeeded | failed | retrying (again claim_start) | cancelled
+
+    `Run.cancel` and `Run.record_skipped` are the two transitions of one run by hand and
+    by beat. The worker's hot path writes claim_start and finish as prepared statements
+    built by `Run.claim_start_statement` / `Run.finish_statement` from the same values
+    and allowed states (apps/jobs/backend.py).
+    """
+
     def active(self):
         return self.filter(state__in=ACTIVE_STATES)
 
     def finished(self):
         return self.filter(state__in=FINISHED_STATES)
+
+    def mark_queued(self) -> int:
+        """The broker took their messages: pending_send -> queued."""
+        return self.filter(state=State.PENDING_SEND).update(state=State.QUEUED)
+
+    def claim_start(self, *, worker: str, retries: int = 0, redelivered: bool = False) -> int:
+        """A worker starts them (one more delivery); never a finished or cancelled run."""
+        values = start_values(worker, retries, redelivered)
+        return self.filter(state__in=STARTABLE_STATES).update(
+            **values, deliveries=F("deliveries") + 1
+        )
+
+    def report_progress(self, done: float, total: float, message: str) -> int:
+        """Progress of a running run whose cancel nobody asked for."""
+        return (
+            self.filter(cancel_requested_at__isnull=True)
+            .exclude(state__in=FINISHED_STATES)
+            .update(state=State.PROGRESS, progress_done=done, progress_total=total,
+                    progress_message=message[:500])
+        )  # fmt: skip
+
+    def finish(self, state: State, *, at=None, note: str | None = None) -> int:
+        """An outcome (succeeded, failed, cancelled; or retrying, which is not final):
+        a finished run stays as it is."""
+        values = finish_values(state, at)
+        if note is not None:
+            values["note"] = note
+        return self.exclude(state__in=FINISHED_STATES).update(**values)
+
+    def mark_unsent(self, note: str) -> int:
+        """Back to pending_send, to be sent again with the same task id (stuck runs)."""
+        return self.filter(state__in=RESENDABLE_STATES).update(state=State.PENDING_SEND, note=note)
 
     def visible_to(self, user):
         """Runs of the jobs this user may run, and the runs they started themselves."""
@@ -104,6 +159,56 @@ class Run(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("jobs:run", args=[self.pk])
 
+    # The lifecycle, one run at a time (the QuerySet above has the rest) ---------------
+
+    def cancel(self, by=None) -> bool:
+        """Ask this run to stop. A run not started yet is cancelled at once (True); a
+        started one only has its cancel requested (False): its job stops at its next
+        progress report, or its worker terminates it (dispatch.cancel_run). `by`, if
+        given, is named in the note."""
+        now = timezone.now()
+        runs = Run.objects.filter(pk=self.pk)
+        runs.filter(cancel_requested_at__isnull=True).update(cancel_requested_at=now)
+        note = "Cancelled before it started."
+        if by is not None and getattr(by, "is_authenticated", False):
+            note = f"Cancelled before it started, by {by.get_username()}."
+        cancelled = runs.filter(state__in=NOT_STARTED).update(
+            state=State.CANCELLED, finished_at=now, note=note
+        )
+        self.refresh_from_db()
+        return bool(cancelled)
+
+    def claim_send(self, state: State, note: str | None = None) -> bool:
+        """A sweeper takes this run to send (again): still in `state`, never delivered
+        if queued, and not sent by another sweeper since it was read (send_attempts)."""
+        runs = Run.objects.filter(pk=self.pk, state=state, send_attempts=self.send_attempts)
+        if state == State.QUEUED:
+            runs = runs.filter(deliveries=0)
+        extra = {"note": note} if note is not None else {}
+        return runs.update(send_attempts=F("send_attempts") + 1, **extra) == 1
+
+    def record_skipped(self, reason: str) -> None:
+        """Record this unsaved run as skipped (not sent) with the reason; a run already
+        recorded under its task id is left as it is."""
+        now = timezone.now()
+        self.state, self.finished_at, self.note = State.SKIPPED, now, reason
+        self.queued_at = self.queued_at or now
+        Run.objects.bulk_create([self], ignore_conflicts=True)
+
+    @staticmethod
+    def claim_start_statement(connection, task_id: str, *, worker: str, retries: int = 0,
+                              redelivered: bool = False) -> tuple[str, list]:  # fmt: skip
+        """`claim_start` of one run as (sql, params), for the result backend's prepared
+        statements: the same values and allowed states."""
+        values = start_values(worker, retries, redelivered)
+        return _update_statement(connection, task_id, values, STARTABLE_STATES, claim=True)
+
+    @staticmethod
+    def finish_statement(connection, task_id: str, state: State) -> tuple[str, list]:
+        """`finish` of one run as (sql, params), for the result backend."""
+        values = finish_values(state)
+        return _update_statement(connection, task_id, values, FINISHED_STATES, claim=False)
+
     @property
     def is_finished(self) -> bool:
         return self.state in FINISHED_STATES
@@ -129,3 +234,44 @@ class Run(models.Model):
         if self.requested_by_id:
             return self.requested_by.get_username()
         return self.requested_by_label or "unknown"
+
+
+def start_values(worker: str, retries: int = 0, redelivered: bool = False) -> dict:
+    """The run's new columns when a worker starts it (besides one more delivery)."""
+    values = {"state": State.STARTED, "started_at": timezone.now(), "worker": worker or "",
+              "retries": retries or 0}  # fmt: skip
+    if redelivered:
+        values["note"] = "Redelivered after its worker was lost."
+    return values
+
+
+def finish_values(state: State, at=None) -> dict:
+    """The run's new columns for an outcome: finished_at for a final state."""
+    if state in FINISHED_STATES:
+        return {"state": state, "finished_at": at or timezone.now()}
+    return {"state": state}
+
+
+def _update_statement(connection, task_id: str, values: dict, states, *, claim: bool):
+    """UPDATE one run's columns where its state is in `states` (claim: one more
+    delivery) or, for an outcome, where it is not (a finished run stays finished)."""
+    text = _update_text(connection.alias, tuple(values), len(states), claim)
+    params = [value if value is None or type(value) is str
+              else Run._meta.get_field(name).get_db_prep_save(value, connection)
+              for name, value in values.items()]  # fmt: skip
+    return text, [*params, task_id, *map(str, states)]
+
+
+@functools.cache
+def _update_text(alias: str, names: tuple[str, ...], states: int, claim: bool) -> str:
+    """Built once per set of columns: only quoted names from the model's meta in it."""
+    quote = connections[alias].ops.quote_name
+    column = {name: quote(Run._meta.get_field(name).column)
+              for name in (*names, "deliveries", "state", "task_id")}  # fmt: skip
+    assignments = [f"{column[name]} = %s" for name in names]
+    if claim:
+        assignments.append(f"{column['deliveries']} = {column['deliveries']} + 1")
+    placeholders = ", ".join(["%s"] * states)
+    sql = f"UPDATE {quote(Run._meta.db_table)} SET {', '.join(assignments)} "  # noqa: S608
+    return sql + (f"WHERE {column['task_id']} = %s AND {'' if claim else 'NOT '}"
+                  f"{column['state']} IN ({placeholders})")  # fmt: skip

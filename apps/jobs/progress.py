@@ -3,7 +3,7 @@
 from celery import current_task
 from django.db import DatabaseError
 
-from .models import Run, State
+from .models import Run
 
 
 class JobCancelled(Exception):
@@ -23,14 +23,7 @@ def report_progress(done: float, total: float, message: str = "") -> None:
     meta = {"done": done, "total": total, "message": message[:500]}
     task.update_state(state="PROGRESS", meta=meta)
     try:
-        updated = Run.objects.filter(
-            task_id=task.request.id, cancel_requested_at__isnull=True
-        ).update(
-            state=State.PROGRESS,
-            progress_done=done,
-            progress_total=total,
-            progress_message=message[:500],
-        )
+        updated = Run.objects.filter(task_id=task.request.id).report_progress(done, total, message)
     except DatabaseError:
         return
     if (

@@ -5,7 +5,8 @@ calling `.delay()`), before the message reaches the broker, so no dispatch path 
 unrecorded. A run starts as `pending_send` and becomes `queued` once the broker took
 the message (`after_task_publish`): a run left `pending_send` was never sent, and the
 sweeper sends it (apps/jobs/sweeper.py). The worker-side signals move the run through
-its states with one conditional UPDATE each.
+its states through the run's own transitions (`Run.objects.claim_start`, `finish`,
+...: apps/jobs/models.py), each one conditional UPDATE.
 """
 
 import contextvars
@@ -15,10 +16,10 @@ import logging
 from billiard.exceptions import WorkerLostError
 from celery import current_app, signals
 from django.db import DatabaseError
-from django.db.models import F
 from django.utils import timezone
 
-from .models import FINISHED_STATES, Run, Source, State
+from . import current_run
+from .models import Run, Source, State
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +39,6 @@ CELERY_STATES = {
     "REVOKED": State.CANCELLED,
     "RETRY": State.RETRYING,
 }
-# States from which a worker may (re)start a run: redelivery after a lost worker
-# restarts a STARTED run; a finished or cancelled run is never started again.
-STARTABLE_STATES = (State.PENDING_SEND, State.QUEUED, State.RETRYING, State.STARTED,
-                    State.PROGRESS)  # fmt: skip
 
 
 def is_recorded(task_name: str) -> bool:
@@ -88,9 +85,7 @@ def record_sent(sender: str, headers: dict, **kwargs) -> None:
     if bulk_records.get() is not None or not is_recorded(sender) or headers.get("retries"):
         return
     try:
-        Run.objects.filter(task_id=headers.get("id"), state=State.PENDING_SEND).update(
-            state=State.QUEUED
-        )
+        Run.objects.filter(task_id=headers.get("id")).mark_queued()
     except DatabaseError:
         log.exception("could not mark run %s as sent", headers.get("id"))
 
@@ -106,50 +101,38 @@ def _os_user() -> str:
 def record_start(task_id: str, task, **kwargs) -> None:
     if not is_recorded(task.name):
         return
+    current = current_run.begin(task.request, task_id)
     takes_over = getattr(task.backend, "takes_over_run_updates", None)
     if takes_over is not None and takes_over(task):
-        return  # written with the STARTED result, one statement (apps/jobs/backend.py)
-    fields = {**start_values(task.request), "deliveries": F("deliveries") + 1}
+        current.backend_writes = True  # claimed with the STARTED result (backend.py)
+        return
     try:
-        claimed = Run.objects.filter(task_id=task_id, state__in=STARTABLE_STATES).update(**fields)
+        claimed = Run.objects.filter(task_id=task_id).claim_start(**claim_of(task.request))
     except DatabaseError:
         log.exception("could not mark run %s as started", task_id)
         return
     # Cancelled while queued (perhaps with no worker up to hear the revoke), or a
     # duplicate message of a run that already finished: the job body is skipped.
-    task.request.switchyard_skip = claimed == 0 and Run.objects.filter(task_id=task_id).exists()
+    current.skip = claimed == 0 and Run.objects.filter(task_id=task_id).exists()
 
 
 @signals.task_postrun.connect
 def record_finish(task_id: str, task, state: str | None = None, **kwargs) -> None:
     if not is_recorded(task.name) or state not in CELERY_STATES:
         return
-    if getattr(task.request, "switchyard_skip", False):
-        return
-    if getattr(task.request, "switchyard_outcome_stored", False):
-        return  # written with the result (apps/jobs/backend.py)
-    _update(task_id, **finish_values(state))
+    current = current_run.of(task.request)
+    if current is not None and (current.skip or current.outcome_stored):
+        return  # not claimed, or written with the result (apps/jobs/backend.py)
+    _finish(task_id, CELERY_STATES[state])
 
 
-def start_values(request) -> dict:
-    """The run's new columns when a worker starts it (besides one more delivery)."""
-    values = {
-        "state": State.STARTED,
-        "started_at": timezone.now(),
+def claim_of(request) -> dict:
+    """What a worker's request says about the start of its run (for claim_start)."""
+    return {
         "worker": request.hostname or "",
         "retries": request.retries or 0,
+        "redelivered": bool((request.delivery_info or {}).get("redelivered")),
     }
-    if (request.delivery_info or {}).get("redelivered"):
-        values["note"] = "Redelivered after its worker was lost."
-    return values
-
-
-def finish_values(celery_state: str) -> dict:
-    """The run's new columns for a Celery outcome (SUCCESS, FAILURE, RETRY, REVOKED)."""
-    target = CELERY_STATES[celery_state]
-    if target in FINISHED_STATES:
-        return {"state": target, "finished_at": timezone.now()}
-    return {"state": target}
 
 
 @signals.task_revoked.connect
@@ -157,7 +140,7 @@ def record_revoked(request, terminated=False, expired=False, **kwargs) -> None:
     if request is None or not is_recorded(request.task or ""):
         return
     note = "Expired before a worker ran it." if expired else ""
-    _update(request.id, state=State.CANCELLED, finished_at=timezone.now(), note=note)
+    _finish(request.id, State.CANCELLED, note=note)
 
 
 @signals.worker_init.connect
@@ -183,7 +166,7 @@ def fail_runs_lost_with_this_worker(sender, **kwargs) -> None:
 
 def _fail_lost(run: Run, hostname: str) -> None:
     note = f"Its worker ({hostname}) was lost while it ran; not run again (not idempotent)."
-    if _update(run.task_id, state=State.FAILED, finished_at=timezone.now(), note=note):
+    if _finish(run.task_id, State.FAILED, note=note):
         current_app.backend.mark_as_failure(run.task_id, WorkerLostError(note))
         log.warning("run %s failed: %s", run.task_id, note)
 
@@ -193,7 +176,7 @@ def fail_unknown_task(sender=None, name: str | None = None, id: str | None = Non
     """A worker that does not know the task discards its message (after logging
     "Received unregistered task"): its run would stay queued for ever. Fail it instead."""
     note = f"No worker knows task {name!r}: its message was discarded."
-    if id and _update(id, state=State.FAILED, finished_at=timezone.now(), note=note):
+    if id and _finish(id, State.FAILED, note=note):
         log.error("run %s failed: %s", id, note)
 
 
@@ -209,11 +192,9 @@ def log_refused_message(message, exc=None, **kwargs) -> None:
     )  # fmt: skip
 
 
-def _update(task_id: str, **fields) -> int:
+def _finish(task_id: str, state: State, note: str | None = None) -> int:
     try:
-        return (
-            Run.objects.filter(task_id=task_id).exclude(state__in=FINISHED_STATES).update(**fields)
-        )
+        return Run.objects.filter(task_id=task_id).finish(state, note=note)
     except DatabaseError:
         log.exception("could not update run %s", task_id)
         return 0

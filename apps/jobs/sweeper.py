@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from celery import current_app
 from django.conf import settings
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
@@ -49,12 +49,7 @@ def send_pending(older_than: timedelta | None = None) -> int:
 
 
 def _claim(run: Run) -> bool:
-    return (
-        Run.objects.filter(
-            pk=run.pk, state=State.PENDING_SEND, send_attempts=run.send_attempts
-        ).update(send_attempts=F("send_attempts") + 1)
-        == 1
-    )
+    return run.claim_send(State.PENDING_SEND)
 
 
 def reconcile() -> int:
@@ -68,11 +63,7 @@ def reconcile() -> int:
     ).values_list("task_id", "status", "date_done")[:BATCH]
     fixed = 0
     for task_id, status, date_done in results:
-        fixed += (
-            Run.objects.filter(task_id=task_id)
-            .exclude(state__in=[State.SUCCEEDED, State.FAILED, State.CANCELLED])
-            .update(state=CELERY_STATES[status], finished_at=date_done)
-        )
+        fixed += Run.objects.filter(task_id=task_id).finish(CELERY_STATES[status], at=date_done)
     return fixed
 
 
@@ -98,12 +89,7 @@ def resend_lost(older_than: timedelta | None = None, recheck_after: float = 1.0)
 def _claim_lost(run: Run) -> bool:
     """Still as found, and not sent again since by another sweeper (send_attempts). The
     run stays queued: a sweeper's send_pending never takes it for one left unsent."""
-    return (
-        Run.objects.filter(pk=run.pk, state=State.QUEUED, deliveries=0,
-                           send_attempts=run.send_attempts)
-        .update(send_attempts=F("send_attempts") + 1, note=LOST_NOTE)
-        == 1
-    )  # fmt: skip
+    return run.claim_send(State.QUEUED, note=LOST_NOTE)
 
 
 def _undelivered(cutoff) -> list[Run]:
@@ -150,9 +136,7 @@ def stuck_runs(alive_workers: set[str] | None = None):
 
 def resend(run: Run) -> bool:
     """Send a stuck run's message again, same task id: a worker runs it at most once."""
-    reset = Run.objects.filter(
-        pk=run.pk, state__in=[State.QUEUED, State.STARTED, State.PROGRESS, State.PENDING_SEND]
-    ).update(state=State.PENDING_SEND, note="Re-sent by hand after it got stuck.")
+    reset = Run.objects.filter(pk=run.pk).mark_unsent("Re-sent by hand after it got stuck.")
     if not reset:
         return False
     run.refresh_from_db()

@@ -11,7 +11,6 @@ import operator
 import uuid
 from dataclasses import dataclass
 from functools import reduce
-from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -19,22 +18,21 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet, Subquery
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_celery_beat.models import PeriodicTask
-from django_celery_results.models import TaskResult
 
 from apps.scheduling import preview
 
 from . import forms, sweeper
 from .catalog import Job, ParameterError, all_jobs, get_job
 from .dispatch import cancel_run, rerun, start_run
-from .models import Run, Source, State
+from .keyset import keyset_page
+from .models import Run, Source
 from .permissions import may_run
+from .presenting import describe
 
 PAGE_SIZE = 50
-NOT_STARTED = (State.PENDING_SEND, State.QUEUED, State.RETRYING)
 
 # The catalog ---------------------------------------------------------------------------
 
@@ -141,7 +139,7 @@ class Page:
 def run_list(request: HttpRequest) -> HttpResponse:
     filters = forms.RunFilterForm(request.GET)
     runs = filters.apply(Run.objects.visible_to(request.user).select_related("requested_by"))
-    page = keyset_page(runs, request.GET.get("after"), request.GET.get("before"))
+    page = runs_page(runs, request.GET.get("after"), request.GET.get("before"))
     titles = {job.name: job.title for job in all_jobs()}
     for run in page.runs:
         run.job_title = titles.get(run.job_name, "")
@@ -149,43 +147,26 @@ def run_list(request: HttpRequest) -> HttpResponse:
     return render(request, "jobs/runs.html", context)
 
 
-def keyset_page(runs: QuerySet, after: str | None, before: str | None) -> Page:
-    """One page, newest first, without COUNT(*): fetch one row more than shown to know
-    whether another page follows. `after` pages to older runs, `before` to newer."""
-    if key := parse_cursor(before):
-        return _newer_page(runs, *key)
-    return _older_page(runs, parse_cursor(after))
+RUNS_ORDER = ("queued_at", "id")  # the run_newest index
 
 
-def _older_page(runs: QuerySet, key: tuple[dt.datetime, int] | None) -> Page:
-    runs = runs.order_by("-queued_at", "-id")
-    if key:
-        at, pk = key  # `queued_at <= at` first, so the index range does the work
-        runs = runs.filter(queued_at__lte=at).filter(Q(queued_at__lt=at) | Q(pk__lt=pk))
-    rows = list(runs[: PAGE_SIZE + 1])
-    shown = rows[:PAGE_SIZE]
-    older = cursor(shown[-1]) if len(rows) > PAGE_SIZE else None
-    return Page(shown, _cursor_or_none(shown, 0) if key else None, older)
-
-
-def _newer_page(runs: QuerySet, at: dt.datetime, pk: int) -> Page:
-    runs = runs.filter(queued_at__gte=at).filter(Q(queued_at__gt=at) | Q(pk__gt=pk))
-    rows = list(runs.order_by("queued_at", "id")[: PAGE_SIZE + 1])
-    shown = rows[:PAGE_SIZE][::-1]
-    newer = cursor(shown[0]) if len(rows) > PAGE_SIZE else None
-    return Page(shown, newer, _cursor_or_none(shown, -1))
+def runs_page(runs: QuerySet, after: str | None, before: str | None) -> Page:
+    """One page of `keyset.keyset_page`, newest first; `after` pages to older runs,
+    `before` to newer, each a cursor of this page's links."""
+    page = keyset_page(runs, RUNS_ORDER, PAGE_SIZE, after=parse_cursor(after),
+                       before=parse_cursor(before))  # fmt: skip
+    return Page(page.items, _cursor(page.newer), _cursor(page.older))
 
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 MICROSECOND = dt.timedelta(microseconds=1)
 
 
-def cursor(run: Run) -> str:
-    return f"{(run.queued_at - EPOCH) // MICROSECOND}_{run.pk}"
-
-
-def _cursor_or_none(runs: list[Run], index: int) -> str | None:
-    return cursor(runs[index]) if runs else None
+def _cursor(key: tuple[dt.datetime, int] | None) -> str | None:
+    if key is None:
+        return None
+    queued_at, pk = key
+    return f"{(queued_at - EPOCH) // MICROSECOND}_{pk}"
 
 
 def parse_cursor(raw: str | None) -> tuple[dt.datetime, int] | None:
@@ -212,7 +193,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     run = runnable_run(request.user, pk)
-    if cancel_run(run):
+    if cancel_run(run, by=request.user):
         messages.success(request, "Cancel requested.")
     else:
         messages.info(request, "The run had already finished.")
@@ -271,51 +252,22 @@ def runnable_run(user, pk: int) -> Run:
 
 
 def run_context(user, run: Run) -> dict:
-    job = get_job(run.job_name)
-    task_result = TaskResult.objects.filter(task_id=run.task_id).first()
-    finished = task_result if run.is_finished else None  # while running it holds progress
-    allowed = may_run(user, run.job_name)
+    """The run as `presenting.describe` says a reader sees it, formatted for the page."""
+    view = describe(run, user)
     return {
         "run": run,
-        "job": job,
-        "parameters": pretty_json(run.parameters),
-        "result": pretty_json_text(finished.result) if finished else None,
-        "traceback": finished.traceback if finished else None,
-        "can_cancel": allowed and may_cancel(run, job),
-        "can_rerun": allowed,
+        "view": view,
+        "job": get_job(run.job_name),
+        "parameters": pretty_json(view.parameters),
+        "result": pretty_json(view.result) if view.has_result else None,
+        "traceback": view.traceback,
+        "can_cancel": view.may_cancel,
+        "can_rerun": view.may_rerun,
         "stuck": is_stuck(run),
-        "schedule_url": schedule_url(run) if allowed and user.has_perm(ADD_SCHEDULE) else "",
+        "schedule_url": view.schedule_url,
         "rerun_key": uuid.uuid4(),
     }
 
 
-ADD_SCHEDULE = "django_celery_beat.add_periodictask"
-
-
-def may_cancel(run: Run, job: Job | None) -> bool:
-    """A run not yet started can be revoked; a running one only if its job allows it."""
-    if run.is_finished or run.cancel_requested_at:
-        return False
-    return run.state in NOT_STARTED or bool(job and job.cancellable)
-
-
-def schedule_url(run: Run) -> str:
-    """The admin's add form of a periodic task, prefilled with this job and parameters."""
-    prefill = {"task": run.job_name, "kwargs": json.dumps(run.parameters)}
-    if run.args:
-        prefill["args"] = json.dumps(run.args)
-    return f"{reverse('admin:django_celery_beat_periodictask_add')}?{urlencode(prefill)}"
-
-
 def pretty_json(value) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
-
-
-def pretty_json_text(text: str | None) -> str | None:
-    """The result backend stores JSON text; indent it (or show it as it is)."""
-    if text is None:
-        return None
-    try:
-        return pretty_json(json.loads(text))
-    except ValueError:
-        return text

@@ -18,7 +18,7 @@ from django_celery_results.models import TaskResult
 
 from apps.jobs import sweeper
 from apps.jobs.models import Run, State
-from apps.jobs.permissions import allowed_job_names, sees_all_runs
+from apps.jobs.permissions import allowed_job_names, may_see, sees_all_runs
 
 from . import heartbeat, inspect
 from .models import Incident, Kind
@@ -95,6 +95,12 @@ def open_incidents(user) -> list[Incident]:
     if not sees_all_runs(user):
         incidents = incidents.filter(Q(job_name="") | Q(job_name__in=allowed_job_names(user)))
     return list(incidents.order_by("-opened_at")[:50])
+
+
+def visible_durations(user, durations: list[tuple]) -> list[tuple]:
+    """The rows of duration_percentiles (cached for everyone) of the jobs this user may
+    see: the per-job form of Run.objects.visible_to's rule."""
+    return [row for row in durations if may_see(user, row[0])]
 
 
 def missed_schedules(user) -> list[Incident]:

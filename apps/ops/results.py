@@ -132,7 +132,7 @@ def terminate(result: TaskResult, user) -> bool:
         return False
     run = Run.objects.filter(task_id=result.task_id).first()
     if run:
-        cancel_run(run)
+        cancel_run(run, by=user)
     try:
         current_app.control.revoke(result.task_id, terminate=True, signal="SIGTERM")
     except OperationalError:

@@ -57,7 +57,9 @@ def part_context(name: str, request: HttpRequest, snap: inspect.Snapshot) -> dic
     data = dashboard.chart_data()
     return {
         "runs_chart": charts.runs_per_hour_svg(data["hours"], data["counts"]),
-        "durations_chart": charts.durations_svg(data["durations"]),
+        "durations_chart": charts.durations_svg(
+            dashboard.visible_durations(request.user, data["durations"])
+        ),
     }
 
 

@@ -98,8 +98,10 @@ def delete(task: PeriodicTask) -> None:
     task.delete()  # django-celery-beat's delete() tells beat
 
 
-def recent_runs(task: PeriodicTask, limit: int = 20) -> QuerySet[Run]:
-    return Run.objects.filter(schedule_name=task.name).select_related("requested_by")[:limit]
+def recent_runs(task: PeriodicTask, user, limit: int = 20) -> QuerySet[Run]:
+    """The schedule's newest runs that `user` may see (Run.objects.visible_to)."""
+    runs = Run.objects.visible_to(user).filter(schedule_name=task.name)
+    return runs.select_related("requested_by")[:limit]
 
 
 def with_run_summary(tasks: QuerySet[PeriodicTask], now: dt.datetime) -> QuerySet:

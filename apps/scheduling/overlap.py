@@ -108,7 +108,6 @@ def _run_script(script: str, schedule_name: str, *args, client=None) -> None:
 
 def record_skipped(entry, task_id: str, previous: Run) -> Run:
     """The due run that was not sent, recorded as skipped with the reason."""
-    now = timezone.now()
     run = Run(
         task_id=task_id,
         job_name=entry.task,
@@ -118,12 +117,8 @@ def record_skipped(entry, task_id: str, previous: Run) -> Run:
         requested_by_label=entry.name,
         schedule_name=entry.name,
         queue=entry.options.get("queue") or "",
-        state=State.SKIPPED,
-        queued_at=now,
-        finished_at=now,
-        note=f"previous run {previous.pk} still running",
     )
-    Run.objects.bulk_create([run], ignore_conflicts=True)
+    run.record_skipped(f"previous run {previous.pk} still running")
     return run
 
 

@@ -60,7 +60,7 @@ from django_celery_beat.models import PeriodicTask, PeriodicTasks
 from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
 from django_celery_beat.tzcrontab import TzAwareCrontab
 
-from apps.jobs.models import Run, State
+from apps.jobs.models import Run
 from apps.jobs.recording import bulk_records, is_recorded
 from apps.ops import heartbeat
 from apps.scheduling.preview import DstSafeCrontab
@@ -513,9 +513,7 @@ class SwitchyardScheduler(DatabaseScheduler):
             bulk_records.reset(token)
         if flushed:
             sent = [record.task_id for record in records]
-            Run.objects.filter(task_id__in=sent, state=State.PENDING_SEND).update(
-                state=State.QUEUED
-            )
+            Run.objects.filter(task_id__in=sent).mark_queued()
         for _, entry, _ in items:
             self._advance(entry, now)
         log.info("beat: sent %d due runs", len(items))

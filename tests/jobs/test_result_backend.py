@@ -11,6 +11,7 @@ from django.utils import timezone
 from django_celery_results.models import TaskResult
 
 from apps.demo.tasks import add
+from apps.jobs import current_run
 from apps.jobs.backend import SwitchyardBackend
 from apps.jobs.models import Run, State
 from project import celery_app
@@ -32,10 +33,17 @@ def make_request(**kw) -> Context:
     return Context(**kw)
 
 
-def make_worker_request(run: Run, **kw) -> Context:
+def make_worker_request(run: Run | None = None, **kw) -> Context:
     """A request whose run's updates the backend took over (as the prerun handler does)."""
-    return make_request(id=run.task_id, switchyard_run_pending=True, retries=0,
-                        delivery_info={}, **kw)  # fmt: skip
+    if run is not None:
+        kw["id"] = run.task_id
+    request = make_request(retries=0, delivery_info={}, **kw)
+    current_run.begin(request, request.id).backend_writes = True
+    return request
+
+
+def worker_knows(request: Context) -> current_run.CurrentRun:
+    return current_run.of(request)
 
 
 def store(request: Context, result, status: str, traceback=None) -> int:
@@ -111,7 +119,7 @@ def test_started_is_written_once_to_the_run_alone():
     assert store(request, {"pid": 1}, states.STARTED) == 1
     run.refresh_from_db()
     assert (run.state, run.worker, run.deliveries) == (State.STARTED, "celery@bench", 1)
-    assert run.started_at is not None and not request.switchyard_skip
+    assert run.started_at is not None and not worker_knows(request).skip
     assert not TaskResult.objects.filter(task_id=run.task_id).exists()
 
 
@@ -122,10 +130,10 @@ def test_the_outcome_stores_the_result_with_its_start_and_finishes_the_run_toget
     assert store(request, 9, states.SUCCESS) == STATEMENTS
     run.refresh_from_db()
     assert run.state == State.SUCCEEDED and run.finished_at >= run.started_at
-    assert request.switchyard_outcome_stored
+    assert worker_knows(request).outcome_stored
     stored = TaskResult.objects.get(task_id=run.task_id)
     assert (stored.status, stored.result) == (states.SUCCESS, "9")
-    assert stored.date_started == request.switchyard_started_at
+    assert stored.date_started == worker_knows(request).started_at
     assert stored.date_done >= stored.date_started
 
 
@@ -135,7 +143,7 @@ def test_progress_stores_the_result_row_with_its_start_before_the_outcome():
     store(request, {"pid": 1}, states.STARTED)
     store(request, {"done": 1, "total": 4}, "PROGRESS")
     stored = TaskResult.objects.get(task_id=run.task_id)
-    assert stored.status == "PROGRESS" and stored.date_started == request.switchyard_started_at
+    assert stored.status == "PROGRESS" and stored.date_started == worker_knows(request).started_at
 
 
 def test_a_retry_marks_the_run_retrying_and_a_failure_failed():
@@ -152,7 +160,7 @@ def test_a_run_cancelled_while_queued_stays_cancelled_and_its_body_is_skipped():
     run = make_run(state=State.CANCELLED)
     request = make_worker_request(run)
     store(request, {"pid": 1}, states.STARTED)
-    assert request.switchyard_skip
+    assert worker_knows(request).skip
     assert Run.objects.get(pk=run.pk).state == State.CANCELLED
 
 
@@ -163,9 +171,9 @@ def test_a_finished_run_is_not_reopened_by_a_late_outcome():
 
 
 def test_a_task_without_a_run_record_is_not_skipped():
-    request = make_request(switchyard_run_pending=True, retries=0, delivery_info={})
+    request = make_worker_request()
     store(request, {"pid": 1}, states.STARTED)
-    assert not request.switchyard_skip
+    assert not worker_knows(request).skip
 
 
 def test_without_the_takeover_the_backend_leaves_the_run_alone():
@@ -204,7 +212,7 @@ def test_a_duplicate_message_of_a_failed_run_leaves_its_stored_failure_alone():
     store(first, ValueError("boom"), states.FAILURE, traceback="Traceback: boom")
     duplicate = make_worker_request(run)  # its worker died before the acknowledgement
     store(duplicate, {"pid": 2}, states.STARTED)
-    assert duplicate.switchyard_skip
+    assert worker_knows(duplicate).skip
     assert TaskResult.objects.get(task_id=run.task_id).status == states.FAILURE
 
 
