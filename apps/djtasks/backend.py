@@ -67,7 +67,7 @@ class CeleryBackend(BaseTaskBackend):
 def _record(task: Task, args, kwargs, send: dict) -> Run:
     return record_and_send(
         task.module_path, normalize_json(kwargs), args=normalize_json(list(args)),
-        source=Source.SHELL, label=REQUESTED_BY, options={**send, registry.FROM_ENQUEUE: True},
+        source=Source.TASKS_API, label=REQUESTED_BY, options={**send, registry.FROM_ENQUEUE: True},
     )  # fmt: skip
 
 

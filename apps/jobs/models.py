@@ -14,6 +14,7 @@ class Source(models.TextChoices):
     CLI = "cli"
     SCHEDULE = "schedule"
     SHELL = "shell"
+    TASKS_API = "tasks_api", "Tasks API"
 
 
 class State(models.TextChoices):

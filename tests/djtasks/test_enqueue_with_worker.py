@@ -80,7 +80,7 @@ def test_a_task_enqueued_in_a_view_is_published_on_commit_and_its_result_read_ba
     run = Run.objects.get(task_id=result_id)
     assert run.worker and result.worker_ids == [run.worker] and result.attempts == 1
     assert result.args == ["Ada"] and result.kwargs == {}
-    assert (run.job_name, run.source, run.state) == (greet.module_path, Source.SHELL,
+    assert (run.job_name, run.source, run.state) == (greet.module_path, Source.TASKS_API,
                                                      State.SUCCEEDED)  # fmt: skip
 
 
