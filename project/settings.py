@@ -241,7 +241,7 @@ SWEEP_PENDING_AFTER_SECONDS = env_int("SWEEP_PENDING_AFTER_SECONDS", 10, 0)
 SWEEP_LOST_AFTER_SECONDS = env_int("SWEEP_LOST_AFTER_SECONDS", 60, 1)
 STUCK_QUEUED_AFTER_SECONDS = env_int("STUCK_QUEUED_AFTER_SECONDS", 600, 1)
 # django-celery-results' tables and admin; each state stored with one upsert (apps.jobs.backend).
-CELERY_RESULT_BACKEND = "apps.jobs.backend:SwitchyardBackend"
+CELERY_RESULT_BACKEND = "apps.jobs.worker.backend:SwitchyardBackend"
 # Celery's Django fixup would close the database connections around every task; out of
 # reach here, so workers reuse them under Django's CONN_MAX_AGE / CONN_HEALTH_CHECKS
 # rules instead (apps.jobs.connections).

@@ -61,7 +61,7 @@ from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
 from django_celery_beat.tzcrontab import TzAwareCrontab
 
 from apps.jobs.models import Run, State
-from apps.jobs.recording import bulk_records, is_recorded
+from apps.jobs.worker.recording import bulk_records, is_recorded
 from apps.ops import heartbeat
 from apps.scheduling.preview import DstSafeCrontab
 

@@ -11,8 +11,8 @@ from django.utils import timezone
 from django_celery_results.models import TaskResult
 
 from apps.demo.tasks import add
-from apps.jobs.backend import SwitchyardBackend
 from apps.jobs.models import Run, State
+from apps.jobs.worker.backend import SwitchyardBackend
 from project import celery_app
 from tests.helpers import make_run
 

@@ -40,7 +40,7 @@ def publish_pickled_add(broker_url: str, x: int, y: int) -> str:
 
 
 def test_a_pickled_message_is_refused_logged_and_never_run(redis_url, celery_worker, caplog):
-    caplog.set_level(logging.ERROR, logger="apps.jobs.recording")
+    caplog.set_level(logging.ERROR, logger="apps.jobs.worker.recording")
     task_id = publish_pickled_add(redis_url, 20, 22)
     # A JSON message sent after it: once it ran, the worker has dealt with the pickle.
     assert add.delay(1, 1).get(timeout=30, interval=0.02) == 2

@@ -18,7 +18,7 @@ from django.db import DatabaseError
 from django.db.models import F
 from django.utils import timezone
 
-from .models import FINISHED_STATES, Run, Source, State
+from ..models import FINISHED_STATES, Run, Source, State
 
 log = logging.getLogger(__name__)
 

@@ -34,8 +34,8 @@ from django.db import InterfaceError, OperationalError, connections, router
 from django.utils import timezone
 from django_celery_results.backends.database import DatabaseBackend
 
+from ..models import FINISHED_STATES, Run
 from .connections import note_used
-from .models import FINISHED_STATES, Run
 from .recording import STARTABLE_STATES, finish_values, start_values
 
 OUTCOMES = (states.SUCCESS, states.FAILURE, states.RETRY)
