@@ -240,15 +240,16 @@ SWEEP_PENDING_AFTER_SECONDS = env_int("SWEEP_PENDING_AFTER_SECONDS", 10, 0)
 # sent again by the sweeper (a worker killed as it took the message loses it).
 SWEEP_LOST_AFTER_SECONDS = env_int("SWEEP_LOST_AFTER_SECONDS", 60, 1)
 STUCK_QUEUED_AFTER_SECONDS = env_int("STUCK_QUEUED_AFTER_SECONDS", 600, 1)
-# django-celery-results' tables and admin; each state stored with one upsert (apps.jobs.backend).
+# django-celery-results' tables and admin; each state stored with one upsert
+# (apps.jobs.worker.backend).
 CELERY_RESULT_BACKEND = "apps.jobs.worker.backend:SwitchyardBackend"
 # Celery's Django fixup would close the database connections around every task; out of
 # reach here, so workers reuse them under Django's CONN_MAX_AGE / CONN_HEALTH_CHECKS
-# rules instead (apps.jobs.connections).
+# rules instead (apps.jobs.worker.connections).
 CELERY_DB_REUSE_MAX = 2**62
 CELERY_RESULT_EXTENDED = True
 # While the database is unreachable (a restart, a failover), storing a state or result
-# is retried on a new connection (apps.jobs.backend) for up to about three minutes,
+# is retried on a new connection (apps.jobs.worker.backend) for up to about three minutes,
 # instead of failing the job and losing its result.
 CELERY_RESULT_BACKEND_ALWAYS_RETRY = True
 CELERY_RESULT_BACKEND_MAX_RETRIES = 20

@@ -2,7 +2,7 @@
 
 A pickle is code: a worker that unpickled a message from anyone who can write to
 Redis would run anything they liked. CELERY_ACCEPT_CONTENT = ["json"] makes the worker
-refuse and discard it; apps.jobs.recording logs the refusal at ERROR with the task name,
+refuse and discard it; apps.jobs.worker.recording logs the refusal at ERROR with the task name,
 id and origin the message claimed, which is where an operator sees it.
 """
 

@@ -1,6 +1,6 @@
 """django-celery-results' database backend, storing each state change with one statement.
 
-Selected in settings (CELERY_RESULT_BACKEND = "apps.jobs.backend:SwitchyardBackend").
+Selected in settings (CELERY_RESULT_BACKEND = "apps.jobs.worker.backend:SwitchyardBackend").
 Same TaskResult table, same columns, same admin: only the writes differ.
 
 - The stock backend runs get_or_create then save() for every state (a SELECT, then an
