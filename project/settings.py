@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "django_celery_results",
     "django_htmx",
     "django_tasks",
+    "project.apps.ProjectConfig",
     "apps.devstack",
     "apps.jobs",
     "apps.api",
