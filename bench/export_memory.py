@@ -124,7 +124,7 @@ def hold(count: float) -> int:
 def prune(days: float) -> int:
     from datetime import timedelta
 
-    from apps.ops.retention import prune_runs
+    from apps.maintenance.retention import prune_runs
 
     # A cutoff of 0 would mean "the default age" to prune_runs: one second is "all".
     deleted = prune_runs(timedelta(days=days) or timedelta(seconds=1))

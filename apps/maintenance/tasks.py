@@ -4,9 +4,8 @@ from datetime import timedelta
 
 from apps.jobs.catalog import job
 from apps.jobs.progress import report_progress
-from apps.ops import retention
 
-from . import backup, commands, sessions
+from . import backup, commands, retention, sessions
 
 
 @job(
