@@ -243,7 +243,7 @@ def is_stuck(run: Run) -> bool:
     """Queued past the threshold, or started on a worker that no longer answers."""
     if run.is_finished:
         return False
-    from apps.ops.inspect import snapshot  # the dashboard's cached, time-limited view
+    from .inspect import snapshot  # cached and time-limited, as on the dashboard
 
     snap = snapshot()
     alive = snap.worker_names if snap.broker_ok else None

@@ -18,9 +18,8 @@ from kombu import Connection
 from kombu.exceptions import ChannelError
 
 from apps.jobs.catalog import queue_names
-
-from . import heartbeat
-from .models import Heartbeat
+from apps.ops import heartbeat
+from apps.ops.models import Heartbeat
 
 log = logging.getLogger(__name__)
 
