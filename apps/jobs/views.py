@@ -22,16 +22,14 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import TaskResult
-
-from apps.scheduling import preview
 
 from . import forms, sweeper
 from .catalog import Job, ParameterError, all_jobs, get_job
 from .dispatch import cancel_run, rerun, start_run
 from .models import Run, Source, State
 from .permissions import may_run
+from .upcoming import next_runs
 
 PAGE_SIZE = 50
 NOT_STARTED = (State.PENDING_SEND, State.QUEUED, State.RETRYING)
@@ -70,26 +68,6 @@ def last_runs(job_names: list[str]) -> dict[str, Run]:
         for name in job_names
     ]  # fmt: skip
     return {run.job_name: run for run in Run.objects.filter(reduce(operator.or_, newest))}
-
-
-def next_runs(job_names: list[str], now: dt.datetime) -> dict[str, dt.datetime]:
-    """The next time beat sends each job, over its enabled periodic tasks (one query)."""
-    tasks = PeriodicTask.objects.filter(enabled=True, task__in=job_names).select_related(
-        "interval", "crontab", "solar", "clocked", "switchyard"
-    )
-    upcoming: dict[str, dt.datetime] = {}
-    for task in tasks:
-        due = next_due(task, now)
-        if due and (task.task not in upcoming or due < upcoming[task.task]):
-            upcoming[task.task] = due
-    return upcoming
-
-
-def next_due(task: PeriodicTask, now: dt.datetime) -> dt.datetime | None:
-    """When beat will next send this task (the scheduling preview's answer); None for a
-    schedule beat skips as broken."""
-    runs = preview.safe_upcoming_runs(task, now, 1)
-    return runs[0] if runs else None
 
 
 # A job's form --------------------------------------------------------------------------
