@@ -38,7 +38,7 @@ class WorkerRow:
 
 def workers(snap: inspect.Snapshot) -> list[WorkerRow]:
     """Workers answering now, then the ones that answered in the last day but no longer."""
-    seen = inspect.last_seen()
+    seen = heartbeat.last_seen()
     busy = dict(
         Run.objects.filter(state__in=[State.STARTED, State.PROGRESS], worker__gt="")
         .values_list("worker")
