@@ -82,10 +82,15 @@ INSTALLED_APPS = [
     "apps.maintenance",
     "apps.checks",
     "apps.reports",
-    "apps.demo",
     "apps.djtasks",
-    "apps.demo.tasks_api",
 ]
+# The demo jobs (apps.demo: Celery's walkthrough task `add` and its two periodic tasks,
+# countdown, flaky; apps.demo.tasks_api: Django Tasks API examples). On by default, for
+# a laptop; docker-compose's .env.example turns them off, so a production beat does not
+# get the walkthrough's schedules.
+DEMO_JOBS = env_bool("DEMO_JOBS", True)
+if DEMO_JOBS:
+    INSTALLED_APPS += ["apps.demo", "apps.demo.tasks_api"]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
