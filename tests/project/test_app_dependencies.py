@@ -1,12 +1,15 @@
 """The apps depend on each other one way only (docs/architecture.md draws the arrows).
 
 Every Python import under apps/<app>/ is read with `ast` (module level and inside
-functions, relative imports resolved), and each import of another app must be one the
-table below allows. apps.jobs is the core and imports no other app; nothing imports
-apps.ops, the top of the site.
+functions, relative imports resolved), and so is every template's use of another app
+(`{% load %}` of its tag library, `{% extends %}`/`{% include %}` of its templates,
+`{% url %}` of its namespace). Each use of another app must be one the table below
+allows. apps.jobs is the core and uses no other app; nothing uses apps.ops, the top of
+the site.
 """
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -68,6 +71,49 @@ def forbidden_imports(app: str) -> list[str]:
     return problems
 
 
+LOAD = re.compile(r"{%\s*load\s+([^%]+?)\s*%}")
+TEMPLATE = re.compile(r"{%\s*(?:extends|include)\s+[\"']([^/\"']+)/")
+URL = re.compile(r"{%\s*url\s+[\"']([\w-]+):")
+
+
+def template_owners() -> dict[str, dict[str, str]]:
+    """Which app owns each tag library, template folder and URL namespace."""
+    owners: dict[str, dict[str, str]] = {"load": {}, "template": {}, "url": {}}
+    for app in app_names():
+        root = APPS_DIR / app
+        for library in (root / "templatetags").glob("*.py"):
+            owners["load"][library.stem] = app
+        for folder in (root / "templates").glob("*/"):
+            owners["template"][folder.name] = app
+        urls = root / "urls.py"
+        found = (
+            re.search(r'^app_name = "(\w+)"', urls.read_text(), re.M) if urls.exists() else None
+        )
+        if found:
+            owners["url"][found.group(1)] = app
+    owners["template"].pop("admin", None)  # Django's admin templates, overridden by several
+    return owners
+
+
+def template_uses(path: Path) -> list[tuple[str, str]]:
+    text = path.read_text()
+    loads = [name for names in LOAD.findall(text) for name in names.split()]
+    return ([("load", name) for name in loads]
+            + [("template", name) for name in TEMPLATE.findall(text)]
+            + [("url", name) for name in URL.findall(text)])  # fmt: skip
+
+
+def forbidden_template_uses(app: str) -> list[str]:
+    allowed, owners, problems = ALLOWED[app] | {app}, template_owners(), []
+    for path in sorted((APPS_DIR / app / "templates").rglob("*.html")):
+        for kind, name in template_uses(path):
+            other = owners[kind].get(name)
+            if other is not None and other not in allowed:
+                shown = path.relative_to(APPS_DIR.parent)
+                problems.append(f"{shown} uses {other} ({kind} {name})")
+    return problems
+
+
 def test_every_app_has_a_row_in_the_table():
     assert set(app_names()) == set(ALLOWED)
 
@@ -75,6 +121,11 @@ def test_every_app_has_a_row_in_the_table():
 @pytest.mark.parametrize("app", sorted(ALLOWED))
 def test_the_app_imports_only_the_apps_below_it(app):
     assert forbidden_imports(app) == []
+
+
+@pytest.mark.parametrize("app", sorted(ALLOWED))
+def test_the_app_templates_use_only_the_apps_below_it(app):
+    assert forbidden_template_uses(app) == []
 
 
 def test_nothing_imports_ops():
@@ -102,4 +153,23 @@ def test_the_reader_finds_a_forbidden_import_inside_a_function(tmp_path, monkeyp
     assert forbidden_imports("jobs") == [
         "apps/jobs/sub/views.py:2 imports apps.ops.inspect.snapshot",
         "apps/jobs/sub/views.py:3 imports apps.scheduling",
+    ]
+
+
+def test_the_reader_finds_a_template_that_loads_another_apps_tags(tmp_path, monkeypatch):
+    apps_dir = tmp_path / "apps"
+    for app in ("jobs", "reports"):
+        (apps_dir / app / "templates" / app).mkdir(parents=True)
+        (apps_dir / app / "__init__.py").write_text("")
+    (apps_dir / "reports" / "templatetags").mkdir()
+    (apps_dir / "reports" / "templatetags" / "reports.py").write_text("")
+    (apps_dir / "reports" / "urls.py").write_text('app_name = "reports"\n')
+    (apps_dir / "jobs" / "templates" / "jobs" / "runs.html").write_text(
+        '{% load static reports %}{% include "reports/button.html" %}{% url "reports:x" %}'
+    )
+    monkeypatch.setattr(__import__(__name__, fromlist=["x"]), "APPS_DIR", apps_dir)
+    assert forbidden_template_uses("jobs") == [
+        "apps/jobs/templates/jobs/runs.html uses reports (load reports)",
+        "apps/jobs/templates/jobs/runs.html uses reports (template reports)",
+        "apps/jobs/templates/jobs/runs.html uses reports (url reports)",
     ]
