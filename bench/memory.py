@@ -137,7 +137,7 @@ The other constant-memory claims of issue 8
 are tested, not benchmarked here: a CSV export of 100,000 runs peaks under 20 MiB of
 Python allocations where holding the same rows at once takes several times more
 (tests/reports/test_export_memory.py), and retention deletes in fixed-size batches with
-the same queries per batch whatever the batch size (tests/ops/test_retention.py).
+the same queries per batch whatever the batch size (tests/maintenance/test_retention.py).
 """
 FLAT_MIB = 2.0  # "flat": no process grew more than this after the first tenth
 
