@@ -66,3 +66,21 @@ def test_the_schedules_run_add_as_the_walkthrough_says(name):
     add_walkthrough_schedules()  # again: same names, same entries
     entry = celery_app.conf.beat_schedule[name]
     assert entry["task"] == "apps.demo.tasks.add"
+
+
+@pytest.mark.django_db
+def test_an_upgrade_removes_the_walkthrough_rows_an_earlier_beat_stored_and_nothing_else():
+    from importlib import import_module
+
+    from django.apps import apps
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    every, _ = IntervalSchedule.objects.get_or_create(every=60, period="seconds")
+    for name in sorted(WALKTHROUGH):
+        PeriodicTask.objects.create(name=name, task="apps.demo.tasks.add", interval=every)
+    PeriodicTask.objects.create(name="mine", task="apps.demo.tasks.add", interval=every)
+    migration = import_module("apps.scheduling.migrations.0003_remove_walkthrough_schedules")
+    migration.remove(apps, None)
+    assert set(PeriodicTask.objects.values_list("name", flat=True)) & (WALKTHROUGH | {"mine"}) == {
+        "mine"
+    }
