@@ -38,7 +38,7 @@ def clear_sessions() -> dict:
 def prune_runs(older_than_days: int) -> dict:
     """Delete finished runs, and stored results, older than the given number of days.
 
-    Deletes in batches of 5,000 (apps.ops.retention), so it is safe on large tables.
+    Deletes in batches of 5,000 (apps.maintenance.retention), so it is safe on large tables.
     """
     return retention.prune_runs(older_than=timedelta(days=older_than_days))
 
