@@ -18,6 +18,7 @@ COPY --chown=switchyard:switchyard manage.py ./
 COPY --chown=switchyard:switchyard project/ project/
 COPY --chown=switchyard:switchyard apps/ apps/
 COPY --chown=switchyard:switchyard templates/ templates/
+COPY --chown=switchyard:switchyard static/ static/
 RUN mkdir -p var && chown switchyard:switchyard var
 
 USER switchyard

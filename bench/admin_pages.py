@@ -298,7 +298,7 @@ def other_pages(client, repeat: int) -> list[tuple[str, dict]]:
                                                        "?state=failed", repeat)))  # fmt: skip
     except NoReverseMatch:
         pass
-    from apps.ops import inspect
+    from apps.jobs import inspect
 
     def warm() -> None:
         inspect.snapshot()  # asks the broker (1 s) only when the 5 s cache expired

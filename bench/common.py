@@ -38,7 +38,7 @@ class Stack:
 @contextlib.contextmanager
 def private_stack() -> Iterator[Stack]:
     """A throwaway Redis and PostgreSQL; Django in this process is pointed at them."""
-    from tests.services import postgres_cluster
+    from switchyard_dev.services import postgres_cluster
 
     port = processes.free_port()
     with tempfile.TemporaryDirectory(prefix="switchyard-bench-") as data, postgres_cluster() as db:
@@ -273,7 +273,7 @@ def machine_lines() -> list[str]:
     import celery
     import django
 
-    from tests.services import postgres_bindir
+    from switchyard_dev.services import postgres_bindir
 
     names = [line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")]
     memory = next((line.split()[1] for line in _meminfo() if line.startswith("MemTotal:")), "0")

@@ -10,7 +10,7 @@ process and reads that process's peak resident set size (VmHWM in /proc) when it
   first N/10 runs, then over all N;
 - held at once: the same rows read into one list (`values_list`), the non-streaming
   way, for scale;
-- retention: `apps.ops.retention.prune_runs` (what the prune_runs job does), first
+- retention: `apps.maintenance.retention.prune_runs` (what the prune_runs job does), first
   with a cutoff that takes about a tenth of the rows, then one that takes the rest.
 
 Constant memory = the peak at N no higher than at N/10 (plus a few MiB of noise).
@@ -124,7 +124,7 @@ def hold(count: float) -> int:
 def prune(days: float) -> int:
     from datetime import timedelta
 
-    from apps.ops.retention import prune_runs
+    from apps.maintenance.retention import prune_runs
 
     # A cutoff of 0 would mean "the default age" to prune_runs: one second is "all".
     deleted = prune_runs(timedelta(days=days) or timedelta(seconds=1))
@@ -150,7 +150,7 @@ loaded in {loaded:.0f} s). Each job runs in a fresh Python process with Django s
 "peak" is that process's VmHWM when the job ends, "at start" its RSS before the job.
 Export = `apps.reports.export.write_csv`, the body of the export_runs job: keyset
 batches of 2,000 rows written straight to the file. Held at once = the same rows read
-into one list, for scale. Retention = `apps.ops.retention.prune_runs`, the body of the
+into one list, for scale. Retention = `apps.maintenance.retention.prune_runs`, the body of the
 prune_runs job: primary keys 5,000 at a time, each batch deleted in its own
 transaction; the first cutoff takes the oldest tenth of runs and results, the second
 the rest.

@@ -128,7 +128,7 @@ One prefork worker (2 processes, no `max_tasks_per_child`) runs {tasks:,} no-op 
 while another process publishes them: first raw Celery (a bare app, results in Redis),
 then the project's worker (results and run records in PostgreSQL; its publisher records
 a run for each task). Resident set size (VmRSS) of the worker's main process and of its
-pool processes, read every tenth of the way. Before `apps/jobs/timers.py`, the project's
+pool processes, read every tenth of the way. Before `apps/jobs/worker/timers.py`, the project's
 main process grew about 6 MiB per 10,000 tasks (raw Celery with the same time limits
 too): the prefork pool sets two time-limit timers per task on the main process's event
 loop, and kombu keeps cancelled timers in its heap until they would have fired (the
@@ -137,7 +137,7 @@ The other constant-memory claims of issue 8
 are tested, not benchmarked here: a CSV export of 100,000 runs peaks under 20 MiB of
 Python allocations where holding the same rows at once takes several times more
 (tests/reports/test_export_memory.py), and retention deletes in fixed-size batches with
-the same queries per batch whatever the batch size (tests/ops/test_retention.py).
+the same queries per batch whatever the batch size (tests/maintenance/test_retention.py).
 """
 FLAT_MIB = 2.0  # "flat": no process grew more than this after the first tenth
 

@@ -172,7 +172,7 @@ worker with 2 processes; a round lasts from the worker being told to consume the
 to the last result stored. Raw = a bare Celery app with the Redis result backend (no
 Django); stock = django-celery-results 2.6 as installed; stock-reuse (full runs) = stock
 with `CELERY_DB_REUSE_MAX=1000`; Switchyard = the project's worker (run record kept
-current + result in PostgreSQL through `apps.jobs.backend.SwitchyardBackend`, connections
+current + result in PostgreSQL through `apps.jobs.worker.backend.SwitchyardBackend`, connections
 reused under `CONN_MAX_AGE`/`CONN_HEALTH_CHECKS`). These four share Switchyard's Celery
 settings (JSON, result_extended, track_started, prefetch 1, task events off), so the
 ratio to raw is like for like. Raw-defaults (full runs) is raw Celery with Celery's own
@@ -187,7 +187,7 @@ closes them around every task; each costs a forked server process: the PostgreSQ
 column), then get_or_create (SELECT, INSERT in a transaction) for STARTED and SELECT +
 full-row UPDATE for SUCCESS, about 9 round trips. Switchyard: the connection is kept,
 and Django's health check (`SELECT 1`, `CONN_HEALTH_CHECKS`) is skipped when the
-backend wrote through it less than a second ago (`apps.jobs.connections`); STARTED is one
+backend wrote through it less than a second ago (`apps.jobs.worker.connections`); STARTED is one
 UPDATE that claims the run (the run record is what shows a job running; no result row
 yet), and the outcome one statement that inserts the result row, with its start time,
 and finishes the run (`WITH run AS (UPDATE ...) INSERT ... ON CONFLICT DO UPDATE`): 2

@@ -80,7 +80,7 @@ def command_patterns(name: str, entries: list[str]) -> dict[str, tuple[str, ...]
 DEBUG = env_bool("DEBUG", False)
 # The fallback key keeps a fresh checkout, `manage.py` and the tests working; the deploy
 # check switchyard.E001 refuses it, and with DEBUG off project.wsgi / project.asgi
-# refuse to serve with it (apps.devstack.checks), so production must set SECRET_KEY.
+# refuse to serve with it (project.checks), so production must set SECRET_KEY.
 DEV_SECRET_KEY = "django-insecure-switchyard-development-key-do-not-deploy"  # noqa: S105
 SECRET_KEY = env_str("SECRET_KEY") or DEV_SECRET_KEY
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
@@ -98,6 +98,7 @@ INSTALLED_APPS = [
     "django_celery_results",
     "django_htmx",
     "django_tasks",
+    "project.apps.ProjectConfig",
     "apps.devstack",
     "apps.jobs",
     "apps.api",
@@ -106,10 +107,15 @@ INSTALLED_APPS = [
     "apps.maintenance",
     "apps.checks",
     "apps.reports",
-    "apps.demo",
     "apps.djtasks",
-    "apps.demo.tasks_api",
 ]
+# The demo jobs (apps.demo: Celery's walkthrough task `add` and its two periodic tasks,
+# countdown, flaky; apps.demo.tasks_api: Django Tasks API examples). On by default, for
+# a laptop; docker-compose's .env.example turns them off, so a production beat does not
+# get the walkthrough's schedules.
+DEMO_JOBS = env_bool("DEMO_JOBS", True)
+if DEMO_JOBS:
+    INSTALLED_APPS += ["apps.demo", "apps.demo.tasks_api"]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -183,6 +189,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+# The site layout's stylesheet (templates/switchyard/base.html); apps keep their own in
+# apps/<app>/static/.
+STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 
@@ -278,15 +287,16 @@ SWEEP_PENDING_AFTER_SECONDS = env_int("SWEEP_PENDING_AFTER_SECONDS", 10, 0)
 # sent again by the sweeper (a worker killed as it took the message loses it).
 SWEEP_LOST_AFTER_SECONDS = env_int("SWEEP_LOST_AFTER_SECONDS", 60, 1)
 STUCK_QUEUED_AFTER_SECONDS = env_int("STUCK_QUEUED_AFTER_SECONDS", 600, 1)
-# django-celery-results' tables and admin; each state stored with one upsert (apps.jobs.backend).
-CELERY_RESULT_BACKEND = "apps.jobs.backend:SwitchyardBackend"
+# django-celery-results' tables and admin; each state stored with one upsert
+# (apps.jobs.worker.backend).
+CELERY_RESULT_BACKEND = "apps.jobs.worker.backend:SwitchyardBackend"
 # Celery's Django fixup would close the database connections around every task; out of
 # reach here, so workers reuse them under Django's CONN_MAX_AGE / CONN_HEALTH_CHECKS
-# rules instead (apps.jobs.connections).
+# rules instead (apps.jobs.worker.connections).
 CELERY_DB_REUSE_MAX = 2**62
 CELERY_RESULT_EXTENDED = True
 # While the database is unreachable (a restart, a failover), storing a state or result
-# is retried on a new connection (apps.jobs.backend) for up to about three minutes,
+# is retried on a new connection (apps.jobs.worker.backend) for up to about three minutes,
 # instead of failing the job and losing its result.
 CELERY_RESULT_BACKEND_ALWAYS_RETRY = True
 CELERY_RESULT_BACKEND_MAX_RETRIES = 20

@@ -3,7 +3,7 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
-from apps.devstack.checks import refuse_to_serve_with_the_development_key
+from project.checks import refuse_to_serve_with_the_development_key
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 application = get_wsgi_application()

@@ -64,7 +64,7 @@ def celery_worker(redis_url, django_db_setup, django_db_blocker):
 
 
 def _end_worker_sessions() -> None:
-    """Worker threads keep their database connections between tasks (apps.jobs.connections)
+    """Worker threads keep their database connections between tasks (apps.jobs.worker.connections)
     and may outlive the worker: end those sessions so the test database can be dropped."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:

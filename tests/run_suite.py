@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 
-from tests.services import postgres_bindir, postgres_cluster
+from switchyard_dev.services import postgres_bindir, postgres_cluster
 
 
 def run_pytest(label: str, database_url: str | None, pytest_args: list[str]) -> int:

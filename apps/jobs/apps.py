@@ -10,7 +10,8 @@ class JobsConfig(AppConfig):
         from django.utils.module_loading import autodiscover_modules
 
         # connections first: its task_prerun handler must run before recording's.
-        from . import connections, permissions, recording, timers  # noqa: F401  (signals)
+        from . import permissions
+        from .worker import connections, recording, timers  # noqa: F401  (signals)
 
         # Celery imports tasks modules lazily (only in workers and beat); the catalog
         # must be full in every process: web, manage.py (jobs, migrate's permissions).

@@ -17,7 +17,7 @@ from kombu.exceptions import OperationalError
 
 from .catalog import Job, clean_parameters, get_job
 from .models import Run, Source, State
-from .recording import prerecorded
+from .worker.recording import prerecorded
 
 log = logging.getLogger(__name__)
 

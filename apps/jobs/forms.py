@@ -9,10 +9,9 @@ from django import forms
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from apps.scheduling import bounds
-
 from . import params as P
 from .catalog import Job
+from .dates import validate_date
 from .models import Source, State
 
 IDEMPOTENCY_KEY = "idempotency_key"
@@ -60,11 +59,11 @@ class RunFilterForm(forms.Form):
     user = forms.CharField(required=False, max_length=150, label="User name")
     date_from = forms.DateField(
         required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}),
-        validators=[bounds.validate_date],
+        validators=[validate_date],
     )  # fmt: skip
     date_to = forms.DateField(
         required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}),
-        validators=[bounds.validate_date],
+        validators=[validate_date],
     )  # fmt: skip
 
     def apply(self, runs: QuerySet) -> QuerySet:

@@ -24,7 +24,7 @@ from . import broker_held
 from .catalog import queue_names
 from .dispatch import send
 from .models import Run, State
-from .recording import CELERY_STATES
+from .worker.recording import CELERY_STATES
 
 log = logging.getLogger(__name__)
 BATCH = 500

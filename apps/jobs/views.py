@@ -20,9 +20,6 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_celery_beat.models import PeriodicTask
-
-from apps.scheduling import preview
 
 from . import forms, sweeper
 from .catalog import Job, ParameterError, all_jobs, get_job
@@ -31,6 +28,7 @@ from .keyset import keyset_page
 from .models import Run, Source
 from .permissions import may_run
 from .presenting import describe
+from .upcoming import next_runs
 
 PAGE_SIZE = 50
 
@@ -68,26 +66,6 @@ def last_runs(job_names: list[str]) -> dict[str, Run]:
         for name in job_names
     ]  # fmt: skip
     return {run.job_name: run for run in Run.objects.filter(reduce(operator.or_, newest))}
-
-
-def next_runs(job_names: list[str], now: dt.datetime) -> dict[str, dt.datetime]:
-    """The next time beat sends each job, over its enabled periodic tasks (one query)."""
-    tasks = PeriodicTask.objects.filter(enabled=True, task__in=job_names).select_related(
-        "interval", "crontab", "solar", "clocked", "switchyard"
-    )
-    upcoming: dict[str, dt.datetime] = {}
-    for task in tasks:
-        due = next_due(task, now)
-        if due and (task.task not in upcoming or due < upcoming[task.task]):
-            upcoming[task.task] = due
-    return upcoming
-
-
-def next_due(task: PeriodicTask, now: dt.datetime) -> dt.datetime | None:
-    """When beat will next send this task (the scheduling preview's answer); None for a
-    schedule beat skips as broken."""
-    runs = preview.safe_upcoming_runs(task, now, 1)
-    return runs[0] if runs else None
 
 
 # A job's form --------------------------------------------------------------------------
@@ -228,7 +206,7 @@ def is_stuck(run: Run) -> bool:
     """Queued past the threshold, or started on a worker that no longer answers."""
     if run.is_finished:
         return False
-    from apps.ops.inspect import snapshot  # the dashboard's cached, time-limited view
+    from .inspect import snapshot  # cached and time-limited, as on the dashboard
 
     snap = snapshot()
     alive = snap.worker_names if snap.broker_ok else None

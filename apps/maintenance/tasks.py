@@ -6,9 +6,8 @@ from typing import Annotated
 from apps.jobs.catalog import job
 from apps.jobs.params import Choices, MaxLength, Range
 from apps.jobs.progress import report_progress
-from apps.ops import retention
 
-from . import backup, commands, sessions
+from . import backup, commands, retention, sessions
 
 
 @job(
@@ -41,7 +40,7 @@ def clear_sessions() -> dict:
 def prune_runs(older_than_days: Annotated[int, Range(1, 3650)]) -> dict:
     """Delete finished runs, and stored results, older than the given number of days.
 
-    Deletes in batches of 5,000 (apps.ops.retention), so it is safe on large tables.
+    Deletes in batches of 5,000 (apps.maintenance.retention), so it is safe on large tables.
     """
     return retention.prune_runs(older_than=timedelta(days=older_than_days))
 

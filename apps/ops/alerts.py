@@ -21,7 +21,7 @@ from django_celery_beat.models import PeriodicTask
 
 from apps.jobs.catalog import get_job
 from apps.jobs.models import ACTIVE_STATES, Run, State
-from apps.jobs.recording import is_recorded
+from apps.jobs.worker.recording import is_recorded
 from apps.scheduling.bounds import one_line
 from apps.scheduling.preview import schedule_problem
 

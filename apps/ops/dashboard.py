@@ -16,11 +16,11 @@ from django.db.models.functions import TruncHour
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
-from apps.jobs import sweeper
+from apps.jobs import inspect, sweeper
 from apps.jobs.models import Run, State
 from apps.jobs.permissions import allowed_job_names, may_see, sees_all_runs
 
-from . import heartbeat, inspect
+from . import heartbeat
 from .models import Incident, Kind
 
 CHART_CACHE_SECONDS = 30
@@ -38,7 +38,7 @@ class WorkerRow:
 
 def workers(snap: inspect.Snapshot) -> list[WorkerRow]:
     """Workers answering now, then the ones that answered in the last day but no longer."""
-    seen = inspect.last_seen()
+    seen = heartbeat.last_seen()
     busy = dict(
         Run.objects.filter(state__in=[State.STARTED, State.PROGRESS], worker__gt="")
         .values_list("worker")

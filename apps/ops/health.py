@@ -5,7 +5,9 @@ from dataclasses import asdict, dataclass
 from django.conf import settings
 from django.db import DatabaseError, connection
 
-from . import heartbeat, inspect, metrics
+from apps.jobs import inspect
+
+from . import heartbeat, metrics
 
 
 @dataclass(frozen=True)

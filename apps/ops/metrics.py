@@ -16,9 +16,10 @@ from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 
+from apps.jobs import inspect
 from apps.jobs.models import Run
 
-from . import heartbeat, inspect
+from . import heartbeat
 from .models import Incident, Kind
 
 WINDOW = timedelta(hours=1)

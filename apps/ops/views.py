@@ -6,7 +6,9 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from . import charts, dashboard, health, inspect, metrics
+from apps.jobs import inspect
+
+from . import charts, dashboard, health, metrics
 
 # Each live part of the dashboard: what it shows, and how often it reloads (s).
 PARTS = {

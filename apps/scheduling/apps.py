@@ -5,6 +5,9 @@ class SchedulingConfig(AppConfig):
     name = "apps.scheduling"
 
     def ready(self) -> None:
-        from . import bounds, overlap  # noqa: F401  (the overlap lock follows runs in workers)
+        from apps.jobs import upcoming as jobs_upcoming
+
+        from . import bounds, upcoming  # overlap: the lock follows runs in workers
 
         bounds.read_unknown_zones_leniently()
+        jobs_upcoming.provide(upcoming.next_runs)  # the next run on /jobs/

@@ -9,8 +9,8 @@ next run can be computed").
 
 - an interval: 1 second to 10 years, whatever the period;
 - a grace period: 0 to 7 days;
-- every date (start time, expiry, clocked time, last run, the /runs/ date filters):
-  from 2000-01-01 to 2099-12-31 (UTC), far from the limits of Python's datetime;
+- every date (start time, expiry, clocked time, last run): from 2000-01-01 to
+  2099-12-31 (UTC), the range apps.jobs.dates gives the whole site;
 - a name: no control characters (a CR/LF would break alert e-mail subjects).
 """
 
@@ -21,11 +21,11 @@ import json
 import unicodedata
 from decimal import Decimal, InvalidOperation
 
+from apps.jobs.dates import moment_error  # the site-wide date range
+
 MIN_INTERVAL = dt.timedelta(seconds=1)
 MAX_INTERVAL = dt.timedelta(days=3650)
 MAX_GRACE_SECONDS = 7 * 24 * 3600
-EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
-LATEST = dt.datetime(2099, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
 MAX_PRIORITY = 255
 MAX_RUN_COUNT = 2**31 - 2  # a 32-bit column on PostgreSQL; beat adds one per run
 PERIOD_SECONDS = {"days": 86400, "hours": 3600, "minutes": 60, "seconds": 1,
@@ -53,27 +53,6 @@ def grace_error(seconds) -> str | None:
         return (f"{seconds!r} s is out of range: a grace period is between 0 and "
                 f"{MAX_GRACE_SECONDS} s (7 days)")  # fmt: skip
     return None
-
-
-def moment_error(moment) -> str | None:
-    """A date or an aware datetime between EARLIEST and LATEST."""
-    if isinstance(moment, dt.datetime):
-        inside = EARLIEST <= _aware(moment) <= LATEST
-    else:
-        inside = EARLIEST.date() <= moment <= LATEST.date()
-    if not inside:
-        return (f"{moment.isoformat()} is out of range: choose a date between "
-                f"{EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}")  # fmt: skip
-    return None
-
-
-def validate_date(day) -> None:
-    """A form field validator (the /runs/ date filters)."""
-    error = moment_error(day)
-    if error:
-        from django.core.exceptions import ValidationError
-
-        raise ValidationError(error)
 
 
 def name_error(name: str) -> str | None:
@@ -231,7 +210,3 @@ def _switchyard_options(task):
         return task.switchyard
     except ScheduleOptions.DoesNotExist:
         return None
-
-
-def _aware(moment: dt.datetime) -> dt.datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)

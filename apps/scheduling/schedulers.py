@@ -61,9 +61,9 @@ from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
 from django_celery_beat.tzcrontab import TzAwareCrontab
 
 from apps.jobs.models import Run
-from apps.jobs.recording import bulk_records, is_recorded
-from apps.ops import heartbeat
+from apps.jobs.worker.recording import bulk_records, is_recorded
 from apps.scheduling.preview import DstSafeCrontab
+from apps.scheduling.signals import beat_alive
 
 from . import bounds, overlap, publishing
 from .lease import Lease, beat_lease
@@ -393,7 +393,7 @@ class SwitchyardScheduler(DatabaseScheduler):
         now = time.monotonic()
         if now - self._last_heartbeat >= self.heartbeat_every:
             self._last_heartbeat = now
-            heartbeat.record("beat", leader=self.lease.owner)
+            beat_alive.send(sender=type(self), leader=self.lease.owner)
 
     # The heap of due times ---------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from django_celery_results.models import TaskResult
 from apps.demo.tasks import add
 from apps.devstack import processes
 from project import celery_app
-from tests.services import rabbitmq_server, rabbitmq_start_script
+from switchyard_dev.services import rabbitmq_server, rabbitmq_start_script
 
 pytestmark = [
     pytest.mark.slow,

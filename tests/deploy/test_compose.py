@@ -204,5 +204,5 @@ def test_env_example_points_django_at_the_compose_db_and_redis():
 
 def test_the_image_copies_every_top_level_folder_the_site_loads():
     dockerfile = (ROOT / "Dockerfile").read_text()
-    for folder in ("project/", "apps/", "templates/"):
+    for folder in ("project/", "apps/", "templates/", "static/"):
         assert f" {folder} {folder}" in dockerfile, folder

@@ -12,8 +12,8 @@ from django_celery_results.models import TaskResult
 
 from apps.demo.tasks import add
 from apps.jobs import current_run
-from apps.jobs.backend import SwitchyardBackend
 from apps.jobs.models import Run, State
+from apps.jobs.worker.backend import SwitchyardBackend
 from project import celery_app
 from tests.helpers import make_run
 

@@ -14,7 +14,7 @@ from django_celery_beat.models import (
 )
 
 from apps.jobs.models import State
-from apps.jobs.views import next_due
+from apps.scheduling.upcoming import next_due
 from tests.helpers import make_run, make_superuser, make_user
 
 pytestmark = pytest.mark.django_db

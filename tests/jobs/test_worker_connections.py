@@ -6,8 +6,8 @@ from django.db import connection, transaction
 from django_celery_results.models import TaskResult
 
 from apps.demo.tasks import add
-from apps.jobs import connections
 from apps.jobs.models import Run, State
+from apps.jobs.worker import connections
 from project import celery_app
 from tests.helpers import make_run, wait_for
 

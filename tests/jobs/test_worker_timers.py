@@ -2,7 +2,7 @@
 
 from kombu.asynchronous.timer import Timer
 
-from apps.jobs.timers import prune_cancelled
+from apps.jobs.worker.timers import prune_cancelled
 
 
 def make_timer(delays: list[float]) -> tuple[Timer, list]:

@@ -57,7 +57,7 @@ def given_snapshot(*worker_names: str, broker_ok: bool = True, queues=None, erro
     """Put a broker snapshot in the cache, as if the workers had just answered."""
     from django.core.cache import cache
 
-    from apps.ops import inspect
+    from apps.jobs import inspect
 
     snap = inspect.Snapshot(
         taken_at=timezone.now(),

@@ -88,7 +88,7 @@ def test_with_the_broker_down_the_page_renders_quickly_and_says_so(staff_client,
 def test_the_broker_answer_is_cached_briefly_so_polling_does_not_ask_again(
     staff_client, monkeypatch
 ):
-    from apps.ops import inspect
+    from apps.jobs import inspect
 
     asked = []
     real = inspect.take_snapshot
@@ -218,7 +218,7 @@ def test_the_dashboard_runs_the_same_number_of_queries_for_few_or_many_runs(staf
 def test_a_refresh_waits_only_for_as_many_workers_as_the_last_full_look_found(monkeypatch):
     from django.core.cache import cache
 
-    from apps.ops import inspect
+    from apps.jobs import inspect
 
     limits = []
 

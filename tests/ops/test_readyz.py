@@ -114,7 +114,7 @@ def test_readyz_is_503_when_the_database_is_unreachable(token_client, monkeypatc
 
 @pytest.mark.django_db
 def test_readyz_stops_waiting_at_the_first_worker_that_answers(client, monkeypatch):
-    from apps.ops import inspect
+    from apps.jobs import inspect
 
     asked = []
 

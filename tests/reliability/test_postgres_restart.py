@@ -13,8 +13,8 @@ from django.db import connection
 
 from apps.devstack import processes
 from project import celery_app
+from switchyard_dev.services import postgres_bindir, restartable_postgres
 from tests.helpers import wait_for
-from tests.services import postgres_bindir, restartable_postgres
 
 from .stack import Counts, report, send_many_command, settle
 

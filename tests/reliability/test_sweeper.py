@@ -14,7 +14,7 @@ from apps.demo.tasks import add
 from apps.jobs import sweeper
 from apps.jobs.dispatch import record_and_send
 from apps.jobs.models import Run, Source, State
-from apps.jobs.recording import fail_runs_lost_with_this_worker
+from apps.jobs.worker.recording import fail_runs_lost_with_this_worker
 from project import celery_app
 from tests.helpers import make_run, wait_for
 

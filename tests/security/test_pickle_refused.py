@@ -2,7 +2,7 @@
 
 A pickle is code: a worker that unpickled a message from anyone who can write to
 Redis would run anything they liked. CELERY_ACCEPT_CONTENT = ["json"] makes the worker
-refuse and discard it; apps.jobs.recording logs the refusal at ERROR with the task name,
+refuse and discard it; apps.jobs.worker.recording logs the refusal at ERROR with the task name,
 id and origin the message claimed, which is where an operator sees it.
 """
 
@@ -40,7 +40,7 @@ def publish_pickled_add(broker_url: str, x: int, y: int) -> str:
 
 
 def test_a_pickled_message_is_refused_logged_and_never_run(redis_url, celery_worker, caplog):
-    caplog.set_level(logging.ERROR, logger="apps.jobs.recording")
+    caplog.set_level(logging.ERROR, logger="apps.jobs.worker.recording")
     task_id = publish_pickled_add(redis_url, 20, 22)
     # A JSON message sent after it: once it ran, the worker has dealt with the pickle.
     assert add.delay(1, 1).get(timeout=30, interval=0.02) == 2

@@ -10,13 +10,13 @@ so a restarted PostgreSQL costs one reconnect, not a broken worker.
 
 The check (a `SELECT 1` round trip) is skipped for a connection the result backend
 wrote through less than FRESH_SECONDS ago without an error (`note_used`, called by
-apps.jobs.backend after each statement): a busy worker would otherwise pay it on every
+apps.jobs.worker.backend after each statement): a busy worker would otherwise pay it on every
 task (a sixth of a short task's time, docs/performance.md), to guard against what only
 happens to idle connections. A connection that died within that second fails the next
 statement instead; the result backend retries its writes on a new connection, and a
 job's own query fails as it would have a moment later anyway.
 
-Connected before apps.jobs.recording's handlers (apps.py imports this module first), so
+Connected before apps.jobs.worker.recording's handlers (apps.py imports this module first), so
 whatever they and the result backend write goes through a checked connection.
 """
 

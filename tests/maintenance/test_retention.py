@@ -12,10 +12,9 @@ from django.utils import timezone
 from django_celery_results.models import TaskResult
 
 from apps.jobs.models import Run, State
-from apps.ops.retention import prune_runs
+from apps.maintenance.retention import prune_runs
 from tests.helpers import make_run
-
-from .makers import make_finished_run, make_result
+from tests.ops.makers import make_finished_run, make_result
 
 pytestmark = pytest.mark.django_db
 

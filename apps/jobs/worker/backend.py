@@ -1,6 +1,6 @@
 """django-celery-results' database backend, storing each state change with one statement.
 
-Selected in settings (CELERY_RESULT_BACKEND = "apps.jobs.backend:SwitchyardBackend").
+Selected in settings (CELERY_RESULT_BACKEND = "apps.jobs.worker.backend:SwitchyardBackend").
 Same TaskResult table, same columns, same admin: only the writes differ.
 
 - The stock backend runs get_or_create then save() for every state (a SELECT, then an
@@ -36,9 +36,9 @@ from django.db import InterfaceError, OperationalError, connections, router
 from django.utils import timezone
 from django_celery_results.backends.database import DatabaseBackend
 
-from . import current_run
+from .. import current_run
+from ..models import Run
 from .connections import note_used
-from .models import Run
 from .recording import CELERY_STATES, claim_of
 
 OUTCOMES = (states.SUCCESS, states.FAILURE, states.RETRY)

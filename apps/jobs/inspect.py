@@ -8,19 +8,16 @@ and a dashboard polled by several people asks the workers once per few seconds.
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from celery import current_app
 from django.core.cache import cache
-from django.db import DatabaseError
+from django.dispatch import Signal
 from django.utils import timezone
 from kombu import Connection
 from kombu.exceptions import ChannelError
 
 from apps.jobs.catalog import queue_names
-
-from . import heartbeat
-from .models import Heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +27,10 @@ CACHE_KEY = "ops:broker-snapshot"
 QUICK_CACHE_KEY = "ops:broker-first-answer"
 KNOWN_KEY = "ops:known-workers"
 FULL_EVERY = 60  # seconds between inspections that wait the whole TIMEOUT
-WORKER_PREFIX = "worker:"
+
+# Sent after each inspection the broker answered: workers= the Worker tuples that
+# replied (apps.ops keeps them as heartbeats, for the dashboard's "last seen").
+workers_answered = Signal()
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ def take_snapshot(limit: int | None = None) -> Snapshot:
     except Exception as exc:  # any transport error means "unreachable" to a person
         log.warning("broker unreachable: %s", exc)
         return Snapshot(taken_at=now, broker_ok=False, error=_one_line(exc))
-    _remember(workers)
+    workers_answered.send(sender=Snapshot, workers=workers)
     return Snapshot(taken_at=now, broker_ok=True, workers=workers, queues=queues)
 
 
@@ -151,22 +151,6 @@ def queue_depth(conn: Connection, name: str) -> int:
             return channel.queue_declare(queue=name, passive=True).message_count
     except ChannelError:
         return 0  # the queue does not exist yet (Redis: an empty list is no key)
-
-
-def _remember(workers: tuple[Worker, ...]) -> None:
-    try:
-        for worker in workers:
-            heartbeat.record(WORKER_PREFIX + worker.name, concurrency=worker.concurrency)
-    except DatabaseError:
-        log.warning("could not record worker heartbeats", exc_info=True)
-
-
-def last_seen(within: timedelta = timedelta(days=1)) -> dict[str, datetime]:
-    """When each worker last answered an inspection, for workers seen recently."""
-    since = timezone.now() - within
-    rows = Heartbeat.objects.filter(name__startswith=WORKER_PREFIX, seen_at__gte=since)
-    return {name.removeprefix(WORKER_PREFIX): seen for name, seen in
-            rows.values_list("name", "seen_at")}  # fmt: skip
 
 
 def _one_line(exc: Exception) -> str:

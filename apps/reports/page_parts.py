@@ -1,38 +1,37 @@
-"""Template pieces the runs pages include: the Export CSV button and the download link."""
+"""What reports adds to the runs pages (apps.jobs.page_parts, from ReportsConfig.ready):
+the Export CSV button above /runs/ and the download link on an export run's page."""
 
-from django import template
+from django.template.loader import render_to_string
 
 from apps.jobs.catalog import get_job
 from apps.jobs.permissions import may_run
 
-from ..export import EXPORT_JOB, FILTER_FIELDS
-from ..models import Export
-
-register = template.Library()
+from .export import EXPORT_JOB, FILTER_FIELDS
+from .models import Export
 
 
-@register.inclusion_tag("reports/export_button.html", takes_context=True)
-def export_button(context, filters=None) -> dict:
+def export_button(context) -> str:
     """A POST form carrying the current /runs/ filters (a bound form or a QueryDict)."""
     request = context["request"]
     job = get_job(EXPORT_JOB)
+    filters = context.get("filters")
     data = getattr(filters, "data", filters) or request.GET
-    return {
+    return render_to_string("reports/export_button.html", {
         "show": job is not None and may_run(request.user, job),
         "filters": [(name, data.get(name)) for name in FILTER_FIELDS if data.get(name)],
         "csrf_token": context.get("csrf_token"),
-    }
+    })  # fmt: skip
 
 
-@register.inclusion_tag("reports/download_link.html", takes_context=True)
-def export_download_link(context, run) -> dict:
+def export_download_link(context) -> str:
     """On an export run's page: the download link once the file is written."""
+    run = context["run"]
     if run.job_name != EXPORT_JOB:
-        return {"show": False}
+        return ""
     export = Export.objects.filter(run=run).first()
     user = context["request"].user
-    return {
+    return render_to_string("reports/download_link.html", {
         "show": export is not None and export.may_download(user),
         "export": export,
         "expired": export is not None and export.is_expired(),
-    }
+    })  # fmt: skip

@@ -18,8 +18,8 @@ from celery import current_app, signals
 from django.db import DatabaseError
 from django.utils import timezone
 
-from . import current_run
-from .models import Run, Source, State
+from .. import current_run
+from ..models import Run, Source, State
 
 log = logging.getLogger(__name__)
 

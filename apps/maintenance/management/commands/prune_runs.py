@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.ops.retention import default_age, prune_runs
+from apps.maintenance.retention import default_age, prune_runs
 
 UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 BAD_INPUT = 2
