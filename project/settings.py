@@ -121,6 +121,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "apps.ops.middleware.RefuseNulInQueryMiddleware",  # PostgreSQL text cannot hold NUL
 ]
 
 ROOT_URLCONF = "project.urls"
