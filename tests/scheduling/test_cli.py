@@ -157,6 +157,19 @@ def test_next_shows_seconds_when_an_interval_runs_within_a_minute():
     assert all(line.split()[2].count(":") == 2 for line in lines), lines
 
 
+@pytest.mark.parametrize("count", ["99999999999", "1001", "0", "-5", "2.5", "many"])
+def test_next_refuses_a_count_outside_1_to_1000_with_exit_status_2(count):
+    make_schedule("often", interval=make_interval(10, "seconds"))
+    code, _, error = schedules("next", "often", "-n", count)
+    assert code == 2
+    assert "expected a whole number from 1 to 1000" in error
+
+
+def test_next_shows_up_to_1000_runs():
+    make_schedule("often", interval=make_interval(10, "seconds"))
+    assert len(schedules("next", "often", "-n", "1000")[1].splitlines()) == 1001
+
+
 def test_enable_disable_and_delete_say_what_they_did():
     make_schedule("switch")
     assert schedules("disable", "switch")[1] == "disabled switch\n"
