@@ -221,6 +221,17 @@ def test_a_user_duplicates_and_runs_schedules_of_the_jobs_they_may_run(adder):
 # The operator's CLI ---------------------------------------------------------------------
 
 
+def test_the_parameters_fragment_of_a_job_the_user_may_not_run_is_refused(planner):
+    url = reverse("scheduling:parameters")
+    assert planner.get(url, {"task": RUN_COMMAND}).status_code == 403
+
+
+def test_the_parameters_fragment_serves_the_jobs_the_user_may_run(adder):
+    response = adder.get(reverse("scheduling:parameters"), {"task": ADD})
+    assert response.status_code == 200
+    assert 'name="param-x"' in response.content.decode()
+
+
 def test_manage_py_schedules_is_an_operators_tool_that_may_schedule_any_task_and_says_so():
     import io
 
