@@ -8,10 +8,12 @@ from celery import current_task
 from apps.jobs.catalog import job
 from apps.jobs.models import Run, Source, State
 from apps.jobs.params import Choices, MaxLength, Range
+from apps.scheduling import bounds
 
 from . import export
 
-Day = Annotated[dt.date, Range(dt.date(1970, 1, 1), dt.date(2999, 12, 31))]
+# The /runs/ date filters' bounds (apps.scheduling.bounds): the export writes what /runs/ shows.
+Day = Annotated[dt.date, Range(bounds.EARLIEST.date(), bounds.LATEST.date())]
 
 
 @job(title="Export runs to CSV", group="Reports", cancellable=True)
