@@ -155,7 +155,8 @@ class ScheduleForm(forms.Form):
     def _clean_interval(self) -> IntervalSchedule | None:
         every, period = self.cleaned_data.get("every"), self.cleaned_data.get("period")
         if every is None:
-            self.add_error("every", "Enter how many periods apart the runs are.")
+            if not self.has_error("every"):  # the field may have said why already
+                self.add_error("every", "Enter how many periods apart the runs are.")
         elif every < 1:
             self.add_error("every", "The interval must be at least 1 (an interval of zero "
                                     "would run without pause).")  # fmt: skip
