@@ -388,6 +388,13 @@ class ScheduleTaskForm(PeriodicTaskForm, ScheduleForm):
     def clean_grace_seconds(self):
         return _within(self.cleaned_data.get("grace_seconds"), bounds.grace_error)
 
+    def clean_headers(self) -> str:
+        text = self.cleaned_data.get("headers")
+        headers = _loads(text)
+        if isinstance(headers, dict):
+            _within(headers, bounds.headers_error)
+        return text
+
     def clean_expire_seconds(self):
         seconds = self.cleaned_data.get("expire_seconds")
         if seconds is not None and seconds > bounds.MAX_INTERVAL.total_seconds():
