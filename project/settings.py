@@ -39,7 +39,8 @@ def env_bool(name: str, default: bool = False) -> bool:
     raise ImproperlyConfigured(f"{name}={raw!r}: expected one of true/false/1/0/on/off")
 
 
-def env_int(name: str, default: int, minimum: int | None = None) -> int:
+def env_int(name: str, default: int, minimum: int | None = None,
+            maximum: int | None = None) -> int:  # fmt: skip
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -49,6 +50,8 @@ def env_int(name: str, default: int, minimum: int | None = None) -> int:
         raise ImproperlyConfigured(f"{name}={raw!r}: expected an integer") from None
     if minimum is not None and value < minimum:
         raise ImproperlyConfigured(f"{name}={value}: must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name}={value}: must be at most {maximum}")
     return value
 
 
@@ -325,7 +328,8 @@ BEAT_LEASE_SECONDS = env_int("BEAT_LEASE_SECONDS", 15, 2)
 # still holds for every other sender). Off: the run record already says when each run
 # was sent, and the event costs a quarter of beat's CPU at scale (docs/performance.md).
 BEAT_TASK_SENT_EVENTS = env_bool("BEAT_TASK_SENT_EVENTS", False)
-RESULT_RETENTION_DAYS = env_int("RESULT_RETENTION_DAYS", 30, 1)
+# At most ten years, as a prune's age (apps.ops.retention.MAX_AGE_DAYS).
+RESULT_RETENTION_DAYS = env_int("RESULT_RETENTION_DAYS", 30, 1, 3650)
 # Celery's built-in celery.backend_cleanup (run daily by beat) deletes results older
 # than this from django-celery-results.
 CELERY_RESULT_EXPIRES = timedelta(days=RESULT_RETENTION_DAYS)

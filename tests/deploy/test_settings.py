@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS_FILE = ROOT / "project" / "settings.py"
 ENV_EXAMPLE = ROOT / ".env.example"
@@ -69,6 +71,16 @@ def test_a_non_numeric_email_port_is_refused_when_settings_load(tmp_path):
     result = manage(tmp_path, "check", EMAIL_PORT="abc")
     assert result.returncode != 0
     assert "ImproperlyConfigured: EMAIL_PORT='abc'" in result.stderr
+
+
+@pytest.mark.parametrize("days", ["1000000000000", "3651"])
+def test_a_retention_beyond_ten_years_is_refused_when_settings_load(tmp_path, days):
+    """It became timedelta(days=...) at import: an OverflowError traceback in every process."""
+    result = manage(tmp_path, "check", RESULT_RETENTION_DAYS=days)
+    assert result.returncode != 0
+    assert f"ImproperlyConfigured: RESULT_RETENTION_DAYS={days}: must be at most 3650" in (
+        result.stderr
+    )
 
 
 def test_env_example_lists_every_variable_settings_reads():
