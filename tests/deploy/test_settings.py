@@ -83,6 +83,25 @@ def test_a_retention_beyond_ten_years_is_refused_when_settings_load(tmp_path, da
     )
 
 
+DURATIONS = [
+    "ALERT_MIN_INTERVAL_MINUTES",
+    "STUCK_QUEUED_AFTER_SECONDS",
+    "EXPORT_EXPIRY_HOURS",
+    "SWEEP_LOST_AFTER_SECONDS",
+    "SWEEP_PENDING_AFTER_SECONDS",
+    "BEAT_HEARTBEAT_MAX_AGE",
+]
+
+
+@pytest.mark.parametrize("name", DURATIONS)
+def test_a_duration_setting_beyond_a_year_is_refused_when_settings_load(tmp_path, name):
+    """10^13 loaded, then overflowed on use: the alert sweep failed every time, the
+    dashboard and the sweeper answered 500, expired exports were never removed."""
+    result = manage(tmp_path, "check", **{name: "10000000000000"})
+    assert result.returncode != 0
+    assert f"ImproperlyConfigured: {name}=10000000000000: must be at most" in result.stderr
+
+
 def test_env_example_lists_every_variable_settings_reads():
     listed = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=", ENV_EXAMPLE.read_text(), re.M))
     assert settings_variables() - listed == set()
