@@ -134,8 +134,9 @@ def run_summary(run: Run) -> dict:
         "requested_by": run.who,
         "schedule_name": run.schedule_name,
         "queue": run.queue,
-        "parameters": run.parameters,
-        "args": run.args,
+        # A row written by hand may hold another shape: shown empty (the run page shows it).
+        "parameters": run.parameters if isinstance(run.parameters, dict) else {},
+        "args": run.args if isinstance(run.args, list) else [],
         "queued_at": run.queued_at,
         "started_at": run.started_at,
         "finished_at": run.finished_at,
