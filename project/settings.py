@@ -39,7 +39,13 @@ def env_bool(name: str, default: bool = False) -> bool:
     raise ImproperlyConfigured(f"{name}={raw!r}: expected one of true/false/1/0/on/off")
 
 
-def env_int(name: str, default: int, minimum: int | None = None) -> int:
+# The longest duration a setting may hold: beyond it, time arithmetic overflows (a 500 on
+# the dashboard, an alert sweep that fails every time) long before anyone notices.
+YEAR_S = 365 * 24 * 3600
+
+
+def env_int(name: str, default: int, minimum: int | None = None,
+            maximum: int | None = None) -> int:  # fmt: skip
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -49,6 +55,8 @@ def env_int(name: str, default: int, minimum: int | None = None) -> int:
         raise ImproperlyConfigured(f"{name}={raw!r}: expected an integer") from None
     if minimum is not None and value < minimum:
         raise ImproperlyConfigured(f"{name}={value}: must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name}={value}: must be at most {maximum}")
     return value
 
 
@@ -127,6 +135,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "apps.ops.middleware.RefuseNulInQueryMiddleware",  # PostgreSQL text cannot hold NUL
 ]
 
 ROOT_URLCONF = "project.urls"
@@ -213,7 +222,7 @@ RUN_COMMAND_ALLOWLIST = command_patterns(
 # may reach although they are internal (loopback, private, link-local...).
 HTTP_CHECK_ALLOWED_HOSTS = env_list("HTTP_CHECK_ALLOWED_HOSTS")
 # Hours a CSV export stays downloadable before it is deleted.
-EXPORT_EXPIRY_HOURS = env_int("EXPORT_EXPIRY_HOURS", 24, 1)
+EXPORT_EXPIRY_HOURS = env_int("EXPORT_EXPIRY_HOURS", 24, 1, YEAR_S // 3600)
 
 # Security -----------------------------------------------------------------------------
 
@@ -282,11 +291,11 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_step": 0.25,
     "interval_max": 0.5,
 }
-SWEEP_PENDING_AFTER_SECONDS = env_int("SWEEP_PENDING_AFTER_SECONDS", 10, 0)
+SWEEP_PENDING_AFTER_SECONDS = env_int("SWEEP_PENDING_AFTER_SECONDS", 10, 0, YEAR_S)
 # A late-acked run never delivered this long, whose message Redis no longer holds, is
 # sent again by the sweeper (a worker killed as it took the message loses it).
-SWEEP_LOST_AFTER_SECONDS = env_int("SWEEP_LOST_AFTER_SECONDS", 60, 1)
-STUCK_QUEUED_AFTER_SECONDS = env_int("STUCK_QUEUED_AFTER_SECONDS", 600, 1)
+SWEEP_LOST_AFTER_SECONDS = env_int("SWEEP_LOST_AFTER_SECONDS", 60, 1, YEAR_S)
+STUCK_QUEUED_AFTER_SECONDS = env_int("STUCK_QUEUED_AFTER_SECONDS", 600, 1, YEAR_S)
 # django-celery-results' tables and admin; each state stored with one upsert
 # (apps.jobs.worker.backend).
 CELERY_RESULT_BACKEND = "apps.jobs.worker.backend:SwitchyardBackend"
@@ -334,7 +343,8 @@ BEAT_LEASE_SECONDS = env_int("BEAT_LEASE_SECONDS", 15, 2)
 # still holds for every other sender). Off: the run record already says when each run
 # was sent, and the event costs a quarter of beat's CPU at scale (docs/performance.md).
 BEAT_TASK_SENT_EVENTS = env_bool("BEAT_TASK_SENT_EVENTS", False)
-RESULT_RETENTION_DAYS = env_int("RESULT_RETENTION_DAYS", 30, 1)
+# At most ten years, as a prune's age (apps.ops.retention.MAX_AGE_DAYS).
+RESULT_RETENTION_DAYS = env_int("RESULT_RETENTION_DAYS", 30, 1, 3650)
 # Celery's built-in celery.backend_cleanup (run daily by beat) deletes results older
 # than this from django-celery-results.
 CELERY_RESULT_EXPIRES = timedelta(days=RESULT_RETENTION_DAYS)
@@ -358,9 +368,9 @@ TASKS = {
 METRICS_TOKEN = env_str("METRICS_TOKEN")
 METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", "127.0.0.1,::1")
 # At most one alert email per incident in this many minutes; repeats only count up.
-ALERT_MIN_INTERVAL_MINUTES = env_int("ALERT_MIN_INTERVAL_MINUTES", 60, 1)
+ALERT_MIN_INTERVAL_MINUTES = env_int("ALERT_MIN_INTERVAL_MINUTES", 60, 1, YEAR_S // 60)
 # Beat is "down" (an alert, /readyz fails) when its heartbeat is older than this (s).
-BEAT_HEARTBEAT_MAX_AGE = env_int("BEAT_HEARTBEAT_MAX_AGE", 120, 1)
+BEAT_HEARTBEAT_MAX_AGE = env_int("BEAT_HEARTBEAT_MAX_AGE", 120, 1, YEAR_S)
 
 LOGGING = {
     "version": 1,

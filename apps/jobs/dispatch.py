@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
-from .catalog import Job, clean_parameters, get_job
+from .catalog import Job, ParameterError, clean_parameters, get_job
 from .models import Run, Source, State
 from .worker.recording import prerecorded
 
@@ -162,12 +162,22 @@ def rerun(
     A catalog job's stored parameters are validated again, as at submission: a run
     recorded before a bound existed (or written by hand) raises ParameterError.
     """
+    stored_shape_check(run)
     return record_and_send(
         run.job_name, revalidated(run.job_name, run.parameters, run.args), args=run.args,
         source=source, user=user, label=label,
         rerun_of=run, options={"queue": run.queue} if run.queue else None,
         idempotency_key=idempotency_key,
     )  # fmt: skip
+
+
+def stored_shape_check(run: Run) -> None:
+    """A row written by hand (or by an older version) may hold any JSON: parameters must
+    be an object and positional arguments an array to be sent again."""
+    if not isinstance(run.parameters, dict):
+        raise ParameterError({"parameters": ["the stored parameters are not a JSON object"]})
+    if not isinstance(run.args, list):
+        raise ParameterError({"args": ["the stored positional arguments are not a JSON array"]})
 
 
 def revalidated(

@@ -81,8 +81,11 @@ def summary(run: Run) -> RunView:
         job_title=job.title if job else "", state=run.state,
         state_label=run.get_state_display(), source=run.source,
         source_label=run.get_source_display(), requested_by=run.who,
-        schedule_name=run.schedule_name, queue=run.queue, parameters=run.parameters,
-        args=run.args, queued_at=run.queued_at, started_at=run.started_at,
+        schedule_name=run.schedule_name, queue=run.queue,
+        # A row written by hand may hold another JSON shape: shown empty, never a 500.
+        parameters=run.parameters if isinstance(run.parameters, dict) else {},
+        args=run.args if isinstance(run.args, list) else [],
+        queued_at=run.queued_at, started_at=run.started_at,
         finished_at=run.finished_at, wait_seconds=seconds(run.wait_time),
         run_seconds=seconds(run.run_time), worker=run.worker, retries=run.retries,
         deliveries=run.deliveries, progress=progress(run),

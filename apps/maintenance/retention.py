@@ -18,6 +18,10 @@ from apps.jobs.models import FINISHED_STATES, Run
 
 log = logging.getLogger(__name__)
 
+# The bounds of a prune, for the job's parameter and `manage.py prune_runs` alike.
+MAX_AGE_DAYS = 3650  # ten years: "older than" anything further is a mistake, or overflows
+MAX_BATCH_SIZE = 10_000  # primary keys per DELETE ... WHERE pk IN (...)
+
 
 def default_age() -> timedelta:
     return timedelta(days=settings.RESULT_RETENTION_DAYS)

@@ -37,7 +37,7 @@ def clear_sessions() -> dict:
 
 
 @job(title="Prune old runs and results", group="Maintenance")
-def prune_runs(older_than_days: Annotated[int, Range(1, 3650)]) -> dict:
+def prune_runs(older_than_days: Annotated[int, Range(1, retention.MAX_AGE_DAYS)]) -> dict:
     """Delete finished runs, and stored results, older than the given number of days.
 
     Deletes in batches of 5,000 (apps.maintenance.retention), so it is safe on large tables.

@@ -259,5 +259,9 @@ class IncidentAdmin(admin.ModelAdmin):
     search_fields = ("=key",)
     readonly_fields = [f.name for f in Incident._meta.fields]
 
+    def get_queryset(self, request):
+        """The incidents this user may see, as on the dashboard."""
+        return super().get_queryset(request).visible_to(request.user)
+
     def has_add_permission(self, request) -> bool:
         return False

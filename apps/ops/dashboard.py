@@ -11,14 +11,14 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
 from apps.jobs import inspect, sweeper
 from apps.jobs.models import Run, State
-from apps.jobs.permissions import allowed_job_names, may_see, sees_all_runs
+from apps.jobs.permissions import may_see
 
 from . import heartbeat
 from .models import Incident, Kind
@@ -91,9 +91,7 @@ def _error_text(stored: str | None) -> str:
 def open_incidents(user) -> list[Incident]:
     """Open incidents about jobs this user may see (Run.objects.visible_to's rule), and
     those about no job (beat down)."""
-    incidents = Incident.objects.open()
-    if not sees_all_runs(user):
-        incidents = incidents.filter(Q(job_name="") | Q(job_name__in=allowed_job_names(user)))
+    incidents = Incident.objects.open().visible_to(user)
     return list(incidents.order_by("-opened_at")[:50])
 
 

@@ -29,6 +29,15 @@ class IncidentQuerySet(models.QuerySet):
     def open(self):
         return self.filter(resolved_at__isnull=True)
 
+    def visible_to(self, user):
+        """Incidents about jobs whose runs this user may see (apps.jobs.permissions), and
+        those about no job (beat down): the dashboard and the admin alike."""
+        from apps.jobs.permissions import allowed_job_names, sees_all_runs
+
+        if sees_all_runs(user):
+            return self
+        return self.filter(models.Q(job_name="") | models.Q(job_name__in=allowed_job_names(user)))
+
 
 class Incident(models.Model):
     """Something that needs a person: a failing job, a missed schedule, beat down.

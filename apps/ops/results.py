@@ -117,7 +117,8 @@ def _arguments(stored: str | None, kind: type):
         value = json.loads(stored) if stored else kind()
         if isinstance(value, str):
             value = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        # TypeError: a literal Python cannot build, such as {[1]: 2} (an unhashable key)
         raise NotRetried(f"its arguments cannot be read back: {stored!r:.80}") from None
     if isinstance(value, tuple):
         value = list(value)

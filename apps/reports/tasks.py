@@ -5,13 +5,15 @@ from typing import Annotated
 
 from celery import current_task
 
+from apps.jobs import dates
 from apps.jobs.catalog import job
 from apps.jobs.models import Run, Source, State
 from apps.jobs.params import Choices, MaxLength, Range
 
 from . import export
 
-Day = Annotated[dt.date, Range(dt.date(1970, 1, 1), dt.date(2999, 12, 31))]
+# The /runs/ date filters' bounds (apps.jobs.dates): the export writes what /runs/ shows.
+Day = Annotated[dt.date, Range(dates.EARLIEST.date(), dates.LATEST.date())]
 
 
 @job(title="Export runs to CSV", group="Reports", cancellable=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
@@ -19,15 +20,25 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
-from django_celery_beat.admin import PeriodicTaskAdmin
-from django_celery_beat.models import PeriodicTask
+from django_celery_beat.admin import (
+    ClockedScheduleAdmin,
+    CrontabScheduleAdmin,
+    IntervalScheduleAdmin,
+    PeriodicTaskAdmin,
+)
+from django_celery_beat.models import (
+    ClockedSchedule,
+    CrontabSchedule,
+    IntervalSchedule,
+    PeriodicTask,
+)
 
 from apps.jobs.catalog import ParameterError, get_job
 from apps.jobs.models import Source
 from apps.jobs.permissions import may_run
 
-from . import actions, preview
-from .forms import ScheduleTaskForm
+from . import actions, bounds, preview
+from .forms import CRON_FIELDS, ScheduleForm, ScheduleTaskForm
 from .views import form_preview
 
 RECENT_RUNS = 20
@@ -223,3 +234,55 @@ class ScheduleAdmin(PeriodicTaskAdmin):
 
 def short_time(moment: dt.datetime) -> str:
     return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M %Z")
+
+
+# django-celery-beat's pages for the schedule rows themselves --------------------------
+# A row is shared by every periodic task that uses it: editing it here reschedules them
+# all, so it gets the periodic task form's bounds (ScheduleForm, apps.scheduling.bounds).
+
+
+class ScheduleRowForm(forms.ModelForm):
+    """A schedule row, refused with the message on its field where ScheduleForm (the
+    periodic task form's schedule part) would refuse the same values."""
+
+    kind = ""
+
+    def clean(self):
+        data = super().clean()
+        if not self.errors:
+            self.add_schedule_errors(data)
+        return data
+
+    def add_schedule_errors(self, data: dict) -> None:
+        names = (*CRON_FIELDS, "every", "period")
+        values = {name: data[name] for name in names if data.get(name) is not None}
+        values["timezone"] = str(data.get("timezone", ""))
+        schedule = ScheduleForm({"kind": self.kind, **values})
+        for name, errors in schedule.errors.items():
+            self.add_error(name if name in self.fields else None, errors)
+
+
+class IntervalRowForm(ScheduleRowForm):
+    kind = "interval"
+
+
+class CrontabRowForm(ScheduleRowForm):
+    kind = "crontab"
+
+
+class ClockedRowForm(forms.ModelForm):
+    def clean_clocked_time(self):
+        moment = self.cleaned_data["clocked_time"]
+        error = bounds.moment_error(moment)
+        if error:
+            raise forms.ValidationError(error)
+        return moment
+
+
+for model, stock_admin, row_form in (
+    (IntervalSchedule, IntervalScheduleAdmin, IntervalRowForm),
+    (CrontabSchedule, CrontabScheduleAdmin, CrontabRowForm),
+    (ClockedSchedule, ClockedScheduleAdmin, ClockedRowForm),
+):
+    admin.site.unregister(model)
+    admin.site.register(model, type(stock_admin.__name__, (stock_admin,), {"form": row_form}))

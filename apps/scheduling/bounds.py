@@ -190,6 +190,27 @@ def _json_problem(task) -> str | None:
             return f"{field}: not valid JSON"
         if not isinstance(value, kind):
             return f"{field}: must be a JSON {'array' if kind is list else 'object'}"
+    error = headers_error(json.loads(task.headers or "{}"))
+    return f"headers: {error}" if error else None
+
+
+# The headers of Celery's message protocol (v2) and those beat and Switchyard add. A
+# schedule's own headers override them: {"task": ...} would run another task than the one
+# whose permission was checked, {"id": ...} reuse another run's task id.
+RESERVED_HEADERS = frozenset({
+    "lang", "task", "id", "shadow", "eta", "expires", "group", "group_index", "retries",
+    "timelimit", "root_id", "parent_id", "argsrepr", "kwargsrepr", "origin", "ignore_result",
+    "replaced_task_nesting", "stamped_headers", "stamps", "periodic_task_name",
+    "celery_beat_task",
+})  # fmt: skip
+
+
+def headers_error(headers: dict) -> str | None:
+    """A schedule's message headers: none of Celery's, beat's or Switchyard's own."""
+    taken = sorted(key for key in headers
+                   if key in RESERVED_HEADERS or str(key).startswith("switchyard"))  # fmt: skip
+    if taken:
+        return f"{', '.join(map(repr, taken))} reserved for Celery's own message headers"
     return None
 
 

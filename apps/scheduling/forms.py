@@ -155,7 +155,8 @@ class ScheduleForm(forms.Form):
     def _clean_interval(self) -> IntervalSchedule | None:
         every, period = self.cleaned_data.get("every"), self.cleaned_data.get("period")
         if every is None:
-            self.add_error("every", "Enter how many periods apart the runs are.")
+            if not self.has_error("every"):  # the field may have said why already
+                self.add_error("every", "Enter how many periods apart the runs are.")
         elif every < 1:
             self.add_error("every", "The interval must be at least 1 (an interval of zero "
                                     "would run without pause).")  # fmt: skip
@@ -386,6 +387,13 @@ class ScheduleTaskForm(PeriodicTaskForm, ScheduleForm):
 
     def clean_grace_seconds(self):
         return _within(self.cleaned_data.get("grace_seconds"), bounds.grace_error)
+
+    def clean_headers(self) -> str:
+        text = self.cleaned_data.get("headers")
+        headers = _loads(text)
+        if isinstance(headers, dict):
+            _within(headers, bounds.headers_error)
+        return text
 
     def clean_expire_seconds(self):
         seconds = self.cleaned_data.get("expire_seconds")

@@ -10,6 +10,7 @@ import datetime as dt
 from collections.abc import Mapping
 
 from django.contrib.admin.views.decorators import staff_member_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -17,6 +18,7 @@ from django.views.decorators.http import require_GET
 from django_celery_beat.models import PeriodicTask
 
 from apps.jobs.catalog import get_job
+from apps.jobs.permissions import may_run
 
 from . import preview
 from .forms import PARAM_PREFIX, ScheduleForm, form_data_for_preview
@@ -33,6 +35,8 @@ def schedule_preview(request: HttpRequest) -> HttpResponse:
 @staff_member_required
 def parameters(request: HttpRequest) -> HttpResponse:
     job = get_job(request.GET.get("task", "").strip())
+    if job is not None and not may_run(request.user, job):
+        raise PermissionDenied  # as /jobs/<name>/: its form is for those who may run it
     fields = list(job.form_class()(prefix=PARAM_PREFIX)) if job else []
     return render(request, "scheduling/parameters.html", {"job": job, "fields": fields})
 

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS_FILE = ROOT / "project" / "settings.py"
 ENV_EXAMPLE = ROOT / ".env.example"
@@ -69,6 +71,35 @@ def test_a_non_numeric_email_port_is_refused_when_settings_load(tmp_path):
     result = manage(tmp_path, "check", EMAIL_PORT="abc")
     assert result.returncode != 0
     assert "ImproperlyConfigured: EMAIL_PORT='abc'" in result.stderr
+
+
+@pytest.mark.parametrize("days", ["1000000000000", "3651"])
+def test_a_retention_beyond_ten_years_is_refused_when_settings_load(tmp_path, days):
+    """It became timedelta(days=...) at import: an OverflowError traceback in every process."""
+    result = manage(tmp_path, "check", RESULT_RETENTION_DAYS=days)
+    assert result.returncode != 0
+    assert f"ImproperlyConfigured: RESULT_RETENTION_DAYS={days}: must be at most 3650" in (
+        result.stderr
+    )
+
+
+DURATIONS = [
+    "ALERT_MIN_INTERVAL_MINUTES",
+    "STUCK_QUEUED_AFTER_SECONDS",
+    "EXPORT_EXPIRY_HOURS",
+    "SWEEP_LOST_AFTER_SECONDS",
+    "SWEEP_PENDING_AFTER_SECONDS",
+    "BEAT_HEARTBEAT_MAX_AGE",
+]
+
+
+@pytest.mark.parametrize("name", DURATIONS)
+def test_a_duration_setting_beyond_a_year_is_refused_when_settings_load(tmp_path, name):
+    """10^13 loaded, then overflowed on use: the alert sweep failed every time, the
+    dashboard and the sweeper answered 500, expired exports were never removed."""
+    result = manage(tmp_path, "check", **{name: "10000000000000"})
+    assert result.returncode != 0
+    assert f"ImproperlyConfigured: {name}=10000000000000: must be at most" in result.stderr
 
 
 def test_env_example_lists_every_variable_settings_reads():

@@ -245,7 +245,8 @@ def test_the_edges_of_each_range_are_accepted(api):
         ("apps.demo.tasks.countdown", {"seconds": 0}),
         ("apps.maintenance.tasks.backup_database", {"keep": 1}),
         ("apps.checks.tasks.http_check", {"url": "https://example.com/", "timeout_s": 120}),
-        ("apps.reports.tasks.export_runs", {"date_to": "2999-12-31", "state": "failed"}),
+        ("apps.reports.tasks.export_runs", {"date_to": "2099-12-31", "state": "failed"}),
+        ("apps.reports.tasks.export_runs", {"date_from": "2000-01-01"}),
     ]:
         response = post_json(api, f"/api/jobs/{job}/runs", {"parameters": parameters})
         assert response.status_code == 201, (job, response.json())

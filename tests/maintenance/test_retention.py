@@ -85,12 +85,29 @@ def test_the_command_dry_run_says_what_would_go(capsys):
     assert Run.objects.count() == 2
 
 
-@pytest.mark.parametrize("age", ["30", "thirty days", "0d", "5w", "-3d"])
+@pytest.mark.parametrize("age", ["30", "thirty days", "0d", "5w", "-3d", "99999999999999d",
+                                 "3651d", "87625h", "9223372036854775808m"])  # fmt: skip
 def test_the_command_refuses_a_bad_age_with_exit_status_2(age):
     with pytest.raises(CommandError) as refused:
         call_command("prune_runs", f"--older-than={age}")
     assert refused.value.returncode == 2
     assert "--older-than" in str(refused.value)
+
+
+def test_the_command_takes_ages_up_to_ten_years():
+    make_history(old=1, new=0)
+    call_command("prune_runs", "--older-than", "3650d")
+    assert Run.objects.count() == 1
+
+
+@pytest.mark.parametrize("size", ["0", "-1", "10001", "18446744073709551616"])
+def test_the_command_refuses_a_batch_size_outside_1_to_10000_with_exit_status_2(size):
+    make_history(old=2, new=0)
+    with pytest.raises(CommandError) as refused:
+        call_command("prune_runs", "--older-than", "30d", f"--batch-size={size}")
+    assert refused.value.returncode == 2
+    assert "--batch-size" in str(refused.value)
+    assert Run.objects.count() == 2
 
 
 def test_from_a_shell_a_bad_age_is_one_line_on_stderr(subprocess_env):
@@ -100,5 +117,6 @@ def test_from_a_shell_a_bad_age_is_one_line_on_stderr(subprocess_env):
     )  # fmt: skip
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        "CommandError: --older-than '5w': expected a positive age like 30d, 12h or 90m"
+        "CommandError: --older-than '5w': expected a positive age like 30d, 12h or 90m, "
+        "at most 3650d"
     ]

@@ -151,6 +151,24 @@ def test_retry_of_a_result_without_a_run_uses_its_stored_arguments(root_client):
     assert (again.args, again.parameters, again.source) == ([6, 7], {}, Source.ADMIN)
 
 
+@pytest.mark.parametrize("stored", [
+    "{[1]: 2}",  # a literal Python cannot build (unhashable key)
+    "{{}: 1}", "{'x': 1, 'x': {[]: 0}}", "[" * 300 + "]" * 300, "not a literal",
+])  # fmt: skip
+def test_retry_of_a_result_whose_stored_arguments_cannot_be_read_says_so(root_client, stored):
+    """A row written by another tool or an older version: refused with a message, not a
+    500, and the other selected results are still retried."""
+    odd = make_result("apps.demo.tasks.mul", status="FAILURE", task_kwargs=json.dumps(stored))
+    fine = make_result("apps.demo.tasks.mul", status="FAILURE",
+                       task_args=json.dumps("(6, 7)"), task_kwargs=json.dumps("{}"))  # fmt: skip
+    response = act(root_client, "retry_failed", odd, fine)
+    assert response.status_code == 200
+    assert f"Not retried: {odd.task_id}: its arguments cannot be read back" in (
+        response.content.decode()
+    )
+    assert Run.objects.get().args == [6, 7]
+
+
 def test_retry_skips_runs_that_did_not_fail(root_client):
     _, result = make_run_with_result(status="SUCCESS")
     response = act(root_client, "retry_failed", result)

@@ -61,6 +61,18 @@ def test_bad_filters_go_back_to_the_runs_list_with_a_message(client, alice):
     assert not Run.objects.filter(job_name=EXPORT_JOB).exists()
 
 
+@pytest.mark.parametrize("field, day", [("date_to", "2100-01-01"), ("date_from", "1999-12-31"),
+                                        ("date_to", "9999-12-31")])  # fmt: skip
+def test_the_export_refuses_the_dates_the_runs_list_refuses(client, alice, field, day):
+    """One rule for both (apps.scheduling.bounds): the export writes what /runs/ shows."""
+    client.force_login(alice)
+    shown = client.get(reverse("jobs:runs"), {field: day}).context["filters"]
+    assert shown.errors[field]
+    response = client.post(START_URL, {field: day}, follow=True)
+    assert "Export not started" in response.content.decode()
+    assert not Run.objects.filter(job_name=EXPORT_JOB).exists()
+
+
 def test_export_needs_the_permission_to_run_the_export_job(client):
     client.force_login(make_user("bob"))
     assert client.post(START_URL, {}).status_code == 403

@@ -44,6 +44,7 @@ TASK_FIELDS = {  # name -> fields of an otherwise good interval task
     "bad args an object": {"args": '{"x": 1}'},
     "bad headers not json": {"headers": "nope"},
     "bad headers a list": {"headers": "[1]"},
+    "bad headers name another task": {"headers": '{"task": "apps.demo.tasks.mul", "id": "x"}'},
     "bad expire_seconds": {"expire_seconds": 2**31 - 1},
     "bad priority": {"priority": 2**31 - 1},
     "bad total_run_count": {"total_run_count": 2**31 - 1},

@@ -141,6 +141,22 @@ def test_a_user_cannot_move_a_schedule_they_may_run_to_a_job_they_may_not(adder)
     assert "may not run" in errors["task"][0]
 
 
+@pytest.mark.parametrize("headers", [
+    {"task": MUL}, {"id": "the-task-id-of-another-run"}, {"shadow": RUN_COMMAND},
+    {"eta": "garbage"}, {"periodic_task_name": "another schedule"}, {"switchyard_due": "x"},
+])  # fmt: skip
+def test_message_headers_cannot_name_another_task_or_override_celerys_own(adder, headers):
+    """A header `task` would make the worker run MUL (superusers only) for a schedule of
+    ADD: Celery lets the schedule's headers override its message's own."""
+    errors = post_refused(adder, ADD_URL, add_data(headers=json.dumps(headers)))
+    assert "reserved" in str(errors["headers"])
+
+
+def test_a_schedule_may_carry_headers_of_its_own(adder):
+    assert adder.post(ADD_URL, add_data(headers='{"x-team": "ops"}')).status_code == 302
+    assert PeriodicTask.objects.get(name="nightly add").headers == '{"x-team": "ops"}'
+
+
 def test_the_change_page_of_a_forbidden_jobs_schedule_still_shows_its_job(planner):
     task = make_schedule()
     assert offered(planner, change_url(task)) == {ADD}
@@ -219,6 +235,17 @@ def test_a_user_duplicates_and_runs_schedules_of_the_jobs_they_may_run(adder):
 
 
 # The operator's CLI ---------------------------------------------------------------------
+
+
+def test_the_parameters_fragment_of_a_job_the_user_may_not_run_is_refused(planner):
+    url = reverse("scheduling:parameters")
+    assert planner.get(url, {"task": RUN_COMMAND}).status_code == 403
+
+
+def test_the_parameters_fragment_serves_the_jobs_the_user_may_run(adder):
+    response = adder.get(reverse("scheduling:parameters"), {"task": ADD})
+    assert response.status_code == 200
+    assert 'name="param-x"' in response.content.decode()
 
 
 def test_manage_py_schedules_is_an_operators_tool_that_may_schedule_any_task_and_says_so():

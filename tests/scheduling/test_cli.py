@@ -157,6 +157,27 @@ def test_next_shows_seconds_when_an_interval_runs_within_a_minute():
     assert all(line.split()[2].count(":") == 2 for line in lines), lines
 
 
+@pytest.mark.parametrize("every", [f"{2**63}s", f"{2**31}d", "99999999999999999999m"])
+def test_an_interval_too_large_for_the_column_gets_one_message(every):
+    code, _, error = schedules("add", "far", "--job", "apps.demo.tasks.add", "--every", every,
+                               "x=1", "y=2")  # fmt: skip
+    assert (code, error) == (2, "every: Ensure this value is less than or equal to 2147483647.")
+    assert not PeriodicTask.objects.filter(name="far").exists()
+
+
+@pytest.mark.parametrize("count", ["99999999999", "1001", "0", "-5", "2.5", "many"])
+def test_next_refuses_a_count_outside_1_to_1000_with_exit_status_2(count):
+    make_schedule("often", interval=make_interval(10, "seconds"))
+    code, _, error = schedules("next", "often", "-n", count)
+    assert code == 2
+    assert "expected a whole number from 1 to 1000" in error
+
+
+def test_next_shows_up_to_1000_runs():
+    make_schedule("often", interval=make_interval(10, "seconds"))
+    assert len(schedules("next", "often", "-n", "1000")[1].splitlines()) == 1001
+
+
 def test_enable_disable_and_delete_say_what_they_did():
     make_schedule("switch")
     assert schedules("disable", "switch")[1] == "disabled switch\n"

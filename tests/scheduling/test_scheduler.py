@@ -64,6 +64,21 @@ def test_it_sends_each_due_schedule_once_and_none_early(queue, scheduler):
     assert sorted(sent_schedules(queue)) == ["a", "b", "c"]
 
 
+def test_a_row_whose_headers_name_another_task_is_skipped_and_the_others_are_sent(
+    queue, scheduler
+):
+    """Written straight into the table: its message would run `mul` (or reuse another
+    run's task id); beat skips it as broken instead."""
+    make_schedule("hijack", due_in=-1, queue=queue,
+                  headers=json.dumps({"task": "apps.demo.tasks.mul", "id": "x"}))  # fmt: skip
+    make_schedule("good", due_in=-1, queue=queue)
+    beat = scheduler()
+    beat.tick()
+    beat.tick()
+    assert sent_schedules(queue) == ["good"]
+    assert all(m["headers"]["task"] == "apps.demo.tasks.add" for m in queued_messages(queue))
+
+
 def test_the_task_id_follows_from_the_schedule_and_the_run_before(queue, scheduler):
     task = make_schedule("a", due_in=-1, queue=queue)
     scheduler().tick()

@@ -37,9 +37,20 @@ def start_beat_with_a_schedule(start_process, queue: str) -> PeriodicTask:
 
 
 def assert_nothing_more_sent(queue: str) -> None:
-    time.sleep(2)  # a run already on its way may land
+    """Once beat has read the change, the schedule sends nothing for 2.5 periods.
+
+    "Has read the change" is observed, not guessed with a sleep: a witness schedule
+    saved after the change reaches beat in the same reload (DatabaseScheduler reloads
+    every row when PeriodicTasks changes), so its first message proves the reload.
+    """
+    witness_queue = f"{queue}-witness"
+    every_1s, _ = IntervalSchedule.objects.get_or_create(every=1, period="seconds")
+    PeriodicTask.objects.create(name=f"witness {queue}", task="apps.demo.tasks.add",
+                                interval=every_1s, queue=witness_queue,
+                                kwargs=json.dumps({"x": 1, "y": 1}))  # fmt: skip
+    wait_for(lambda: sent(witness_queue), timeout=30)
     count = len(sent(queue))
-    time.sleep(5)
+    time.sleep(5)  # nothing may happen: waiting is the assertion (2.5 periods of 2 s)
     assert len(sent(queue)) == count
 
 

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.maintenance.retention import default_age, prune_runs
+from apps.maintenance.retention import MAX_AGE_DAYS, MAX_BATCH_SIZE, default_age, prune_runs
 
 UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 BAD_INPUT = 2
@@ -13,10 +13,20 @@ BAD_INPUT = 2
 
 def parse_age(text: str) -> timedelta:
     """'30d', '12h', '90m' -> timedelta; ValueError otherwise."""
-    match = re.fullmatch(r"\s*(\d+)\s*([dhm])\s*", text.lower())
-    if not match or int(match[1]) == 0:
-        raise ValueError(f"--older-than {text!r}: expected a positive age like 30d, 12h or 90m")
-    return timedelta(**{UNITS[match[2]]: int(match[1])})
+    match = re.fullmatch(r"\s*(\d{1,9})\s*([dhm])\s*", text.lower())
+    age = timedelta(**{UNITS[match[2]]: int(match[1])}) if match else timedelta(0)
+    if not timedelta(0) < age <= timedelta(days=MAX_AGE_DAYS):
+        raise ValueError(f"--older-than {text!r}: expected a positive age like 30d, 12h or "
+                         f"90m, at most {MAX_AGE_DAYS}d")  # fmt: skip
+    return age
+
+
+def parse_batch_size(text: str) -> int:
+    """'5000' -> 5000, from 1 to MAX_BATCH_SIZE; ValueError otherwise."""
+    size = int(text) if text.strip().isdigit() and len(text) < 10 else 0
+    if not 1 <= size <= MAX_BATCH_SIZE:
+        raise ValueError(f"--batch-size {text!r}: expected 1 to {MAX_BATCH_SIZE}")
+    return size
 
 
 class Command(BaseCommand):
@@ -29,14 +39,17 @@ class Command(BaseCommand):
             help="30d, 12h or 90m (default: RESULT_RETENTION_DAYS days)",
         )
         parser.add_argument("--dry-run", action="store_true", help="count, delete nothing")
-        parser.add_argument("--batch-size", type=int, default=5000)  # fmt: skip
+        parser.add_argument(
+            "--batch-size", default="5000", help=f"rows per DELETE, 1 to {MAX_BATCH_SIZE}"
+        )
 
-    def handle(self, *args, older_than: str | None, dry_run: bool, batch_size: int, **opts):
+    def handle(self, *args, older_than: str | None, dry_run: bool, batch_size: str, **opts):
         try:
             age = parse_age(older_than) if older_than else default_age()
+            size = parse_batch_size(str(batch_size))
         except ValueError as error:
             raise CommandError(str(error), returncode=BAD_INPUT) from None
-        counts = prune_runs(age, dry_run=dry_run, batch_size=batch_size)
+        counts = prune_runs(age, dry_run=dry_run, batch_size=size)
         verb = "would delete" if dry_run else "deleted"
         if opts["verbosity"] >= 1:
             self.stdout.write(

@@ -7,6 +7,7 @@ ok; 2 on bad input, with one line on stderr. No user: per-job permissions do not
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import json
 import re
@@ -30,6 +31,20 @@ from apps.scheduling.forms import (
 from apps.scheduling.models import Overlap
 
 PERIODS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+MAX_SHOWN = 1000  # `next -n`: each run is computed, so a huge count would never end
+
+
+def run_count(text: str) -> int:
+    """`next -n`: a whole number from 1 to MAX_SHOWN (argparse reports the error)."""
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= MAX_SHOWN:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected a whole number from 1 to {MAX_SHOWN}"
+        )
+    return count
 
 
 class Command(OneLineErrorsCommand):
@@ -60,7 +75,8 @@ class Command(OneLineErrorsCommand):
             commands.add_parser(name, help=text).add_argument("name", metavar="NAME")
         upcoming = commands.add_parser("next", help="a schedule's next run times")
         upcoming.add_argument("name", metavar="NAME")
-        upcoming.add_argument("-n", type=int, default=5, help="how many (default 5)")
+        upcoming.add_argument("-n", type=run_count, default=5,
+                              help=f"how many, 1 to {MAX_SHOWN} (default 5)")  # fmt: skip
 
     def handle(self, *args, action: str, **options) -> None:
         getattr(self, f"handle_{action}")(**options)
@@ -95,7 +111,7 @@ class Command(OneLineErrorsCommand):
 
     def handle_next(self, *, name: str, n: int, **options) -> None:
         task = find(name)
-        shown = preview.preview(task, timezone.now(), max(n, 1))
+        shown = preview.preview(task, timezone.now(), n)
         self.stdout.write(f"{task.name}: {shown.description}")
         if shown.problem:
             self.stdout.write(f"broken: beat skips it until it is fixed ({shown.problem})")
