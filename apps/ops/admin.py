@@ -119,18 +119,10 @@ class ResultAdmin(TaskResultAdmin):
     def get_changelist(self, request, **kwargs):
         return ResultChangeList
 
-    def get_fieldsets(self, request, obj=None):
-        """The detail page: without the stored arguments, result, traceback and meta if
-        the user may not see this job's runs (the list never shows them)."""
-        fieldsets = super().get_fieldsets(request, obj)
-        if obj is None or results.may_read(request.user, obj):
-            return fieldsets
-        shown = []
-        for name, options in fieldsets:
-            fields = [field for field in options["fields"] if field not in PAYLOADS]
-            if fields:
-                shown.append((name, {**options, "fields": fields}))
-        return shown
+    def get_queryset(self, request):
+        """Only the results whose runs this user may see: the list, the detail page and
+        the actions (superusers and `view_all_runs` see every row, with no extra filter)."""
+        return results.visible_to(super().get_queryset(request), request.user)
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()

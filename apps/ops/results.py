@@ -11,7 +11,7 @@ from datetime import timedelta
 from celery import current_app, states
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Model
+from django.db.models import Model, Q
 from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import TaskResult
 from kombu.exceptions import OperationalError
@@ -19,7 +19,7 @@ from kombu.exceptions import OperationalError
 from apps.jobs.catalog import ParameterError
 from apps.jobs.dispatch import cancel_run, record_and_send, rerun, revalidated
 from apps.jobs.models import Run, Source
-from apps.jobs.permissions import may_run, may_see
+from apps.jobs.permissions import allowed_job_names, may_run, sees_all_runs
 
 RUNNING = {states.STARTED, states.RECEIVED, states.RETRY, "PROGRESS"}
 DISTINCT_CACHE_SECONDS = 60
@@ -46,12 +46,13 @@ def attach_runs(results: Iterable[TaskResult]) -> None:
         result.schedule_pk = schedules.get(result.schedule_name)
 
 
-def may_read(user, result: TaskResult) -> bool:
-    """May this user read the result's arguments, result and traceback? Those who may see
-    its job's runs (apps.jobs.permissions), or this run (their own)."""
-    if may_see(user, result.task_name or ""):
-        return True
-    return Run.objects.visible_to(user).filter(task_id=result.task_id).exists()
+def visible_to(results, user):
+    """The results this user may see: those of the jobs they may run, and of the runs they
+    started (Run.objects.visible_to's rule, applied to results)."""
+    if sees_all_runs(user):
+        return results
+    own = Run.objects.visible_to(user).values("task_id")
+    return results.filter(Q(task_name__in=allowed_job_names(user)) | Q(task_id__in=own))
 
 
 def run_time(result: TaskResult) -> timedelta | None:
