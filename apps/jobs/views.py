@@ -22,10 +22,9 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import TaskResult
 
-from apps.scheduling import preview
+from apps.scheduling.models import Schedule
 
 from . import forms, sweeper
 from .catalog import Job, ParameterError, all_jobs, get_job
@@ -73,23 +72,13 @@ def last_runs(job_names: list[str]) -> dict[str, Run]:
 
 
 def next_runs(job_names: list[str], now: dt.datetime) -> dict[str, dt.datetime]:
-    """The next time beat sends each job, over its enabled periodic tasks (one query)."""
-    tasks = PeriodicTask.objects.filter(enabled=True, task__in=job_names).select_related(
-        "interval", "crontab", "solar", "clocked", "switchyard"
-    )
+    """The next time beat sends each job, over its enabled schedules (one query)."""
     upcoming: dict[str, dt.datetime] = {}
-    for task in tasks:
-        due = next_due(task, now)
-        if due and (task.task not in upcoming or due < upcoming[task.task]):
-            upcoming[task.task] = due
+    for schedule in Schedule.objects.enabled().for_jobs(job_names).with_schedules():
+        due = schedule.next_run_at(now)  # None for a schedule beat skips as broken
+        if due and (schedule.task not in upcoming or due < upcoming[schedule.task]):
+            upcoming[schedule.task] = due
     return upcoming
-
-
-def next_due(task: PeriodicTask, now: dt.datetime) -> dt.datetime | None:
-    """When beat will next send this task (the scheduling preview's answer); None for a
-    schedule beat skips as broken."""
-    runs = preview.safe_upcoming_runs(task, now, 1)
-    return runs[0] if runs else None
 
 
 # A job's form --------------------------------------------------------------------------

@@ -58,14 +58,12 @@ from django.db.models import CharField
 from django.db.models.functions import Cast
 from django_celery_beat.models import PeriodicTask, PeriodicTasks
 from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
-from django_celery_beat.tzcrontab import TzAwareCrontab
 
 from apps.jobs.models import Run, State
 from apps.jobs.recording import bulk_records, is_recorded
 from apps.ops import heartbeat
-from apps.scheduling.preview import DstSafeCrontab
 
-from . import bounds, overlap, publishing
+from . import bounds, overlap, preview, publishing
 from .lease import Lease, beat_lease
 from .models import Overlap, ScheduleOptions
 
@@ -96,10 +94,7 @@ class SwitchyardEntry(ModelEntry):
         super().__init__(model, app=app)
         self.skip_overlap = _overlap_policy(model) == Overlap.SKIP
         # Celery's crontab misses DST rules (docs/scheduling.md): fire as the preview says.
-        if isinstance(self.schedule, TzAwareCrontab) and not isinstance(
-            self.schedule, DstSafeCrontab
-        ):
-            self.schedule = DstSafeCrontab.of(self.schedule)
+        self.schedule = preview.by_rule(self.schedule)
 
     @cached_property
     def reprs(self) -> dict[str, str]:
@@ -115,6 +110,10 @@ class SwitchyardEntry(ModelEntry):
         if len(text) <= maxsize:
             return text
         return saferepr(value, maxsize, maxlevels=self.app.conf.task_repr_maxlevels)
+
+    def due_at(self, now: datetime) -> datetime | None:
+        """preview.due_at, the one rule, on this entry's run times (kept on the model)."""
+        return preview.due_at(self.model, now)
 
     @property
     def plain(self) -> bool:
@@ -416,9 +415,14 @@ class SwitchyardScheduler(DatabaseScheduler):
         return batch
 
     def _next_due(self, entry: SwitchyardEntry) -> float:
-        """Unix time the entry is next due (exact for intervals, estimated otherwise)."""
+        """Unix time the entry is next due: preview.due_at, the rule every page shows
+        (inlined for plain intervals, which are most of them: the same arithmetic)."""
         if _plain_interval(entry):
             return (entry.last_run_at + entry.schedule.run_every).timestamp()
+        due = entry.due_at(_now())
+        if due is not None:
+            return due.timestamp()
+        # It never runs again: ModelEntry.is_due disables a spent one-off or expired row.
         is_due, next_check = self._check(entry)
         return time.time() + (0 if is_due else next_check)
 
