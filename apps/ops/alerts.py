@@ -225,7 +225,7 @@ def report_broken(task: PeriodicTask, problem: str, now: datetime) -> Incident:
 
 
 def _grace_seconds(task: PeriodicTask) -> int:
-    options = getattr(task, "switchyard", None)  # no ScheduleOptions row: the default
+    options = getattr(task, "options", None)  # no ScheduleOptions row: the default
     return options.grace_seconds if options else DEFAULT_GRACE_SECONDS
 
 
@@ -393,10 +393,10 @@ def recipients(incident: Incident) -> list[str]:
     if incident.schedule_name:
         task = (
             PeriodicTask.objects.filter(name=incident.schedule_name)
-            .select_related("switchyard")
+            .select_related("options")
             .first()
         )
-        options = getattr(task, "switchyard", None) if task else None
+        options = getattr(task, "options", None) if task else None
         if options and options.recipients:
             return options.recipients
     return [address for _, address in settings.ADMINS]

@@ -66,7 +66,7 @@ class ScheduleAdmin(PeriodicTaskAdmin):
     readonly_fields = ("last_run_at",)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        tasks = super().get_queryset(request).select_related("switchyard")  # bounds read it
+        tasks = super().get_queryset(request).select_related("options")  # bounds read it
         return actions.with_run_summary(tasks, timezone.now())
 
     # Change list columns ----------------------------------------------------------------

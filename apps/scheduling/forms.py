@@ -19,7 +19,6 @@ from celery import current_app, schedules
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.db import models, transaction
 from django.utils import timezone as django_tz
 from django_celery_beat import validators
@@ -331,7 +330,20 @@ class ScheduleTaskForm(PeriodicTaskForm, ScheduleForm):
                 self.add_error("expire_seconds", error)  # "Only one can be set, in expires..."
             return self.cleaned_data
         self._clean_task(data)
+        self._clean_options()
         return data
+
+    def _clean_options(self) -> None:
+        """ScheduleOptions checks its own fields (ScheduleOptions.clean)."""
+        options = ScheduleOptions(**self.options())
+        try:
+            options.clean()
+        except ValidationError as error:
+            for field, messages in error.message_dict.items():
+                if not self.has_error(field):
+                    self.add_error(field, messages)
+            return
+        self.cleaned_data["alert_recipients"] = options.alert_recipients
 
     def _clean_task(self, data: dict) -> None:
         name = data.get("task") or ""
@@ -384,24 +396,11 @@ class ScheduleTaskForm(PeriodicTaskForm, ScheduleForm):
     def clean_expires(self):
         return _within(self.cleaned_data.get("expires"), bounds.moment_error)
 
-    def clean_grace_seconds(self):
-        return _within(self.cleaned_data.get("grace_seconds"), bounds.grace_error)
-
     def clean_expire_seconds(self):
         seconds = self.cleaned_data.get("expire_seconds")
         if seconds is not None and seconds > bounds.MAX_INTERVAL.total_seconds():
             raise ValidationError("Expiry is at most 10 years (315360000 seconds).")
         return seconds
-
-    def clean_alert_recipients(self) -> str:
-        addresses = [a.strip() for a in self.cleaned_data["alert_recipients"].split(",")]
-        addresses = [a for a in addresses if a]
-        for address in addresses:
-            try:
-                validate_email(address)
-            except ValidationError:
-                raise ValidationError(f"{address!r} is not an email address.") from None
-        return ", ".join(addresses)
 
     # Saving -----------------------------------------------------------------------------
 

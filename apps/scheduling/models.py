@@ -9,10 +9,10 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 from django_celery_beat.querysets import PeriodicTaskQuerySet
 
-from . import preview
+from . import bounds, preview
 
 #: What reading a schedule's due time needs, in one query.
-SCHEDULE_RELATED = ("interval", "crontab", "solar", "clocked", "switchyard")
+SCHEDULE_RELATED = ("interval", "crontab", "solar", "clocked", "options")
 
 
 class Overlap(models.TextChoices):
@@ -24,7 +24,7 @@ class ScheduleOptions(models.Model):
     """Switchyard's rules for one django-celery-beat PeriodicTask."""
 
     periodic_task = models.OneToOneField(
-        PeriodicTask, on_delete=models.CASCADE, related_name="switchyard"
+        PeriodicTask, on_delete=models.CASCADE, related_name="options"
     )
     overlap = models.CharField(max_length=8, choices=Overlap.choices, default=Overlap.ALLOW)
     grace_seconds = models.PositiveIntegerField(
@@ -37,10 +37,28 @@ class ScheduleOptions(models.Model):
     def __str__(self) -> str:
         return f"options of {self.periodic_task.name}"
 
+    def clean(self) -> None:
+        """Its own bounds (bounds.py): the admin form and `manage.py schedules add` both
+        call full_clean(); beat and the alert sweep ask bounds.row_problem of stored rows."""
+        errors = {}
+        grace = bounds.grace_error(self.grace_seconds)
+        if grace:
+            errors["grace_seconds"] = grace
+        bad = [a for a in _addresses(self.alert_recipients) if not _is_email(a)]
+        if bad:
+            errors["alert_recipients"] = f"{bad[0]!r} is not an email address."
+        if errors:
+            raise ValidationError(errors)
+        self.alert_recipients = ", ".join(_addresses(self.alert_recipients))
+
     @property
     def recipients(self) -> list[str]:
         """The valid addresses (a row written by hand may hold anything)."""
-        return [a.strip() for a in self.alert_recipients.split(",") if _is_email(a.strip())]
+        return [a for a in _addresses(self.alert_recipients) if _is_email(a)]
+
+
+def _addresses(text: str) -> list[str]:
+    return [a.strip() for a in (text or "").split(",") if a.strip()]
 
 
 class ScheduleQuerySet(PeriodicTaskQuerySet):

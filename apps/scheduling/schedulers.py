@@ -80,9 +80,9 @@ FINGERPRINT = (
     "date_changed", "interval__every", "interval__period", "crontab__minute",
     "crontab__hour", "crontab__day_of_week", "crontab__day_of_month",
     "crontab__month_of_year", "crontab_zone", "solar__event", "solar__latitude",
-    "solar__longitude", "clocked__clocked_time", "switchyard__overlap",
+    "solar__longitude", "clocked__clocked_time", "options__overlap",
 )  # fmt: skip
-RELATED = ("interval", "crontab", "solar", "clocked", "switchyard")
+RELATED = ("interval", "crontab", "solar", "clocked", "options")
 # The zone as stored text: a zone no one knows must not stop reading every other row.
 ZONE_TEXT = {"crontab_zone": Cast("crontab__timezone", output_field=CharField())}
 
@@ -125,7 +125,7 @@ class SwitchyardEntry(ModelEntry):
 
 def _overlap_policy(model) -> str:
     try:
-        return model.switchyard.overlap
+        return model.options.overlap
     except ScheduleOptions.DoesNotExist:
         return Overlap.ALLOW
 
