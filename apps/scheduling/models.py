@@ -1,13 +1,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import models
+from django.db import models, transaction
+from django.db.models import Count, IntegerField, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
-from django_celery_beat.models import PeriodicTask
+from django_celery_beat.models import PeriodicTask, PeriodicTasks
 from django_celery_beat.querysets import PeriodicTaskQuerySet
+
+from apps.jobs.catalog import ParameterError, clean_parameters, get_job
+from apps.jobs.dispatch import record_and_send
+from apps.jobs.models import Run, Source, State
 
 from . import bounds, preview
 
@@ -72,6 +80,39 @@ class ScheduleQuerySet(PeriodicTaskQuerySet):
         """With the schedule rows and options a due time is computed from."""
         return self.select_related(*SCHEDULE_RELATED)
 
+    def with_run_summary(self, now: dt.datetime | None = None) -> ScheduleQuerySet:
+        """Each schedule's last run, last success and runs in 24 h: subqueries, no N+1."""
+        now = now or timezone.now()
+        runs = Run.objects.filter(schedule_name=OuterRef("name")).order_by("-queued_at", "-id")
+        successes = runs.filter(state=State.SUCCEEDED)
+        day = now - dt.timedelta(days=1)
+        recent = (
+            Run.objects.filter(schedule_name=OuterRef("name"), queued_at__gte=day)
+            .order_by()
+            .values("schedule_name")
+            .annotate(count=Count("pk"))
+            .values("count")
+        )
+        return self.annotate(
+            last_run_pk=Subquery(runs.values("pk")[:1]),
+            last_run_state=Subquery(runs.values("state")[:1]),
+            last_run_queued_at=Subquery(runs.values("queued_at")[:1]),
+            last_success_at=Subquery(successes.values("finished_at")[:1]),
+            runs_last_day=Coalesce(Subquery(recent[:1], output_field=IntegerField()), 0),
+        )
+
+    def set_enabled(self, enabled: bool) -> int:
+        """Enable or disable; re-enabling counts from now, so missed runs are not made
+        up. Tells beat (PeriodicTasks.update_changed), which reloads within seconds."""
+        now = timezone.now()
+        changed = self.exclude(enabled=enabled)
+        if enabled:
+            count = changed.update(enabled=True, last_run_at=now, date_changed=now)
+        else:
+            count = changed.update(enabled=False, last_run_at=None, date_changed=now)
+        PeriodicTasks.update_changed()
+        return count
+
 
 class Schedule(PeriodicTask):
     """A django-celery-beat PeriodicTask, with Switchyard's rules on it.
@@ -103,6 +144,73 @@ class Schedule(PeriodicTask):
     def problem(self, now: dt.datetime | None = None) -> str | None:
         """Why beat skips it ("broken"), or None."""
         return preview.schedule_problem(self, now or timezone.now())
+
+    # What people do to a schedule (the admin's actions and `manage.py schedules`) -------
+
+    def run_now(self, user=None, *, source: Source, label: str = "") -> Run:
+        """Send the schedule's task once, now, with its arguments and execution options.
+
+        A catalog job's stored parameters are validated again (ParameterError if the job
+        changed since); the run records who asked and the schedule it came from.
+        """
+        problem = bounds.sending_problem(self)  # a row written by hand, e.g. kwargs not JSON
+        if problem:
+            field, _, message = problem.partition(": ")
+            raise ParameterError({field: [message]})
+        kwargs = _loads(self.kwargs, {})
+        job = get_job(self.task)
+        if job is not None:
+            kwargs = clean_parameters(job, kwargs)
+        return record_and_send(
+            self.task, kwargs, args=_loads(self.args, []), source=source, user=user,
+            label=label, schedule_name=self.name, options=self.execution_options(),
+        )  # fmt: skip
+
+    def execution_options(self) -> dict[str, Any]:
+        """The PeriodicTask's own options, as beat would send them."""
+        options: dict[str, Any] = {}
+        for name in ("queue", "exchange", "routing_key", "priority"):
+            if getattr(self, name) not in (None, ""):
+                options[name] = getattr(self, name)
+        if self.expire_seconds is not None:
+            options["expires"] = self.expire_seconds
+        elif self.expires is not None:
+            options["expires"] = self.expires
+        return options
+
+    def set_enabled(self, enabled: bool) -> int:
+        return Schedule.objects.filter(pk=self.pk).set_enabled(enabled)
+
+    @transaction.atomic
+    def duplicate(self) -> Schedule:
+        """A disabled copy (same schedule, arguments and options) named 'NAME (copy)'."""
+        options = ScheduleOptions.objects.filter(periodic_task_id=self.pk).first()
+        copy = Schedule.objects.get(pk=self.pk)
+        copy.pk = copy.id = None
+        copy.name = unused_name(f"{bounds.one_line(self.name)} (copy)")  # no CR/LF carried
+        copy.enabled = False
+        copy.last_run_at, copy.total_run_count = None, 0
+        copy.save()
+        if options is not None:
+            options.pk = None
+            options.periodic_task = copy
+            options.save()
+        return copy
+
+    def recent_runs(self, limit: int = 20):
+        return Run.objects.filter(schedule_name=self.name).select_related("requested_by")[:limit]
+
+
+def unused_name(wanted: str) -> str:
+    names = PeriodicTask.objects.filter(name__startswith=wanted).values_list("name", flat=True)
+    taken = set(names)
+    if wanted not in taken:
+        return wanted
+    return next(f"{wanted} {n}" for n in range(2, len(taken) + 3) if f"{wanted} {n}" not in taken)
+
+
+def _loads(text: str | None, empty: Any) -> Any:
+    return json.loads(text) if text else empty
 
 
 def _is_email(text: str) -> bool:

@@ -121,8 +121,8 @@ def test_schedules_run_of_a_row_with_kwargs_not_json_exits_2(bad_rows):
 
 
 def test_duplicating_a_schedule_stored_with_a_line_break_gives_a_one_line_name(bad_rows):
-    from apps.scheduling import actions
+    from apps.scheduling.models import Schedule
 
-    task = PeriodicTask.objects.get(name__startswith="odd name")
-    copy = actions.duplicate(task)
+    task = Schedule.objects.get(name__startswith="odd name")
+    copy = task.duplicate()
     assert copy.name == "odd name  Bcc: someone@example.com (copy)"

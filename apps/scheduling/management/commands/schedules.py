@@ -19,7 +19,7 @@ from apps.jobs.catalog import ParameterError, get_job
 from apps.jobs.cli import os_user, parse_pairs
 from apps.jobs.command_base import BAD_INPUT, OneLineErrorsCommand
 from apps.jobs.models import Source
-from apps.scheduling import actions, preview
+from apps.scheduling import preview
 from apps.scheduling.forms import (
     CRON_FIELDS,
     PARAM_PREFIX,
@@ -27,7 +27,7 @@ from apps.scheduling.forms import (
     form_data,
     one_line_errors,
 )
-from apps.scheduling.models import Overlap
+from apps.scheduling.models import Overlap, Schedule
 
 PERIODS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
@@ -67,8 +67,7 @@ class Command(OneLineErrorsCommand):
 
     def handle_list(self, **options) -> None:
         now = timezone.now()
-        tasks = PeriodicTask.objects.select_related("interval", "crontab", "solar", "clocked")
-        for task in actions.with_run_summary(tasks.order_by("name"), now):
+        for task in Schedule.objects.with_schedules().with_run_summary(now).order_by("name"):
             self.stdout.write(summary_line(task, now))
 
     def handle_add(self, *, name: str, job: str, params: list[str], **options) -> None:
@@ -82,15 +81,15 @@ class Command(OneLineErrorsCommand):
             self.stdout.write(f"next run: {preview.format_moment(run, zone)}")
 
     def handle_enable(self, *, name: str, **options) -> None:
-        count = actions.set_enabled(PeriodicTask.objects.filter(pk=find(name).pk), True)
+        count = find(name).set_enabled(True)
         self.stdout.write(f"enabled {name}" if count else f"{name} was already enabled")
 
     def handle_disable(self, *, name: str, **options) -> None:
-        count = actions.set_enabled(PeriodicTask.objects.filter(pk=find(name).pk), False)
+        count = find(name).set_enabled(False)
         self.stdout.write(f"disabled {name}" if count else f"{name} was already disabled")
 
     def handle_delete(self, *, name: str, **options) -> None:
-        actions.delete(find(name))
+        find(name).delete()  # django-celery-beat's delete() tells beat
         self.stdout.write(f"deleted {name}")
 
     def handle_next(self, *, name: str, n: int, **options) -> None:
@@ -107,14 +106,14 @@ class Command(OneLineErrorsCommand):
     def handle_run(self, *, name: str, **options) -> None:
         task = find(name)
         try:
-            run = actions.run_now(task, source=Source.CLI, label=os_user())
+            run = task.run_now(source=Source.CLI, label=os_user())
         except ParameterError as error:
             raise CommandError(error.one_line(), returncode=BAD_INPUT) from None
         self.stdout.write(f"started run {run.pk} (task {run.task_id})")
 
 
-def find(name: str) -> PeriodicTask:
-    task = PeriodicTask.objects.filter(name=name).first()
+def find(name: str) -> Schedule:
+    task = Schedule.objects.with_schedules().filter(name=name).first()
     if task is None:
         names = list(PeriodicTask.objects.values_list("name", flat=True))
         close = difflib.get_close_matches(name, names, n=1)
