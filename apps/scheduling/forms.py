@@ -435,6 +435,53 @@ class ScheduleTaskForm(PeriodicTaskForm, ScheduleForm):
         }
 
 
+# One path to a saved schedule -------------------------------------------------------------
+
+
+class ScheduleError(ValueError):
+    """Bad input for a schedule: the form's errors, per field; nothing was written."""
+
+    def __init__(self, form: forms.BaseForm):
+        super().__init__(one_line_errors(form))
+        self.errors = form.errors
+
+    def one_line(self) -> str:
+        return str(self)
+
+
+def save_schedule(*, name: str, task: str, schedule: Mapping[str, Any],
+                  params: Mapping[str, Any] | None = None,
+                  options: Mapping[str, Any] | None = None, one_off: bool = False,
+                  enabled: bool = True, user=None) -> PeriodicTask:  # fmt: skip
+    """Check and save a new schedule, atomically (ScheduleError if anything is wrong).
+
+    The same rules as the admin's form, because it is the same form (bounds, the job's
+    typed parameters, ScheduleOptions.clean, and `may_run` when a `user` is given; None
+    is the operator's `manage.py schedules`), and the same write (`save_all`), with no
+    admin page's initial values: what is not given takes the model's default.
+
+    `schedule`: {"kind": "interval", "every": 10, "period": "minutes"}, {"kind":
+    "crontab", "minute": "0", ..., "timezone": "Europe/Berlin"}, {"kind": "solar",
+    "event": ..., "latitude": ..., "longitude": ...} or {"kind": "clocked",
+    "clocked_time": ..., "timezone": ...}. `params`: a catalog job's parameters (text
+    or values), or another task's keyword arguments. `options`: ScheduleOptions fields.
+    """
+    defaults = {f.name: f.get_default() for f in ScheduleOptions._meta.concrete_fields
+                if f.name in ("overlap", "grace_seconds", "alert_recipients")}  # fmt: skip
+    data = {"name": name, "regtask": task, "enabled": enabled, "one_off": one_off,
+            "args": "[]", "kwargs": "{}", **defaults, **(options or {}), **schedule}  # fmt: skip
+    data = {key: value for key, value in data.items() if value not in (None, False, "")}
+    if get_job(task) is not None:
+        data.update({f"{PARAM_PREFIX}-{key}": value for key, value in (params or {}).items()})
+    else:
+        data["kwargs"] = json.dumps(dict(params or {}))
+    form_class = type("ScheduleTaskForm", (ScheduleTaskForm,), {"user": user})
+    form = form_class(data=data)
+    if not form.is_valid():
+        raise ScheduleError(form)
+    return form.save_all()
+
+
 def _within(value, error_of):
     """The value, or a ValidationError with the bounds' message (None passes)."""
     error = error_of(value) if value is not None else None
