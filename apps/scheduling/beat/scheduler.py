@@ -63,9 +63,9 @@ from apps.jobs.models import Run, State
 from apps.jobs.recording import bulk_records, is_recorded
 from apps.ops import heartbeat
 
-from . import bounds, overlap, preview, publishing
-from .lease import Lease, beat_lease
-from .models import Overlap, ScheduleOptions
+from .. import bounds, overlap, preview, publishing
+from ..lease import Lease, beat_lease
+from ..models import Overlap, ScheduleOptions
 
 log = logging.getLogger(__name__)
 
