@@ -39,6 +39,29 @@ sending it twice.
 Missed runs: like Celery, a schedule that is late by more than its period runs once,
 not once per missed period. Interval schedules keep their phase: last_run_at becomes
 the due time, not the (slightly later) send time.
+
+The package, by seam: entries.py (SwitchyardEntry, loading, fingerprints, refresh),
+leadership.py (the lease, taking over), sending.py (run ids, batches, publishing),
+run_times.py (advancing and saving last_run_at); this module has the tick, the heap
+of due times, start and stop. When an entry is due is preview.due_at, the rule every
+page and the alert sweep use (SwitchyardEntry.due_at).
+
+Private parts of Celery and django-celery-beat still used, for want of a public path:
+- `self._finalize.cancel()` in close(): DatabaseScheduler registers
+  `Finalize(self, self.sync)` when it is built and offers no public way to drop it;
+  close() has synced already, so cancelling saves a second database write at exit.
+- `crontab._orig_*` (preview.DstSafeCrontab.of, _wall_clock_crontab): crontab keeps the
+  field strings it was given only there; rebuilding it in another frame needs them.
+- `crontab._expand_cronspec` (forms._celery_cron_field): Celery's own field parser, so
+  that the form refuses what beat could not read.
+- publishing.py repeats what Task.apply_async does once per schedule instead of once
+  per run: `task._get_exec_options()`, `task._dump_pydantic_arguments` and
+  `connection._reraise_as_library_errors()` are the steps apply_async takes, with no
+  public equivalent; tests/scheduling/test_publishing.py checks the messages stay
+  identical to apply_async's, so a Celery upgrade that changes them fails there.
+Everything else goes through public API: Scheduler.tick/sync/close/setup_schedule,
+ModelEntry, Producer.batch, Task.apply_async, `amqp.create_task_message` and
+`send_task_message`.
 """
 
 import gc
@@ -46,96 +69,28 @@ import heapq
 import itertools
 import logging
 import time
-import uuid
-from datetime import UTC, datetime, timedelta
-from functools import cached_property
+from datetime import UTC, datetime
 
-from celery import schedules
-from celery.utils.saferepr import saferepr
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, connection
-from django.db.models import CharField
-from django.db.models.functions import Cast
-from django_celery_beat.models import PeriodicTask, PeriodicTasks
-from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
+from django.db import connection
+from django_celery_beat.schedulers import DatabaseScheduler
 
-from apps.jobs.models import Run, State
-from apps.jobs.recording import bulk_records, is_recorded
 from apps.ops import heartbeat
 
-from .. import bounds, overlap, preview, publishing
-from ..lease import Lease, beat_lease
-from ..models import Overlap, ScheduleOptions
+from .. import publishing
+from ..lease import Lease
+from .entries import DB_ERRORS, Entries, SwitchyardEntry, _plain_interval
+from .leadership import Leadership
+from .run_times import RunTimes
+from .sending import Sending
 
-log = logging.getLogger(__name__)
-
-RUN_ID_NAMESPACE = uuid.UUID("4f0c7f5e-6b7e-4d55-9d3a-5c2e1b7a9e10")
-DB_ERRORS = (DatabaseError, InterfaceError)
-CHUNK = 500  # ids per IN (...) query; SQLite's variable limit is far above it
-
-# Everything that makes up an entry except the run times beat itself writes.
-FINGERPRINT = (
-    "id", "name", "task", "args", "kwargs", "queue", "exchange", "routing_key",
-    "headers", "priority", "expires", "expire_seconds", "one_off", "start_time",
-    "date_changed", "interval__every", "interval__period", "crontab__minute",
-    "crontab__hour", "crontab__day_of_week", "crontab__day_of_month",
-    "crontab__month_of_year", "crontab_zone", "solar__event", "solar__latitude",
-    "solar__longitude", "clocked__clocked_time", "options__overlap",
-)  # fmt: skip
-RELATED = ("interval", "crontab", "solar", "clocked", "options")
-# The zone as stored text: a zone no one knows must not stop reading every other row.
-ZONE_TEXT = {"crontab_zone": Cast("crontab__timezone", output_field=CharField())}
+log = logging.getLogger("apps.scheduling.schedulers")
 
 
-class SwitchyardEntry(ModelEntry):
-    """A ModelEntry that knows its overlap policy."""
+class SwitchyardScheduler(Entries, Leadership, Sending, RunTimes, DatabaseScheduler):
+    """The tick, the heap of due times, start and stop; the rest is in the mixins:
+    entries.py, leadership.py, sending.py, run_times.py."""
 
-    def __init__(self, model, app=None):
-        super().__init__(model, app=app)
-        self.skip_overlap = _overlap_policy(model) == Overlap.SKIP
-        # Celery's crontab misses DST rules (docs/scheduling.md): fire as the preview says.
-        self.schedule = preview.by_rule(self.schedule)
-
-    @cached_property
-    def reprs(self) -> dict[str, str]:
-        """The argsrepr/kwargsrepr Celery would compute for every message, once."""
-        amqp = self.app.amqp
-        return {
-            "argsrepr": self._repr(self.args, amqp.argsrepr_maxsize),
-            "kwargsrepr": self._repr(self.kwargs, amqp.kwargsrepr_maxsize),
-        }
-
-    def _repr(self, value, maxsize: int) -> str:
-        text = repr(value)  # arguments loaded from JSON: plain repr is safe, and cheap
-        if len(text) <= maxsize:
-            return text
-        return saferepr(value, maxsize, maxlevels=self.app.conf.task_repr_maxlevels)
-
-    def due_at(self, now: datetime) -> datetime | None:
-        """preview.due_at, the one rule, on this entry's run times (kept on the model)."""
-        return preview.due_at(self.model, now)
-
-    @property
-    def plain(self) -> bool:
-        """An interval with no start time, expiry or one-off rule: due exactly when the
-        heap says so, without asking ModelEntry.is_due."""
-        model = self.model
-        return _plain_interval(self) and not (model.start_time or model.expires or model.one_off)
-
-
-def _overlap_policy(model) -> str:
-    try:
-        return model.options.overlap
-    except ScheduleOptions.DoesNotExist:
-        return Overlap.ALLOW
-
-
-def run_id(name: str, last_run_at: datetime) -> str:
-    """The task id of the run that follows `last_run_at`: the same in every beat."""
-    return str(uuid.uuid5(RUN_ID_NAMESPACE, f"{name}\n{last_run_at.astimezone(UTC).isoformat()}"))
-
-
-class SwitchyardScheduler(DatabaseScheduler):
     Entry = SwitchyardEntry
 
     #: Most runs sent per tick, so the lease and the change check stay current.
@@ -169,11 +124,7 @@ class SwitchyardScheduler(DatabaseScheduler):
         self.broken: dict[str, str] = {}
         super().__init__(*args, **kwargs)
 
-    # Loading -------------------------------------------------------------------------
-
-    @property
-    def schedule(self) -> dict[str, SwitchyardEntry]:
-        return self._entries
+    # Start and stop --------------------------------------------------------------------
 
     def setup_schedule(self) -> None:
         # This process sends no task-sent events while the scheduler lives (settings.py).
@@ -185,12 +136,6 @@ class SwitchyardScheduler(DatabaseScheduler):
         # Tens of thousands of entries live as long as beat: out of the garbage
         # collector's sight, its full passes stop pausing beat for a third of a second.
         gc.freeze()
-
-    def sync(self) -> None:
-        try:
-            self._save_run_times()
-        except DB_ERRORS:
-            log.exception("beat: could not save run times; trying again later")
 
     def close(self) -> None:
         try:
@@ -204,78 +149,6 @@ class SwitchyardScheduler(DatabaseScheduler):
                 self._lease.release()  # a standby takes over now, not after the TTL
                 self._leading = False
 
-    @cached_property
-    def _redis_broker(self) -> bool:
-        return self.producer.connection.transport.driver_type == "redis"
-
-    @property
-    def lease(self) -> Lease:
-        if self._lease is None:
-            self._lease = beat_lease()
-        return self._lease
-
-    def _load_all(self) -> None:
-        self._last_timestamp = PeriodicTasks.last_change()
-        self._fingerprints = self._read_fingerprints()
-        self._entries, self._plans = {}, {}
-        for model in self._models(list(self._fingerprints)):
-            self._add(model)
-        self._rebuild_heap()
-        self._last_change_check = self._last_full_check = time.monotonic()
-        log.info("beat: %d enabled schedules loaded", len(self._entries))
-
-    def _read_fingerprints(self) -> dict[int, tuple]:
-        rows = PeriodicTask.objects.filter(enabled=True).annotate(**ZONE_TEXT)
-        return {row[0]: row for row in rows.values_list(*FINGERPRINT).iterator(chunk_size=2000)}
-
-    def _models(self, pks: list[int]):
-        """The rows, with their schedules; a row whose schedule cannot even be read
-        (a time zone no one knows) comes without it, and _add finds it broken."""
-        query = PeriodicTask.objects.filter(enabled=True)
-        for start in range(0, len(pks), CHUNK):
-            chunk = pks[start : start + CHUNK]
-            try:
-                yield from list(query.filter(pk__in=chunk).select_related(*RELATED))
-            except DB_ERRORS:
-                raise
-            except Exception:  # one unreadable row: read this chunk row by row
-                yield from self._models_one_by_one(query, chunk)
-
-    def _models_one_by_one(self, query, pks: list[int]):
-        for pk in pks:
-            try:
-                yield from list(query.filter(pk=pk).select_related(*RELATED))
-            except DB_ERRORS:
-                raise
-            except Exception:
-                yield from query.filter(pk=pk)  # the schedule is read (and fails) in _add
-
-    def _add(self, model) -> SwitchyardEntry | None:
-        try:
-            problem = bounds.beat_problem(model)
-            entry = None if problem else self.Entry(model, app=self.app)
-        except DB_ERRORS:
-            raise
-        except Exception as error:
-            problem = f"{type(error).__name__}: {error}"
-        if problem:
-            self._skip(model.name, problem)
-            return None
-        self.broken.pop(entry.name, None)
-        self._entries[entry.name] = entry
-        return entry
-
-    def _skip(self, name: str, problem: str) -> None:
-        """Leave out a schedule beat cannot compute; say so once (not every tick).
-
-        The admin shows it as broken and the alert sweep raises an incident: both ask
-        preview.schedule_problem, which applies the same bounds.
-        """
-        self._drop(name)
-        if self.broken.get(name) != problem:
-            log.error("beat: skipping schedule %r until it is fixed: %s", name, problem)
-        self.broken[name] = problem
-
     def _schedule(self, entry: SwitchyardEntry) -> None:
         """Put the entry on the heap at its next due time, or skip it if that fails."""
         try:
@@ -284,78 +157,6 @@ class SwitchyardScheduler(DatabaseScheduler):
             raise
         except Exception as error:
             self._skip(entry.name, f"{type(error).__name__}: {error}")
-
-    # Incremental refresh ---------------------------------------------------------------
-
-    def _refresh(self) -> None:
-        """Rebuild only the entries whose rows were added, changed or removed."""
-        now = time.monotonic()
-        if now - self._last_change_check < self.change_check_every:
-            return
-        self._last_change_check = now
-        timestamp = PeriodicTasks.last_change()
-        full_check_due = now - self._last_full_check >= self.full_check_every
-        if timestamp == self._last_timestamp and not full_check_due:
-            return
-        self._last_timestamp, self._last_full_check = timestamp, now
-        fresh = self._read_fingerprints()
-        changed = [pk for pk, row in fresh.items() if self._fingerprints.get(pk) != row]
-        gone = [row for pk, row in self._fingerprints.items() if pk not in fresh]
-        for row in gone:
-            self._drop(row[1])
-            self.broken.pop(row[1], None)
-        known = {pk: self._drop(self._fingerprints[pk][1]) for pk in changed
-                 if pk in self._fingerprints}  # fmt: skip
-        for model in self._models(changed):
-            self._replace(model, known.get(model.pk))
-        self._fingerprints = fresh
-        if changed or gone:
-            log.info("beat: schedule changed: %d added or changed, %d removed",
-                     len(changed), len(gone))  # fmt: skip
-
-    def _drop(self, name: str) -> SwitchyardEntry | None:
-        self._heap_seq.pop(name, None)  # its heap item is skipped from now on
-        self._plans.pop(name, None)
-        return self._entries.pop(name, None)
-
-    def _replace(self, model, previous: SwitchyardEntry | None) -> None:
-        stored = model.last_run_at
-        entry = self._add(model)
-        if entry is None:
-            return
-        # An admin form may save a stale copy of last_run_at; keep the newer one we
-        # know. None in the row is a reset (disable, then enable): the row wins.
-        if previous is not None and stored is not None and previous.last_run_at > stored:
-            entry.last_run_at = entry.model.last_run_at = previous.last_run_at
-        self._schedule(entry)
-
-    # Leadership ------------------------------------------------------------------------
-
-    def _lead(self) -> bool:
-        now = time.monotonic()
-        if now - self._last_renewal >= self.lease.renew_every or not self.lease.valid:
-            self._last_renewal = now
-            held = self.lease.hold()
-            if held and not self._leading:
-                self._take_over()
-            elif self._leading and not held:
-                log.warning("beat: lost the leader lease; standing by")
-                self._unsaved.clear()  # the new leader owns the run times now
-            self._leading = held
-        return self._leading and self.lease.valid
-
-    def _take_over(self) -> None:
-        """Start from the run times in the database: the last leader's, not ours."""
-        log.info("beat: leader now (%s)", self.lease.owner)
-        self._look_up_until = time.time() + self.lease.ttl  # allows for clock skew
-        rows = PeriodicTask.objects.filter(enabled=True).values_list(
-            "name", "last_run_at", "total_run_count", "date_changed", "start_time"
-        )
-        for name, last_run_at, count, date_changed, start_time in rows.iterator(2000):
-            entry = self._entries.get(name)
-            if entry is not None:
-                _set_run_time(entry, last_run_at, count, date_changed, start_time)
-        self._rebuild_heap()
 
     # The tick ----------------------------------------------------------------------------
 
@@ -431,201 +232,6 @@ class SwitchyardScheduler(DatabaseScheduler):
             return True, entry.schedule.seconds
         return entry.is_due()  # may raise: callers skip the entry (_schedule, _dispatch)
 
-    # Sending -----------------------------------------------------------------------------
-
-    def _dispatch(self, batch: list[tuple[float, SwitchyardEntry]]) -> None:
-        ids = {entry.name: run_id(entry.name, entry.last_run_at) for _, entry in batch}
-        # Only runs due before the last leader's lease ran out can have been sent by it.
-        suspect = [ids[entry.name] for when, entry in batch if when <= self._look_up_until]
-        try:
-            sent = self._already_sent(suspect)
-        except DB_ERRORS:
-            self._put_back(batch)
-            raise
-        now = datetime.now(UTC)
-        to_send = []
-        for when, entry in batch:
-            try:
-                is_due, next_check = self._check(entry)
-            except DB_ERRORS:
-                raise
-            except Exception as error:  # one entry beat cannot compute: skip it alone
-                self._skip(entry.name, f"{type(error).__name__}: {error}")
-                continue
-            task_id = ids[entry.name]
-            if not is_due:
-                self._push(entry, time.time() + next_check)
-            elif task_id in sent or self._skipped(entry, task_id):
-                self._advance(entry, now)  # sent by the last leader (which died), or skipped
-            elif not is_recorded(entry.task):  # nothing to look up after a crash:
-                self._advance(entry, now)  # record, then send
-                self._save_run_times()
-                self._publish(entry, task_id, when)
-            else:
-                to_send.append((when, entry, task_id))
-        self._send(to_send, now)
-
-    def _put_back(self, batch: list[tuple[float, SwitchyardEntry]]) -> None:
-        """Not lost: back on the heap, due again in a second."""
-        for _, entry in batch:
-            self._push(entry, time.time() + 1)
-
-    def _already_sent(self, task_ids: list[str]) -> set[str]:
-        found = set()
-        for start in range(0, len(task_ids), CHUNK):
-            chunk = task_ids[start : start + CHUNK]
-            found.update(Run.objects.filter(task_id__in=chunk).values_list("task_id", flat=True))
-        return found
-
-    def _skipped(self, entry: SwitchyardEntry, task_id: str) -> bool:
-        """Skip policy: record the run as skipped while the previous one runs."""
-        if not entry.skip_overlap:
-            return False
-        previous = overlap.running_run(entry.name, entry.task)
-        if previous is None:
-            overlap.hold(entry.name, task_id, 2 * overlap.hard_time_limit(entry.task))
-            return False
-        overlap.record_skipped(entry, task_id, previous)
-        log.info("beat: skipped %s: previous run %s still running", entry.name, previous.pk)
-        return True
-
-    def _send(self, items: list[tuple[float, SwitchyardEntry, str]], now: datetime) -> None:
-        """Publish a batch in one Redis round trip, its run records in one INSERT.
-
-        The records (pending_send) are written before the buffered messages are
-        flushed, and marked queued after: a crash in between leaves them for the jobs
-        sweeper, as for any run whose sending failed.
-        """
-        if not items:
-            return
-        records: list[Run] = []
-        token = bulk_records.set(records)
-        try:
-            with self.producer.batch(max_size=10 * len(items) + 10):  # no early flush
-                for when, entry, task_id in items:
-                    # Buffered: nothing to retry until the flush, which is not retried.
-                    self._publish(entry, task_id, when, retry=False)
-                Run.objects.bulk_create(records, ignore_conflicts=True)
-            flushed = True
-        except DB_ERRORS:
-            self._put_back([(when, entry) for when, entry, _ in items])  # nothing was sent
-            raise
-        except Exception:
-            log.exception("beat: could not send %d runs; the jobs sweeper sends them", len(items))
-            flushed = False
-        finally:
-            bulk_records.reset(token)
-        if flushed:
-            sent = [record.task_id for record in records]
-            Run.objects.filter(task_id__in=sent, state=State.PENDING_SEND).update(
-                state=State.QUEUED
-            )
-        for _, entry, _ in items:
-            self._advance(entry, now)
-        log.info("beat: sent %d due runs", len(items))
-
-    def _publish(self, entry: SwitchyardEntry, task_id: str, when: float, **extra) -> None:
-        due = datetime.fromtimestamp(when, UTC).isoformat()
-        headers = {**entry.options.get("headers", {}), "celery_beat_task": True,
-                   "switchyard_due": due}  # fmt: skip
-        if self._redis_broker:
-            extra["declare"] = []  # Redis routes to the queue by name; nothing to declare
-        log.debug("beat: sending due task %s (%s)", entry.name, entry.task)
-        try:
-            plan = self._plan(entry)
-            if plan is not None:
-                plan.send(self.producer, task_id, headers, **extra)
-            else:
-                self._apply_async(entry, task_id, headers, extra)
-        except Exception:
-            # As stock Celery: beat does not retry a run it could not send (a run
-            # record, if written, waits as "pending_send" for the jobs sweeper).
-            log.exception("beat: could not send %s", entry.name)
-
-    def _plan(self, entry: SwitchyardEntry) -> publishing.SendPlan | None:
-        """Made at an entry's first run, forgotten when its row changes (_drop)."""
-        if entry.name not in self._plans:
-            options = {**entry.options, **entry.reprs}
-            self._plans[entry.name] = self._planner.plan(
-                entry.task, entry.args, entry.kwargs, options
-            )
-        return self._plans[entry.name]
-
-    def _apply_async(self, entry: SwitchyardEntry, task_id: str, headers: dict, extra) -> None:
-        """Celery's full path, for runs a SendPlan does not cover."""
-        options = {**entry.options, **entry.reprs, **extra, "headers": headers, "task_id": task_id}
-        task = self.app.tasks.get(entry.task)
-        if task is not None:
-            task.apply_async(entry.args, entry.kwargs, producer=self.producer, **options)
-        else:
-            self.app.send_task(
-                entry.task, entry.args, entry.kwargs, producer=self.producer, **options
-            )
-
-    def _advance(self, entry: SwitchyardEntry, now: datetime) -> None:
-        try:
-            last_run_at = _next_run_time(entry, now)
-        except Exception as error:  # an interval past datetime's end
-            self._skip(entry.name, f"{type(error).__name__}: {error}")
-            return
-        entry.last_run_at = entry.model.last_run_at = last_run_at
-        entry.total_run_count = entry.model.total_run_count = entry.total_run_count + 1
-        self._unsaved[entry.model.pk] = entry
-        self._schedule(entry)
-
-    def _save_run_times(self) -> None:
-        """One UPDATE for every run time advanced since the last save.
-
-        Plain SQL: Django's Case/When costs about a millisecond of CPU per row.
-        """
-        entries = list(self._unsaved.values())
-        for start in range(0, len(entries), CHUNK):
-            _update_run_times(entries[start : start + CHUNK])
-        self._unsaved.clear()
-
-
-def _update_run_times(entries: list[SwitchyardEntry]) -> None:
-    """WITH v(id, at, count) AS (VALUES ...) UPDATE ... FROM v: one statement, a join.
-
-    (PostgreSQL and SQLite 3.33+; a CASE per row would be quadratic.)
-    """
-    if not entries:
-        return
-    adapt = connection.ops.adapt_datetimefield_value
-    table = connection.ops.quote_name(PeriodicTask._meta.db_table)
-    rows = ", ".join(["(%s, %s, %s)"] * len(entries))
-    sql = (f"WITH v(id, at, count) AS (VALUES {rows}) "  # noqa: S608
-           f"UPDATE {table} SET last_run_at = v.at, total_run_count = v.count "
-           f"FROM v WHERE {table}.id = v.id")  # fmt: skip
-    params = [p for e in entries for p in (e.model.pk, adapt(e.last_run_at), e.total_run_count)]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _plain_interval(entry: SwitchyardEntry) -> bool:
-    schedule = entry.schedule
-    return type(schedule) is schedules.schedule and not schedule.relative
-
-
-def _next_run_time(entry: SwitchyardEntry, now: datetime) -> datetime:
-    """The last_run_at to store after sending: the due time for intervals (no drift),
-    unless that is more than a period late (then now: a late schedule runs once)."""
-    if _plain_interval(entry):
-        due = entry.last_run_at + entry.schedule.run_every
-        if due + entry.schedule.run_every > now:
-            return due
-    return now
-
-
-def _set_run_time(entry, last_run_at, count, date_changed, start_time) -> None:
-    """As ModelEntry.__init__ does: no last run yet means "since it was last saved"."""
-    if last_run_at is None:
-        last_run_at = date_changed
-        if start_time:
-            last_run_at -= timedelta(days=365 * 30)
-    entry.model.last_run_at = entry.last_run_at = last_run_at
-    entry.model.total_run_count = entry.total_run_count = count
