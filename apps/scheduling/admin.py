@@ -124,7 +124,7 @@ class ScheduleAdmin(PeriodicTaskAdmin):
         if object_id:
             task = self.get_object(request, object_id)
             if task is not None:
-                extra_context["recent_runs"] = task.recent_runs(RECENT_RUNS)
+                extra_context["recent_runs"] = task.recent_runs(request.user, RECENT_RUNS)
         return super().changeform_view(request, object_id, form_url, extra_context)
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):

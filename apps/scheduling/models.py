@@ -197,8 +197,10 @@ class Schedule(PeriodicTask):
             options.save()
         return copy
 
-    def recent_runs(self, limit: int = 20):
-        return Run.objects.filter(schedule_name=self.name).select_related("requested_by")[:limit]
+    def recent_runs(self, user, limit: int = 20):
+        """The schedule's newest runs that `user` may see (Run.objects.visible_to)."""
+        runs = Run.objects.visible_to(user).filter(schedule_name=self.name)
+        return runs.select_related("requested_by")[:limit]
 
 
 def unused_name(wanted: str) -> str:
