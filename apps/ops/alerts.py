@@ -23,6 +23,7 @@ from apps.jobs.catalog import get_job
 from apps.jobs.models import ACTIVE_STATES, Run, State
 from apps.jobs.worker.recording import is_recorded
 from apps.scheduling.bounds import one_line
+from apps.scheduling.models import Schedule
 from apps.scheduling.preview import schedule_problem
 
 from .health import check_beat
@@ -144,7 +145,7 @@ def check_failure_recoveries(now: datetime) -> int:
 
 @dataclass(frozen=True)
 class Missed:
-    task: PeriodicTask
+    task: Schedule
     due: datetime
     grace: timedelta
 
@@ -186,38 +187,27 @@ def _resolve_others(kind: Kind, current: dict, now: datetime, detail: str) -> No
 def enabled_schedules():
     """Every enabled schedule; one whose schedule row cannot be read (a time zone no one
     knows) comes without it (select_related), so schedule_problem finds it broken."""
-    related = ("interval", "crontab", "solar", "clocked", "switchyard")
-    pks = list(PeriodicTask.objects.filter(enabled=True).values_list("pk", flat=True))
+    enabled = Schedule.objects.enabled()
+    pks = list(enabled.values_list("pk", flat=True))
     for start in range(0, len(pks), 2000):
-        chunk = PeriodicTask.objects.filter(pk__in=pks[start : start + 2000])
+        chunk = enabled.filter(pk__in=pks[start : start + 2000])
         try:
-            yield from list(chunk.select_related(*related))
+            yield from list(chunk.with_schedules())
         except Exception:
             log.exception("a schedule cannot be read; reading them one by one")
             yield from chunk
 
 
-def missed_run(task: PeriodicTask, now: datetime) -> Missed | None:
-    """The due time it missed: past, plus grace, with no run started since."""
-    if not is_recorded(task.task) or (task.expires and task.expires < now):
+def missed_run(task: Schedule, now: datetime) -> Missed | None:
+    """The due time it missed (Schedule.due_at, beat's own answer): past, plus grace, with
+    no run started since."""
+    if not is_recorded(task.task):
         return None
-    due = due_time(task, now)
+    due = task.due_at(now)
     grace = timedelta(seconds=_grace_seconds(task))
     if due is None or now - due < grace or ran_since(task.name, due):
         return None
     return Missed(task, due, grace)
-
-
-def missed_schedules(now: datetime):
-    """Enabled schedules whose last due time plus grace passed with no run started since."""
-    for task in enabled_schedules():
-        try:
-            missed = None if schedule_problem(task, now) else missed_run(task, now)
-        except Exception:  # a schedule beat cannot read either; don't stop the sweep
-            log.exception("cannot work out when schedule %s is due", task.name)
-            continue
-        if missed is not None:
-            yield missed
 
 
 def report_broken(task: PeriodicTask, problem: str, now: datetime) -> Incident:
@@ -234,18 +224,8 @@ def report_broken(task: PeriodicTask, problem: str, now: datetime) -> Incident:
     )
 
 
-def due_time(task: PeriodicTask, now: datetime) -> datetime | None:
-    """When beat should next send this schedule after its last run (or creation)."""
-    if task.start_time and task.start_time > now:
-        return None
-    last = max(t for t in (task.last_run_at, task.start_time, task.date_changed) if t)
-    schedule = task.schedule
-    schedule.nowfun = lambda: now  # one "now" for the whole estimate: a stable due time
-    return now + schedule.remaining_estimate(last)
-
-
 def _grace_seconds(task: PeriodicTask) -> int:
-    options = getattr(task, "switchyard", None)  # no ScheduleOptions row: the default
+    options = getattr(task, "options", None)  # no ScheduleOptions row: the default
     return options.grace_seconds if options else DEFAULT_GRACE_SECONDS
 
 
@@ -413,10 +393,10 @@ def recipients(incident: Incident) -> list[str]:
     if incident.schedule_name:
         task = (
             PeriodicTask.objects.filter(name=incident.schedule_name)
-            .select_related("switchyard")
+            .select_related("options")
             .first()
         )
-        options = getattr(task, "switchyard", None) if task else None
+        options = getattr(task, "options", None) if task else None
         if options and options.recipients:
             return options.recipients
     return [address for _, address in settings.ADMINS]

@@ -3,7 +3,7 @@
 A subclass of their admin (their filters, search and toggle action stay): a catalog job
 gets its typed parameter form instead of raw JSON, the schedule is edited in place with
 a live description and next-run preview, and the change list and page show what the
-schedule actually did (from the run records). Every action calls `actions`.
+schedule actually did (from the run records). Every action calls a `Schedule` method.
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ from apps.jobs.catalog import ParameterError, get_job
 from apps.jobs.models import Source
 from apps.jobs.permissions import may_run
 
-from . import actions, bounds, preview
+from . import bounds, preview
 from .forms import CRON_FIELDS, ScheduleForm, ScheduleTaskForm
+from .models import Schedule
 from .views import form_preview
 
 RECENT_RUNS = 20
@@ -77,8 +78,11 @@ class ScheduleAdmin(PeriodicTaskAdmin):
     readonly_fields = ("last_run_at",)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        tasks = super().get_queryset(request).select_related("switchyard")  # bounds read it
-        return actions.with_run_summary(tasks, timezone.now())
+        """Schedules (the proxy, with its methods), their options (bounds read them) and
+        run summary; ordered as PeriodicTaskAdmin orders them."""
+        tasks = Schedule.objects.with_schedules().with_run_summary(timezone.now())
+        ordering = self.get_ordering(request)
+        return tasks.order_by(*ordering) if ordering else tasks
 
     # Change list columns ----------------------------------------------------------------
 
@@ -131,7 +135,7 @@ class ScheduleAdmin(PeriodicTaskAdmin):
         if object_id:
             task = self.get_object(request, object_id)
             if task is not None:
-                extra_context["recent_runs"] = actions.recent_runs(task, request.user, RECENT_RUNS)
+                extra_context["recent_runs"] = task.recent_runs(request.user, RECENT_RUNS)
         return super().changeform_view(request, object_id, form_url, extra_context)
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
@@ -148,10 +152,10 @@ class ScheduleAdmin(PeriodicTaskAdmin):
         ]
 
     def run_now_view(self, request: HttpRequest, object_id: str):
-        task = get_object_or_404(PeriodicTask, pk=object_id)
+        task = get_object_or_404(Schedule, pk=object_id)
         if not self.has_change_permission(request, task):
             return HttpResponseRedirect(reverse("admin:index"))
-        self.run_now(request, PeriodicTask.objects.filter(pk=task.pk))
+        self.run_now(request, Schedule.objects.filter(pk=task.pk))
         return HttpResponseRedirect(reverse(f"admin:{self.url_name('change')}", args=[task.pk]))
 
     def url_name(self, view: str) -> str:
@@ -164,7 +168,7 @@ class ScheduleAdmin(PeriodicTaskAdmin):
         started = 0
         for task in self.runnable(request, queryset):
             try:
-                actions.run_now(task, source=Source.ADMIN, user=request.user)
+                task.run_now(request.user, source=Source.ADMIN)
             except ParameterError as error:
                 self.message_user(request, f"{task.name}: {error.one_line()}", messages.ERROR)
                 continue
@@ -176,14 +180,14 @@ class ScheduleAdmin(PeriodicTaskAdmin):
 
     @admin.action(description="Enable selected schedules", permissions=["change"])
     def enable(self, request: HttpRequest, queryset: QuerySet[PeriodicTask]) -> None:
-        count = actions.set_enabled(self.runnable_only(request, queryset), True)
+        count = self.runnable_only(request, queryset).set_enabled(True)
         self.message_user(request, ngettext("%(count)d schedule enabled.",
                                            "%(count)d schedules enabled.", count)
                           % {"count": count})  # fmt: skip
 
     @admin.action(description="Disable selected schedules", permissions=["change"])
     def disable(self, request: HttpRequest, queryset: QuerySet[PeriodicTask]) -> None:
-        count = actions.set_enabled(self.runnable_only(request, queryset), False)
+        count = self.runnable_only(request, queryset).set_enabled(False)
         self.message_user(request, ngettext("%(count)d schedule disabled.",
                                            "%(count)d schedules disabled.", count)
                           % {"count": count})  # fmt: skip
@@ -193,7 +197,7 @@ class ScheduleAdmin(PeriodicTaskAdmin):
         """django-celery-beat's toggle, for the schedules of jobs the user may run."""
         tasks = self.runnable(request, queryset)
         count = sum(
-            actions.set_enabled(PeriodicTask.objects.filter(pk__in=pks), enabled)
+            Schedule.objects.filter(pk__in=pks).set_enabled(enabled)
             for enabled, pks in (
                 (False, [t.pk for t in tasks if t.enabled]),
                 (True, [t.pk for t in tasks if not t.enabled]),
@@ -205,7 +209,7 @@ class ScheduleAdmin(PeriodicTaskAdmin):
 
     @admin.action(description="Duplicate selected schedules (disabled)", permissions=["add"])
     def duplicate(self, request: HttpRequest, queryset: QuerySet[PeriodicTask]) -> None:
-        copies = [actions.duplicate(task) for task in self.runnable(request, queryset)]
+        copies = [task.duplicate() for task in self.runnable(request, queryset)]
         self.message_user(request, ngettext("%(count)d schedule duplicated (disabled).",
                                            "%(count)d schedules duplicated (disabled).",
                                            len(copies))
@@ -229,7 +233,7 @@ class ScheduleAdmin(PeriodicTaskAdmin):
 
     def runnable_only(self, request: HttpRequest, queryset: QuerySet[PeriodicTask]) -> QuerySet:
         pks = [task.pk for task in self.runnable(request, queryset)]
-        return PeriodicTask.objects.filter(pk__in=pks)
+        return Schedule.objects.filter(pk__in=pks)
 
 
 def short_time(moment: dt.datetime) -> str:

@@ -141,7 +141,7 @@ def row_problem(task) -> str | None:
     problem = beat_problem(task)
     if problem:
         return problem
-    options = _switchyard_options(task)
+    options = _schedule_options(task)
     if options is not None:
         error = grace_error(options.grace_seconds)
         return f"grace_seconds: {error}" if error else None
@@ -224,10 +224,10 @@ def _options_problem(task) -> str | None:
     return None
 
 
-def _switchyard_options(task):
+def _schedule_options(task):
     from .models import ScheduleOptions
 
     try:
-        return task.switchyard
+        return task.options
     except ScheduleOptions.DoesNotExist:
         return None

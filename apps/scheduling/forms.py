@@ -19,7 +19,6 @@ from celery import current_app, schedules
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.db import models, transaction
 from django.utils import timezone as django_tz
 from django_celery_beat import validators
@@ -332,7 +331,20 @@ class ScheduleTaskForm(PeriodicTaskForm, ScheduleForm):
                 self.add_error("expire_seconds", error)  # "Only one can be set, in expires..."
             return self.cleaned_data
         self._clean_task(data)
+        self._clean_options()
         return data
+
+    def _clean_options(self) -> None:
+        """ScheduleOptions checks its own fields (ScheduleOptions.clean)."""
+        options = ScheduleOptions(**self.options())
+        try:
+            options.clean()
+        except ValidationError as error:
+            for field, messages in error.message_dict.items():
+                if not self.has_error(field):
+                    self.add_error(field, messages)
+            return
+        self.cleaned_data["alert_recipients"] = options.alert_recipients
 
     def _clean_task(self, data: dict) -> None:
         name = data.get("task") or ""
@@ -385,9 +397,6 @@ class ScheduleTaskForm(PeriodicTaskForm, ScheduleForm):
     def clean_expires(self):
         return _within(self.cleaned_data.get("expires"), bounds.moment_error)
 
-    def clean_grace_seconds(self):
-        return _within(self.cleaned_data.get("grace_seconds"), bounds.grace_error)
-
     def clean_headers(self) -> str:
         text = self.cleaned_data.get("headers")
         headers = _loads(text)
@@ -400,16 +409,6 @@ class ScheduleTaskForm(PeriodicTaskForm, ScheduleForm):
         if seconds is not None and seconds > bounds.MAX_INTERVAL.total_seconds():
             raise ValidationError("Expiry is at most 10 years (315360000 seconds).")
         return seconds
-
-    def clean_alert_recipients(self) -> str:
-        addresses = [a.strip() for a in self.cleaned_data["alert_recipients"].split(",")]
-        addresses = [a for a in addresses if a]
-        for address in addresses:
-            try:
-                validate_email(address)
-            except ValidationError:
-                raise ValidationError(f"{address!r} is not an email address.") from None
-        return ", ".join(addresses)
 
     # Saving -----------------------------------------------------------------------------
 
@@ -442,6 +441,53 @@ class ScheduleTaskForm(PeriodicTaskForm, ScheduleForm):
             "grace_seconds": self.cleaned_data.get("grace_seconds") or 0,
             "alert_recipients": self.cleaned_data.get("alert_recipients") or "",
         }
+
+
+# One path to a saved schedule -------------------------------------------------------------
+
+
+class ScheduleError(ValueError):
+    """Bad input for a schedule: the form's errors, per field; nothing was written."""
+
+    def __init__(self, form: forms.BaseForm):
+        super().__init__(one_line_errors(form))
+        self.errors = form.errors
+
+    def one_line(self) -> str:
+        return str(self)
+
+
+def save_schedule(*, name: str, task: str, schedule: Mapping[str, Any],
+                  params: Mapping[str, Any] | None = None,
+                  options: Mapping[str, Any] | None = None, one_off: bool = False,
+                  enabled: bool = True, user=None) -> PeriodicTask:  # fmt: skip
+    """Check and save a new schedule, atomically (ScheduleError if anything is wrong).
+
+    The same rules as the admin's form, because it is the same form (bounds, the job's
+    typed parameters, ScheduleOptions.clean, and `may_run` when a `user` is given; None
+    is the operator's `manage.py schedules`), and the same write (`save_all`), with no
+    admin page's initial values: what is not given takes the model's default.
+
+    `schedule`: {"kind": "interval", "every": 10, "period": "minutes"}, {"kind":
+    "crontab", "minute": "0", ..., "timezone": "Europe/Berlin"}, {"kind": "solar",
+    "event": ..., "latitude": ..., "longitude": ...} or {"kind": "clocked",
+    "clocked_time": ..., "timezone": ...}. `params`: a catalog job's parameters (text
+    or values), or another task's keyword arguments. `options`: ScheduleOptions fields.
+    """
+    defaults = {f.name: f.get_default() for f in ScheduleOptions._meta.concrete_fields
+                if f.name in ("overlap", "grace_seconds", "alert_recipients")}  # fmt: skip
+    data = {"name": name, "regtask": task, "enabled": enabled, "one_off": one_off,
+            "args": "[]", "kwargs": "{}", **defaults, **(options or {}), **schedule}  # fmt: skip
+    data = {key: value for key, value in data.items() if value not in (None, False, "")}
+    if get_job(task) is not None:
+        data.update({f"{PARAM_PREFIX}-{key}": value for key, value in (params or {}).items()})
+    else:
+        data["kwargs"] = json.dumps(dict(params or {}))
+    form_class = type("ScheduleTaskForm", (ScheduleTaskForm,), {"user": user})
+    form = form_class(data=data)
+    if not form.is_valid():
+        raise ScheduleError(form)
+    return form.save_all()
 
 
 def _within(value, error_of):

@@ -9,6 +9,29 @@ A process counts itself leader only until `valid_until`: the time it started its
 successful renewal plus the TTL, less a safety margin. Measured on its own monotonic
 clock from *before* the call, so it stops dispatching before Redis lets the key go,
 however slow the answer was.
+
+Why Lua, not redis-py's `redis.lock.Lock` (token-checked `release`, `extend`,
+`reacquire`)? Decided per script (issue 13), measured once with
+`python -m bench.redis_locks` (redis-py 8.1.0, Redis 6.2.14 on a unix socket, 2-core
+machine shared with other jobs; microseconds per operation, median of 5 x 3,000):
+
+| operation | Lua script (EVAL) | redis.lock.Lock |
+|---|---:|---:|
+| lease: renew (leader) | 44 | 58 |
+| lease: ask for a held lease (standby) | 53 | 131 |
+| lease: acquire, then release | 69 | 83 |
+| overlap: refresh a run's lock | 35 | 40 |
+
+- ACQUIRE_OR_RENEW: kept. "Renew if mine, else take it if free" is one atomic step
+  here; Lock needs two calls (`reacquire`, and on LockNotOwnedError `acquire`), with a
+  window between them, and is 2.5x slower for every standby on every renewal.
+- RELEASE (here) and overlap.RELEASE: kept. Lock.release / do_release run the same
+  compare-and-delete, so Lock is as correct, but slower, and the overlap lock is set by
+  beat and released by a worker that never held a Lock object (it would build one per
+  call and plant the token by hand).
+- overlap.REFRESH: kept. Lock.do_reacquire is the same compare-and-PEXPIRE, as correct,
+  slightly slower, with the same token planting.
+So no script is replaced: each is as correct as the library's and faster.
 """
 
 import functools

@@ -11,6 +11,11 @@ blocks forever.
 
 Without a Redis for scheduling (SCHEDULING_REDIS_URL empty) the same bound comes from
 the run record: a run started (or queued) longer ago than the hard time limit is dead.
+
+RELEASE and REFRESH are token-checked compare-and-delete / compare-and-PEXPIRE, what
+redis-py's Lock.do_release / do_reacquire run; kept as scripts because the lock is set
+by beat and released by a worker that never held a Lock object, and they measured
+faster (lease.py's docstring has the numbers and the decision for each script).
 """
 
 import logging

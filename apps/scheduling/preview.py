@@ -188,7 +188,25 @@ def _aware(moment: dt.datetime) -> dt.datetime:
     return moment if timezone.is_aware(moment) else moment.replace(tzinfo=UTC)
 
 
-class DstSafeCrontab(TzAwareCrontab):
+class FiresByRule:
+    """`is_due` and `remaining_estimate` from `next_run_after`, for a Celery schedule in
+    beat: beat fires when the preview (and every other page) says it does."""
+
+    def remaining_estimate(self, last_run_at: dt.datetime) -> dt.timedelta:
+        due = next_run_after(self, _aware(last_run_at))
+        if due is None:
+            raise ValueError(f"{self!r} has no run after {last_run_at.isoformat()}")
+        return due - self.now().astimezone(UTC)
+
+    def is_due(self, last_run_at: dt.datetime) -> schedules.schedstate:
+        remaining = self.remaining_estimate(last_run_at).total_seconds()
+        if remaining > 0:
+            return schedules.schedstate(False, remaining)
+        following = self.remaining_estimate(self.now()).total_seconds()
+        return schedules.schedstate(True, max(following, 0))
+
+
+class DstSafeCrontab(FiresByRule, TzAwareCrontab):
     """django-celery-beat's crontab with the daylight saving rules above, for beat.
 
     `is_due` and `remaining_estimate` come from `next_crontab_run`; field parsing, the
@@ -200,47 +218,83 @@ class DstSafeCrontab(TzAwareCrontab):
         return cls(cron._orig_minute, cron._orig_hour, cron._orig_day_of_week,
                    cron._orig_day_of_month, cron._orig_month_of_year, tz=cron.tz)  # fmt: skip
 
-    def remaining_estimate(self, last_run_at: dt.datetime) -> dt.timedelta:
-        due = next_crontab_run(self, _aware(last_run_at).astimezone(UTC))
-        return due - self.now().astimezone(UTC)
 
-    def is_due(self, last_run_at: dt.datetime) -> schedules.schedstate:
-        remaining = self.remaining_estimate(last_run_at).total_seconds()
-        if remaining > 0:
-            return schedules.schedstate(False, remaining)
-        following = self.remaining_estimate(self.now()).total_seconds()
-        return schedules.schedstate(True, max(following, 0))
+class RuleSolar(FiresByRule, schedules.solar):
+    """Celery's solar schedule, due when `next_run_after` says (one answer for beat and
+    the pages). Build one with `RuleSolar.of(sun)`."""
+
+    @classmethod
+    def of(cls, sun: schedules.solar) -> RuleSolar:
+        return cls(sun.event, sun.lat, sun.lon, nowfun=sun.nowfun, app=sun._app)
+
+    def __reduce__(self):
+        return (self.__class__, (self.event, self.lat, self.lon))
+
+
+def by_rule(schedule: schedules.BaseSchedule) -> schedules.BaseSchedule:
+    """The schedule beat should hold: one whose due time is `next_run_after`'s."""
+    if isinstance(schedule, FiresByRule):
+        return schedule
+    if isinstance(schedule, schedules.crontab):
+        return DstSafeCrontab.of(schedule)
+    if isinstance(schedule, schedules.solar):
+        return RuleSolar.of(schedule)
+    return schedule  # intervals and clocked: Celery's arithmetic is already the rule's
 
 
 # A periodic task's upcoming runs, as beat reckons them ------------------------------------
 
 
-def upcoming_runs(task: PeriodicTask, now: dt.datetime, count: int = 5) -> list[dt.datetime]:
-    """When beat will send this task next: [] if disabled, done or without a schedule.
+def due_at(task: PeriodicTask, now: dt.datetime) -> dt.datetime | None:
+    """When beat sends this task next, by beat's own rules: THE answer to "when is this
+    schedule due?", asked by beat's heap, the admin preview, `manage.py schedules next`,
+    /jobs/, and the alert sweep (through `Schedule.due_at` / `next_run_at`).
 
-    Beat's own rules: a task never run counts from when it was last changed; one due in
-    the past runs at once (shown as `now`); none before `start_time` or after `expires`.
+    Before `now` when it is overdue (beat sends it at once); None when it never runs
+    again (disabled, a spent one-off, a clocked time passed by its run, past `expires`).
+    Not before `start_time`; a run due before the row was last changed is due when it was
+    changed (beat sends it as soon as it sees the change).
     """
     if not task.enabled or task.scheduler is None or (task.one_off and task.total_run_count):
-        return []
+        return None
     schedule = task.scheduler.schedule
-    first = _first_run(task, schedule, now)
-    runs = [first] if first else []
-    if runs and not task.one_off:
-        runs += next_runs(schedule, first, count - 1)
+    if isinstance(schedule, clocked):  # beat's clocked ignores the last run
+        due = schedule.clocked_time.astimezone(UTC)
+    else:
+        due = next_run_after(schedule, counts_from(task, now))
+    if due is None:
+        return None
+    if task.start_time and task.start_time > now:
+        due = max(due, task.start_time.astimezone(UTC))
+    elif task.date_changed:
+        due = max(due, min(task.date_changed, now).astimezone(UTC))
+    if task.expires and due >= task.expires:
+        return None
+    return due
+
+
+def counts_from(task: PeriodicTask, now: dt.datetime) -> dt.datetime:
+    """The moment beat counts the next run from (django-celery-beat's ModelEntry): the last
+    run; for a task never run, when it was last changed, or 30 years before that if it has
+    a start time (so that it runs as soon as it starts)."""
+    if task.last_run_at:
+        return task.last_run_at
+    changed = task.date_changed or now
+    return changed - dt.timedelta(days=365 * 30) if task.start_time else changed
+
+
+def upcoming_runs(task: PeriodicTask, now: dt.datetime, count: int = 5) -> list[dt.datetime]:
+    """When beat will send this task next (`due_at`, shown as `now` when overdue), and
+    after; [] if it never runs again."""
+    due = due_at(task, now)
+    if due is None:
+        return []
+    runs = [max(due, now)]
+    if not task.one_off:
+        runs += next_runs(task.scheduler.schedule, runs[0], count - 1)
     if task.expires:
         runs = [run for run in runs if run < task.expires]
     return runs[:count]
-
-
-def _first_run(task: PeriodicTask, schedule, now: dt.datetime) -> dt.datetime | None:
-    if isinstance(schedule, clocked):
-        return max(schedule.clocked_time, now)
-    if task.start_time and task.start_time > now:
-        return task.start_time
-    after = task.last_run_at or task.date_changed or now
-    due = next_run_after(schedule, after)
-    return max(due, now) if due else None
 
 
 def schedule_problem(task: PeriodicTask, now: dt.datetime) -> str | None:

@@ -3,26 +3,14 @@
 
 import datetime as dt
 
-from django_celery_beat.models import PeriodicTask
-
-from . import preview
+from .models import Schedule
 
 
 def next_runs(job_names: list[str], now: dt.datetime) -> dict[str, dt.datetime]:
-    """The next time beat sends each job, over its enabled periodic tasks (one query)."""
-    tasks = PeriodicTask.objects.filter(enabled=True, task__in=job_names).select_related(
-        "interval", "crontab", "solar", "clocked", "switchyard"
-    )
+    """The next time beat sends each job, over its enabled schedules (one query)."""
     upcoming: dict[str, dt.datetime] = {}
-    for task in tasks:
-        due = next_due(task, now)
-        if due and (task.task not in upcoming or due < upcoming[task.task]):
-            upcoming[task.task] = due
+    for schedule in Schedule.objects.enabled().for_jobs(job_names).with_schedules():
+        due = schedule.next_run_at(now)  # None for a schedule beat skips as broken
+        if due and (schedule.task not in upcoming or due < upcoming[schedule.task]):
+            upcoming[schedule.task] = due
     return upcoming
-
-
-def next_due(task: PeriodicTask, now: dt.datetime) -> dt.datetime | None:
-    """When beat will next send this task (the scheduling preview's answer); None for a
-    schedule beat skips as broken."""
-    runs = preview.safe_upcoming_runs(task, now, 1)
-    return runs[0] if runs else None

@@ -79,7 +79,7 @@ def test_an_upgrade_removes_the_walkthrough_rows_an_earlier_beat_stored_and_noth
     for name in sorted(WALKTHROUGH):
         PeriodicTask.objects.create(name=name, task="apps.demo.tasks.add", interval=every)
     PeriodicTask.objects.create(name="mine", task="apps.demo.tasks.add", interval=every)
-    migration = import_module("apps.scheduling.migrations.0003_remove_walkthrough_schedules")
+    migration = import_module("apps.scheduling.migrations.0005_remove_walkthrough_schedules")
     migration.remove(apps, None)
     assert set(PeriodicTask.objects.values_list("name", flat=True)) & (WALKTHROUGH | {"mine"}) == {
         "mine"

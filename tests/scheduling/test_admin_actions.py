@@ -11,8 +11,8 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask, PeriodicTasks
 
 from apps.jobs.models import Run, Source, State
-from apps.scheduling import actions, preview
-from apps.scheduling.models import ScheduleOptions
+from apps.scheduling import preview
+from apps.scheduling.models import Schedule, ScheduleOptions
 from tests.helpers import make_superuser, make_user, wait_for
 from tests.scheduling.makers import make_interval, make_schedule
 
@@ -51,12 +51,13 @@ def test_run_now_records_who_triggered_it_from_admin_with_the_schedule_name(clie
 @database
 def test_run_now_sends_the_schedules_execution_options():
     expires = timezone.now() + dt.timedelta(hours=1)
-    task = make_schedule(queue="reports", priority=7, expires=expires, routing_key="r")
-    assert actions.execution_options(task) == {
+    made = make_schedule(queue="reports", priority=7, expires=expires, routing_key="r")
+    task = Schedule.objects.get(pk=made.pk)
+    assert task.execution_options() == {
         "queue": "reports", "priority": 7, "routing_key": "r", "expires": expires,
     }  # fmt: skip
     task.expire_seconds, task.expires = 60, None
-    assert actions.execution_options(task)["expires"] == 60
+    assert task.execution_options()["expires"] == 60
 
 
 @database
@@ -108,8 +109,8 @@ def test_enable_and_disable_report_counts_and_tell_beat(client, root):
 def test_re_enabling_does_not_make_up_the_runs_missed_while_disabled():
     three_days_ago = timezone.now() - dt.timedelta(days=3)
     task = make_schedule(interval=make_interval(10, "minutes"), last_run_at=three_days_ago)
-    actions.set_enabled(PeriodicTask.objects.filter(pk=task.pk), False)
-    actions.set_enabled(PeriodicTask.objects.filter(pk=task.pk), True)
+    Schedule.objects.get(pk=task.pk).set_enabled(False)
+    Schedule.objects.get(pk=task.pk).set_enabled(True)
     task.refresh_from_db()
     now = timezone.now()
     assert preview.upcoming_runs(task, now, 1)[0] > now + dt.timedelta(minutes=9)

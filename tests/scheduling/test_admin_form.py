@@ -71,7 +71,7 @@ def test_a_crontab_schedule_for_a_catalog_job_stores_its_typed_parameters(staff)
     assert (task.crontab.minute, task.crontab.hour, str(task.crontab.timezone)) == (
         "30", "2", "Europe/Berlin",
     )  # fmt: skip
-    assert (task.switchyard.overlap, task.switchyard.grace_seconds) == ("skip", 60)
+    assert (task.options.overlap, task.options.grace_seconds) == ("skip", 60)
 
 
 def test_an_interval_schedule_reuses_an_existing_interval_row(staff):

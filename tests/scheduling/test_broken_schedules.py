@@ -32,7 +32,7 @@ def bad_rows() -> dict[str, str]:
 
 def test_every_bad_row_is_broken_and_a_good_one_is_not(bad_rows):
     good = make_schedule("good", interval=make_interval(1, "minutes"))
-    tasks = PeriodicTask.objects.filter(name__in=bad_rows).select_related("switchyard")
+    tasks = PeriodicTask.objects.filter(name__in=bad_rows).select_related("options")
     problems = {task.name: preview.schedule_problem(task, timezone.now()) for task in tasks}
     assert [name for name in broken_names(bad_rows) if not problems[name]] == []
     assert [name for name in bad_rows if name.startswith("odd ") and problems[name]] == []
@@ -121,8 +121,8 @@ def test_schedules_run_of_a_row_with_kwargs_not_json_exits_2(bad_rows):
 
 
 def test_duplicating_a_schedule_stored_with_a_line_break_gives_a_one_line_name(bad_rows):
-    from apps.scheduling import actions
+    from apps.scheduling.models import Schedule
 
-    task = PeriodicTask.objects.get(name__startswith="odd name")
-    copy = actions.duplicate(task)
+    task = Schedule.objects.get(name__startswith="odd name")
+    copy = task.duplicate()
     assert copy.name == "odd name  Bcc: someone@example.com (copy)"

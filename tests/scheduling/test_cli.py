@@ -52,7 +52,7 @@ def test_add_with_cron_stores_the_schedule_parameters_zone_and_options():
     assert (cron.minute, cron.hour, cron.day_of_week, str(cron.timezone)) == (
         "30", "2", "1-5", "Europe/Berlin",
     )  # fmt: skip
-    assert task.switchyard.overlap == "skip"
+    assert task.options.overlap == "skip"
     assert out.startswith("added berlin add: At 02:30, Monday through Friday (Europe/Berlin)")
     assert "next run: " in out
 

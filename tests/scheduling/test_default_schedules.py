@@ -22,7 +22,7 @@ def test_migrate_installs_the_daily_prune_and_session_cleanup():
     assert json.loads(prune.kwargs) == {"older_than_days": settings.RESULT_RETENTION_DAYS}
     assert sessions.task == "apps.maintenance.tasks.clear_sessions"
     assert (prune.crontab.minute, prune.crontab.hour) == ("30", "3")
-    assert prune.switchyard.overlap == sessions.switchyard.overlap == "skip"
+    assert prune.options.overlap == sessions.options.overlap == "skip"
 
 
 def test_installing_again_changes_nothing_an_admin_edited():
@@ -57,5 +57,5 @@ def test_the_built_in_schedules_are_within_the_bounds_every_door_applies():
     from apps.scheduling.preview import schedule_problem
 
     for name in (defaults.PRUNE, defaults.SESSIONS):
-        task = PeriodicTask.objects.select_related("crontab", "switchyard").get(name=name)
+        task = PeriodicTask.objects.select_related("crontab", "options").get(name=name)
         assert schedule_problem(task, timezone.now()) is None, name

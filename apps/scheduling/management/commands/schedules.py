@@ -1,8 +1,8 @@
 """`manage.py schedules list|add|enable|disable|delete|next|run`: schedules from a shell.
 
-`add` fills in the admin's own form (same validation, same messages). Exit status: 0
-ok; 2 on bad input, with one line on stderr. No user: per-job permissions do not apply
-(an operator's tool, like `manage.py shell`).
+`add` calls forms.save_schedule: the admin form's own checks and write (same validation,
+same messages). Exit status: 0 ok; 2 on bad input, with one line on stderr. No user:
+per-job permissions do not apply (an operator's tool, like `manage.py shell`).
 """
 
 from __future__ import annotations
@@ -20,15 +20,9 @@ from apps.jobs.catalog import ParameterError, get_job
 from apps.jobs.cli import os_user, parse_pairs
 from apps.jobs.command_base import BAD_INPUT, OneLineErrorsCommand
 from apps.jobs.models import Source
-from apps.scheduling import actions, preview
-from apps.scheduling.forms import (
-    CRON_FIELDS,
-    PARAM_PREFIX,
-    ScheduleTaskForm,
-    form_data,
-    one_line_errors,
-)
-from apps.scheduling.models import Overlap
+from apps.scheduling import preview
+from apps.scheduling.forms import CRON_FIELDS, ScheduleError, save_schedule
+from apps.scheduling.models import Overlap, Schedule
 
 PERIODS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 MAX_SHOWN = 1000  # `next -n`: each run is computed, so a huge count would never end
@@ -83,30 +77,35 @@ class Command(OneLineErrorsCommand):
 
     def handle_list(self, **options) -> None:
         now = timezone.now()
-        tasks = PeriodicTask.objects.select_related("interval", "crontab", "solar", "clocked")
-        for task in actions.with_run_summary(tasks.order_by("name"), now):
+        for task in Schedule.objects.with_schedules().with_run_summary(now).order_by("name"):
             self.stdout.write(summary_line(task, now))
 
-    def handle_add(self, *, name: str, job: str, params: list[str], **options) -> None:
-        form = ScheduleTaskForm(data=add_form_data(name, job, params, **options))
-        if not form.is_valid():
-            raise CommandError(one_line_errors(form), returncode=BAD_INPUT)
-        task = form.save_all()
+    def handle_add(self, *, name: str, job: str, params: list[str], one_off: bool,
+                   no_overlap: bool, every=None, cron=None, at=None, tz=None,
+                   **options) -> None:  # fmt: skip
+        try:
+            task = save_schedule(
+                name=name, task=job, params=parse_params(job, params), one_off=one_off,
+                schedule=schedule_spec(every=every, cron=cron, at=at, tz=tz),
+                options={"overlap": Overlap.SKIP} if no_overlap else None,
+            )  # fmt: skip
+        except ScheduleError as error:
+            raise CommandError(error.one_line(), returncode=BAD_INPUT) from None
         self.stdout.write(f"added {task.name}: {preview.describe(task)}")
         for run in preview.upcoming_runs(task, timezone.now(), 1):
             zone = timezone.get_current_timezone()
             self.stdout.write(f"next run: {preview.format_moment(run, zone)}")
 
     def handle_enable(self, *, name: str, **options) -> None:
-        count = actions.set_enabled(PeriodicTask.objects.filter(pk=find(name).pk), True)
+        count = find(name).set_enabled(True)
         self.stdout.write(f"enabled {name}" if count else f"{name} was already enabled")
 
     def handle_disable(self, *, name: str, **options) -> None:
-        count = actions.set_enabled(PeriodicTask.objects.filter(pk=find(name).pk), False)
+        count = find(name).set_enabled(False)
         self.stdout.write(f"disabled {name}" if count else f"{name} was already disabled")
 
     def handle_delete(self, *, name: str, **options) -> None:
-        actions.delete(find(name))
+        find(name).delete()  # django-celery-beat's delete() tells beat
         self.stdout.write(f"deleted {name}")
 
     def handle_next(self, *, name: str, n: int, **options) -> None:
@@ -123,14 +122,14 @@ class Command(OneLineErrorsCommand):
     def handle_run(self, *, name: str, **options) -> None:
         task = find(name)
         try:
-            run = actions.run_now(task, source=Source.CLI, label=os_user())
+            run = task.run_now(source=Source.CLI, label=os_user())
         except ParameterError as error:
             raise CommandError(error.one_line(), returncode=BAD_INPUT) from None
         self.stdout.write(f"started run {run.pk} (task {run.task_id})")
 
 
-def find(name: str) -> PeriodicTask:
-    task = PeriodicTask.objects.filter(name=name).first()
+def find(name: str) -> Schedule:
+    task = Schedule.objects.with_schedules().filter(name=name).first()
     if task is None:
         names = list(PeriodicTask.objects.values_list("name", flat=True))
         close = difflib.get_close_matches(name, names, n=1)
@@ -139,27 +138,26 @@ def find(name: str) -> PeriodicTask:
     return task
 
 
-def add_form_data(name: str, job: str, params: list[str], *, every: str | None,
-                  cron: str | None, at: str | None, tz: str | None, one_off: bool,
-                  no_overlap: bool, **options) -> dict:  # fmt: skip
-    """The values a person would enter in the admin's add form."""
-    data = form_data(name=name, task=job, timezone=tz, one_off=one_off or None,
-                     overlap=Overlap.SKIP if no_overlap else None)  # fmt: skip
+def schedule_spec(*, every: str | None, cron: str | None, at: str | None,
+                  tz: str | None) -> dict:  # fmt: skip
+    """--every, --cron or --at (with --tz, checked whatever the kind), as save_schedule
+    takes a schedule."""
     if every is not None:
-        data.update(kind="interval", **parse_every(every))
-    elif cron is not None:
-        data.update(kind="crontab", **parse_cron(cron))
-    else:
-        data.update(kind="clocked", clocked_time=at)
+        return {"kind": "interval", **parse_every(every), "timezone": tz}
+    if cron is not None:
+        return {"kind": "crontab", **parse_cron(cron), "timezone": tz}
+    return {"kind": "clocked", "clocked_time": at, "timezone": tz}
+
+
+def parse_params(job: str, params: list[str]) -> dict:
+    """key=value pairs: text for a catalog job's typed form, JSON (or text) otherwise."""
     try:
         pairs = parse_pairs(params)
     except ParameterError as error:
         raise CommandError(error.one_line(), returncode=BAD_INPUT) from None
     if get_job(job) is not None:
-        data.update({f"{PARAM_PREFIX}-{key}": value for key, value in pairs.items()})
-    else:
-        data["kwargs"] = json.dumps({key: json_or_text(value) for key, value in pairs.items()})
-    return data
+        return pairs
+    return {key: json_or_text(value) for key, value in pairs.items()}
 
 
 def parse_every(raw: str) -> dict:

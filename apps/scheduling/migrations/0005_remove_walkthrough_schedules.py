@@ -21,7 +21,7 @@ def remove(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("scheduling", "0002_default_schedules"),
+        ("scheduling", "0004_options_related_name"),
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
     operations = [migrations.RunPython(remove, migrations.RunPython.noop)]
