@@ -3,10 +3,8 @@ API and the CLI, scheduled in the admin, and shown on /runs/."""
 
 import json
 import uuid
-from io import StringIO
 
 import pytest
-from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django_celery_beat.models import PeriodicTask
 
@@ -16,6 +14,7 @@ from apps.jobs.models import Run, Source, State
 from apps.scheduling.forms import form_data
 from tests.api.helpers import token_client
 from tests.helpers import make_user, wait_for
+from tests.jobs.test_cli import jobs
 
 GREET = greet.module_path
 TALLY = tally.module_path
@@ -26,15 +25,6 @@ with_worker = pytest.mark.django_db(transaction=True)
 def finished(run: Run) -> Run | None:
     run.refresh_from_db()
     return run if run.is_finished else None
-
-
-def jobs(*args: str) -> tuple[int, str, str]:
-    out, err = StringIO(), StringIO()
-    try:
-        call_command("jobs", *args, stdout=out, stderr=err)
-    except CommandError as error:
-        return error.returncode, out.getvalue(), str(error)
-    return 0, out.getvalue(), err.getvalue()
 
 
 def test_every_demo_task_is_a_catalog_job_typed_from_its_signature():
