@@ -89,7 +89,10 @@ def cases(client: redis.Redis) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5000)
+    parser.add_argument("--quick", action="store_true", help="500 rounds (bench.run)")
     args = parser.parse_args()
+    if args.quick:
+        args.rounds = 500
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
     django.setup()
     with tempfile.TemporaryDirectory() as folder:

@@ -1,6 +1,6 @@
 """The cost of enqueueing through Django's Tasks API, beside `.delay()` and `start_run`.
 
-    .venv/bin/python -m bench.tasks_api [--calls 2000] [--no-write]
+    .venv/bin/python -m bench.tasks_api [--calls 2000] [--quick] [--no-write]
 
 Starts its own PostgreSQL and Redis (bench.common.private_stack); no worker runs, so
 only the enqueueing process is timed. Each way is called `--calls` times, the ways taking
@@ -102,8 +102,11 @@ def ms(seconds: float) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--quick", action="store_true", help="300 calls each (bench.run)")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.calls = 300
     with private_stack():
         text = report(measure(args.calls), args.calls)
     print(text)
