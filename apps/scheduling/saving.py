@@ -108,7 +108,7 @@ def schedule_errors(task: PeriodicTask, row: models.Model | None, options: Sched
     if row is not None:
         _merge(errors, row_errors(row, _stored_clocked_time(task)))
     _merge(errors, task_errors(task, user))
-    _merge(errors, model_errors(task, row))
+    _merge(errors, model_errors(task, row, already=tuple(errors)))
     _merge(errors, options_errors(options))
     return errors
 
@@ -283,15 +283,16 @@ def _headers_error(text: str | None) -> str | None:
     return bounds.headers_error(headers)
 
 
-def model_errors(task: PeriodicTask, row: models.Model | None) -> Errors:
+def model_errors(task: PeriodicTask, row: models.Model | None, already=()) -> Errors:
     """PeriodicTask's own checks (field lengths, a taken name, one schedule), with `row`
-    as its schedule."""
+    as its schedule; not of the fields `already` refused (a name with a NUL in it must
+    not reach the query for a taken name: PostgreSQL refuses the query)."""
     for kind in SCHEDULE_KINDS:
         setattr(task, kind, row if row is not None and kind == kind_of(row) else None)
     try:
         # Without a row the schedule fields carry the error, and the model would add "One
         # of clocked, interval, crontab, or solar must be set" on top.
-        task.full_clean(exclude=NOT_SET_BY_PEOPLE, validate_unique=row is not None)
+        task.full_clean(exclude=(*NOT_SET_BY_PEOPLE, *already), validate_unique=row is not None)
     except ValidationError as error:
         return {field: list(messages) for field, messages in error.message_dict.items()}
     return {}
