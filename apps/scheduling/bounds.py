@@ -1,8 +1,8 @@
 """The bounds of a schedule's values: declared once, checked at every door.
 
 The admin form and `manage.py schedules add` refuse a value out of these bounds with a
-message naming the field (ScheduleTaskForm calls the `*_error` functions). Rows that got
-into the database some other way (by hand, an older version, another tool) are checked
+message naming the field (saving.schedule_errors calls the `*_error` functions). Rows
+that got into the database some other way (by hand, an older version, another tool) are checked
 with `row_problem`: beat skips such a schedule (logged once), the admin shows it as
 broken and the alert sweep raises an incident (preview.schedule_problem adds "and its
 next run can be computed").

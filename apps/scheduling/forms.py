@@ -1,27 +1,29 @@
-"""The periodic task form shared by the admin and `manage.py schedules add`.
+"""The admin's periodic task form: its fields, and the errors on them.
 
-One form validates everything before anything is written: the task (a catalog job or a
-registered Celery task), a catalog job's typed parameters (the same fields as its web
-form, named `param-<name>`), the schedule of one kind (interval, crontab, solar,
-clocked: the fields are the form's, the row is found or created on save) and
-Switchyard's options (overlap, grace period, alert recipients).
+The form reads the page's values (the task: a catalog job or a registered Celery task;
+a catalog job's typed parameters, the same fields as its web form, named `param-<name>`;
+the schedule of one kind: interval, crontab, solar, clocked; Switchyard's options) into
+a PeriodicTask, a schedule row and the options, and shows on its fields the errors of
+saving.schedule_errors: the rules live there, once. Saving is saving.save_schedule, as
+`manage.py schedules add` saves.
 """
 
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import json
 import zoneinfo
 from collections.abc import Mapping
 from typing import Any
 
-from celery import current_app, schedules
+from celery import current_app
 from django import forms
 from django.conf import settings
-from django.core.exceptions import ValidationError
-from django.db import models, transaction
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db import models
+from django.forms.models import construct_instance
 from django.utils import timezone as django_tz
-from django_celery_beat import validators
 from django_celery_beat.admin import PeriodicTaskForm
 from django_celery_beat.models import (
     SOLAR_SCHEDULES,
@@ -32,23 +34,24 @@ from django_celery_beat.models import (
     SolarSchedule,
 )
 
-from apps.jobs.catalog import Job, ParameterError, all_jobs, clean_parameters, get_job
+from apps.jobs.catalog import Job, all_jobs, get_job
 from apps.jobs.params import to_json
 from apps.jobs.permissions import may_run
 
-from . import bounds
 from .models import Overlap, ScheduleOptions
+from .saving import (
+    CRON_FIELDS,
+    PARAM_PREFIX,
+    SCHEDULE_KINDS,
+    Errors,
+    is_known_task,
+    one_line,
+    row_errors,
+    save_schedule,
+    schedule_errors,
+    stored_like,
+)
 
-PARAM_PREFIX = "param"
-SCHEDULE_KINDS = ("interval", "crontab", "solar", "clocked")
-CRON_FIELDS = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
-CRON_VALIDATORS = {
-    "minute": validators.minute_validator,
-    "hour": validators.hour_validator,
-    "day_of_month": validators.day_of_month_validator,
-    "month_of_year": validators.month_of_year_validator,
-    "day_of_week": validators.day_of_week_validator,
-}
 PERIODS = [(p, label) for p, label in IntervalSchedule.PERIOD_CHOICES if p != "microseconds"]
 # The fields the live preview sends (see static/scheduling/schedule_form.js).
 PREVIEW_FIELDS = ("kind", "every", "period", *CRON_FIELDS, "timezone", "event", "latitude",
@@ -91,11 +94,6 @@ class TaskChoiceField(forms.ChoiceField):
 
     def valid_value(self, value) -> bool:
         return True
-
-
-def is_known_task(name: str) -> bool:
-    current_app.loader.import_default_modules()
-    return get_job(name) is not None or name in current_app.tasks
 
 
 class ScheduleForm(forms.Form):
@@ -142,97 +140,56 @@ class ScheduleForm(forms.Form):
         return data
 
     def clean_schedule(self) -> None:
+        """The row of the chosen kind, checked by saving.row_errors (as save_schedule
+        checks it); a field that already says what is wrong keeps its own message."""
         kind = self.cleaned_data.get("kind")
-        if kind in SCHEDULE_KINDS:
-            row = getattr(self, f"_clean_{kind}")()
-            if row is not None:
-                self.cleaned_data["schedule"] = row
+        if kind not in SCHEDULE_KINDS:
+            return
+        row = getattr(self, f"_{kind}_row")()
+        errors = row_errors(row, self._current_clocked_time())
+        self.add_errors(errors)
+        if not errors:
+            self.cleaned_data["schedule"] = stored_like(row)
+
+    def add_errors(self, errors: Errors) -> None:
+        """saving's errors on their fields, unless a field said what is wrong already."""
+        for field, messages in errors.items():
+            if field == NON_FIELD_ERRORS:
+                self.add_error(None, messages)
+            elif field not in self.fields:
+                self.add_error(None, f"{field}: {' '.join(messages)}")
+            elif not self.has_error(field):
+                self.add_error(field, messages)
 
     def schedule_row(self):
         return self.cleaned_data.get("schedule")
 
-    def _clean_interval(self) -> IntervalSchedule | None:
-        every, period = self.cleaned_data.get("every"), self.cleaned_data.get("period")
-        if every is None:
-            if not self.has_error("every"):  # the field may have said why already
-                self.add_error("every", "Enter how many periods apart the runs are.")
-        elif every < 1:
-            self.add_error("every", "The interval must be at least 1 (an interval of zero "
-                                    "would run without pause).")  # fmt: skip
-        if not period:
-            self.add_error("period", "Choose a period.")
-        if self.has_error("every") or self.has_error("period"):
-            return None
-        error = bounds.interval_error(every, period)
-        if error:
-            self.add_error("every", error[0].upper() + error[1:] + ".")
-            return None
-        return _find_or_build(IntervalSchedule, every=every, period=period)
+    def _interval_row(self) -> IntervalSchedule:
+        return IntervalSchedule(every=self.cleaned_data.get("every"),
+                                period=self.cleaned_data.get("period"))  # fmt: skip
 
-    def _clean_crontab(self) -> CrontabSchedule | None:
+    def _crontab_row(self) -> CrontabSchedule:
         spec = {name: (self.cleaned_data.get(name) or "").strip() or "*" for name in CRON_FIELDS}
-        for name, value in spec.items():
-            try:
-                CRON_VALIDATORS[name](value)
-                _celery_cron_field(name, value)
-            except (ValidationError, ValueError) as error:
-                self.add_error(name, _cron_message(name, value, error))
         zone = self.cleaned_data.get("timezone") or default_zone()
-        if any(self.has_error(name) for name in CRON_FIELDS):
-            return None
-        try:  # Celery refuses days that never occur, such as 30 February
-            schedules.crontab(spec["minute"], spec["hour"], spec["day_of_week"],
-                              spec["day_of_month"], spec["month_of_year"])  # fmt: skip
-        except ValueError as error:
-            self.add_error("day_of_month", str(error))
-            return None
-        return _find_or_build(CrontabSchedule, timezone=zoneinfo.ZoneInfo(zone), **spec)
+        return CrontabSchedule(timezone=zoneinfo.ZoneInfo(zone), **spec)
 
-    def _clean_solar(self) -> SolarSchedule | None:
-        spec = {name: self.cleaned_data.get(name) for name in ("event", "latitude", "longitude")}
-        for name, value in spec.items():
-            if value in (None, ""):
-                self.add_error(name, "This field is required for a solar schedule.")
-        if any(value in (None, "") for value in spec.values()):
-            return None
-        return _find_or_build(SolarSchedule, **spec)
+    def _solar_row(self) -> SolarSchedule:
+        return SolarSchedule(**{name: self.cleaned_data.get(name)
+                                for name in ("event", "latitude", "longitude")})  # fmt: skip
 
-    def _clean_clocked(self) -> ClockedSchedule | None:
+    def _clocked_row(self) -> ClockedSchedule:
         moment = self.cleaned_data.get("clocked_time")
         zone = self.cleaned_data.get("timezone") or default_zone()
-        if moment is None:
-            self.add_error("clocked_time", "Enter the date and time to run at.")
-            return None
-        # The form read the time in the active zone; the user meant the chosen one.
-        wall = django_tz.make_naive(moment, django_tz.get_current_timezone())
-        moment = django_tz.make_aware(wall, zoneinfo.ZoneInfo(zone))
-        if bounds.moment_error(moment):
-            self.add_error("clocked_time", bounds.moment_error(moment))
-            return None
-        if moment <= django_tz.now() and moment != self._current_clocked_time():
-            self.add_error("clocked_time", "This time has passed: choose a time to come.")
-            return None
-        self.cleaned_data["one_off"] = True  # a clocked schedule runs once
-        return _find_or_build(ClockedSchedule, clocked_time=moment)
+        return ClockedSchedule(clocked_time=moment and read_in_zone(moment, zone))
 
     def _current_clocked_time(self):
         return None
 
 
-def _find_or_build(model: type[models.Model], **spec):
-    return model.objects.filter(**spec).order_by("pk").first() or model(**spec)
-
-
-def _celery_cron_field(name: str, value: str) -> None:
-    """Celery's own parser must read the field too (beat uses Celery's crontab)."""
-    limits = {"minute": (60, 0), "hour": (24, 0), "day_of_week": (7, 0),
-              "day_of_month": (31, 1), "month_of_year": (12, 1)}  # fmt: skip
-    schedules.crontab._expand_cronspec(value, *limits[name])
-
-
-def _cron_message(name: str, value: str, error: Exception) -> str:
-    detail = "; ".join(error.messages) if isinstance(error, ValidationError) else str(error)
-    return f"{value!r} is not a valid {name.replace('_', ' ')} field: {detail}"
+def read_in_zone(moment: dt.datetime, zone: str) -> dt.datetime:
+    """A time the form read in the active zone, as the wall-clock time meant in `zone`."""
+    wall = django_tz.make_naive(moment, django_tz.get_current_timezone())
+    return django_tz.make_aware(wall, zoneinfo.ZoneInfo(zone))
 
 
 class ScheduleTaskForm(PeriodicTaskForm, ScheduleForm):
@@ -320,58 +277,26 @@ class ScheduleTaskForm(PeriodicTaskForm, ScheduleForm):
     def parameter_fields(self) -> list:
         return [self[name] for name in self.fields if name.startswith(f"{PARAM_PREFIX}-")]
 
-    # Validation -------------------------------------------------------------------------
+    # Validation: the fields parse the page's values; saving.schedule_errors checks them --
 
     def clean(self):
         self.clean_schedule()
         try:
-            data = PeriodicTaskForm.clean(self)  # regtask -> task, expires, JSON
+            PeriodicTaskForm.clean(self)  # regtask -> task, expires, JSON
         except ValidationError as error:
             if not self.has_error("task"):  # "Need name of task" is already on its field
                 self.add_error("expire_seconds", error)  # "Only one can be set, in expires..."
-            return self.cleaned_data
-        self._clean_task(data)
-        self._clean_options()
-        return data
+        return self.cleaned_data
 
-    def _clean_options(self) -> None:
-        """ScheduleOptions checks its own fields (ScheduleOptions.clean)."""
-        options = ScheduleOptions(**self.options())
-        try:
-            options.clean()
-        except ValidationError as error:
-            for field, messages in error.message_dict.items():
-                if not self.has_error(field):
-                    self.add_error(field, messages)
-            return
-        self.cleaned_data["alert_recipients"] = options.alert_recipients
-
-    def _clean_task(self, data: dict) -> None:
-        name = data.get("task") or ""
-        if self.user is not None and not may_run(self.user, name):
-            self.add_error("task", f"You may not run {name!r}, so you may not schedule it.")
-        elif self.job is not None:
-            self._clean_parameters(self.job, data)
-        elif not is_known_task(name):
-            self.add_error("task", f"Unknown task {name!r}: not a catalog job nor a "
-                                   "registered Celery task.")  # fmt: skip
-        else:
-            self._clean_raw_arguments(data)
-
-    def _clean_parameters(self, job: Job, data: dict) -> None:
-        if any(self.has_error(name) for name in self.fields if name.startswith("param-")):
-            return  # the typed fields already said what is wrong
-        try:
-            parameters = clean_parameters(job, self.raw_parameters(job))
-        except ParameterError as error:
-            for name, messages in error.errors.items():
-                key = f"{PARAM_PREFIX}-{name}"
-                if key in self.fields:
-                    self.add_error(key, messages)
-                else:
-                    self.add_error(None, f"{name}: {' '.join(messages)}")
-            return
-        data["kwargs"], data["args"] = json.dumps(parameters), "[]"
+    def _post_clean(self) -> None:
+        """The values into the PeriodicTask, then save_schedule's own checks, shown on the
+        fields (instead of ModelForm's model validation: schedule_errors includes it)."""
+        self.instance = construct_instance(self, self.instance, self._meta.fields)
+        if self.job is not None:
+            self.instance.kwargs = json.dumps(self.raw_parameters(self.job))
+        errors = schedule_errors(self.instance, self.cleaned_data.get("schedule"),
+                                 ScheduleOptions(**self.options()), user=self.user)  # fmt: skip
+        self.add_errors(errors)
 
     def raw_parameters(self, job: Job) -> dict[str, Any]:
         """The typed values given, plus any `param-*` key the job does not take."""
@@ -382,58 +307,12 @@ class ScheduleTaskForm(PeriodicTaskForm, ScheduleForm):
                  if key.startswith(prefix) and key not in self.fields}  # fmt: skip
         return {k: v for k, v in {**values, **extra}.items() if v is not None}
 
-    def _clean_raw_arguments(self, data: dict) -> None:
-        if not self.has_error("args") and not isinstance(_loads(data.get("args")), list):
-            self.add_error("args", "Positional arguments must be a JSON array, like [1, 2].")
-        if not self.has_error("kwargs") and not isinstance(_loads(data.get("kwargs")), dict):
-            self.add_error("kwargs", 'Keyword arguments must be a JSON object, like {"x": 1}.')
-
-    def clean_name(self) -> str:
-        return _within(self.cleaned_data["name"], bounds.name_error)
-
-    def clean_start_time(self):
-        return _within(self.cleaned_data.get("start_time"), bounds.moment_error)
-
-    def clean_expires(self):
-        return _within(self.cleaned_data.get("expires"), bounds.moment_error)
-
-    def clean_headers(self) -> str:
-        text = self.cleaned_data.get("headers")
-        headers = _loads(text)
-        if isinstance(headers, dict):
-            _within(headers, bounds.headers_error)
-        return text
-
-    def clean_expire_seconds(self):
-        seconds = self.cleaned_data.get("expire_seconds")
-        if seconds is not None and seconds > bounds.MAX_INTERVAL.total_seconds():
-            raise ValidationError("Expiry is at most 10 years (315360000 seconds).")
-        return seconds
-
     # Saving -----------------------------------------------------------------------------
 
-    def _post_clean(self) -> None:
-        row = self.cleaned_data.get("schedule")
-        if row is None:
-            # The schedule fields carry the error; the model would add "One of clocked,
-            # interval, crontab, or solar must be set" on top.
-            self._validate_unique = False
-        for kind in SCHEDULE_KINDS:  # the model checks that exactly one is set
-            setattr(self.instance, kind, row if kind == self.cleaned_data.get("kind") else None)
-        super()._post_clean()
-
-    @transaction.atomic
     def save_all(self) -> PeriodicTask:
-        """Write the schedule row (if new), the task and its options."""
-        task = self.instance
-        row = self.cleaned_data["schedule"]
-        if row.pk is None:
-            row = _get_or_create_like(row)
-        for kind in SCHEDULE_KINDS:
-            setattr(task, kind, row if kind == self.cleaned_data["kind"] else None)
-        task.save()
-        ScheduleOptions.objects.update_or_create(periodic_task=task, defaults=self.options())
-        return task
+        """save_schedule, with the values this form read (ScheduleAdmin.save_model)."""
+        return save_schedule(self.instance, self.cleaned_data["schedule"], self.options(),
+                             user=self.user)  # fmt: skip
 
     def options(self) -> dict[str, Any]:
         return {
@@ -441,66 +320,6 @@ class ScheduleTaskForm(PeriodicTaskForm, ScheduleForm):
             "grace_seconds": self.cleaned_data.get("grace_seconds") or 0,
             "alert_recipients": self.cleaned_data.get("alert_recipients") or "",
         }
-
-
-# One path to a saved schedule -------------------------------------------------------------
-
-
-class ScheduleError(ValueError):
-    """Bad input for a schedule: the form's errors, per field; nothing was written."""
-
-    def __init__(self, form: forms.BaseForm):
-        super().__init__(one_line_errors(form))
-        self.errors = form.errors
-
-    def one_line(self) -> str:
-        return str(self)
-
-
-def save_schedule(*, name: str, task: str, schedule: Mapping[str, Any],
-                  params: Mapping[str, Any] | None = None,
-                  options: Mapping[str, Any] | None = None, one_off: bool = False,
-                  enabled: bool = True, user=None) -> PeriodicTask:  # fmt: skip
-    """Check and save a new schedule, atomically (ScheduleError if anything is wrong).
-
-    The same rules as the admin's form, because it is the same form (bounds, the job's
-    typed parameters, ScheduleOptions.clean, and `may_run` when a `user` is given; None
-    is the operator's `manage.py schedules`), and the same write (`save_all`), with no
-    admin page's initial values: what is not given takes the model's default.
-
-    `schedule`: {"kind": "interval", "every": 10, "period": "minutes"}, {"kind":
-    "crontab", "minute": "0", ..., "timezone": "Europe/Berlin"}, {"kind": "solar",
-    "event": ..., "latitude": ..., "longitude": ...} or {"kind": "clocked",
-    "clocked_time": ..., "timezone": ...}. `params`: a catalog job's parameters (text
-    or values), or another task's keyword arguments. `options`: ScheduleOptions fields.
-    """
-    defaults = {f.name: f.get_default() for f in ScheduleOptions._meta.concrete_fields
-                if f.name in ("overlap", "grace_seconds", "alert_recipients")}  # fmt: skip
-    data = {"name": name, "regtask": task, "enabled": enabled, "one_off": one_off,
-            "args": "[]", "kwargs": "{}", **defaults, **(options or {}), **schedule}  # fmt: skip
-    data = {key: value for key, value in data.items() if value not in (None, False, "")}
-    if get_job(task) is not None:
-        data.update({f"{PARAM_PREFIX}-{key}": value for key, value in (params or {}).items()})
-    else:
-        data["kwargs"] = json.dumps(dict(params or {}))
-    form_class = type("ScheduleTaskForm", (ScheduleTaskForm,), {"user": user})
-    form = form_class(data=data)
-    if not form.is_valid():
-        raise ScheduleError(form)
-    return form.save_all()
-
-
-def _within(value, error_of):
-    """The value, or a ValidationError with the bounds' message (None passes)."""
-    error = error_of(value) if value is not None else None
-    if error:
-        raise ValidationError(error)
-    return value
-
-
-def _get_or_create_like(row: models.Model) -> models.Model:
-    spec = {f.name: getattr(row, f.name) for f in row._meta.concrete_fields if not f.primary_key}
-    return type(row).objects.get_or_create(**spec)[0]
 
 
 def _json_object(text: Any) -> dict:
@@ -517,11 +336,7 @@ def _loads(text: Any) -> Any:
 
 def one_line_errors(form: forms.BaseForm) -> str:
     """A form's errors on one line, as the CLI prints them: 'field: message; ...'."""
-    parts = []
-    for field, errors in form.errors.items():
-        label = "error" if field == "__all__" else field.removeprefix(f"{PARAM_PREFIX}-")
-        parts.append(f"{label}: {' '.join(str(e) for e in errors)}")
-    return "; ".join(parts)
+    return one_line(form.errors)
 
 
 def form_data_for_preview(query: Mapping[str, Any]) -> dict[str, Any]:

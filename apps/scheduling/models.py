@@ -46,8 +46,9 @@ class ScheduleOptions(models.Model):
         return f"options of {self.periodic_task.name}"
 
     def clean(self) -> None:
-        """Its own bounds (bounds.py): the admin form and `manage.py schedules add` both
-        call full_clean(); beat and the alert sweep ask bounds.row_problem of stored rows."""
+        """Its own bounds (bounds.py): saving.save_schedule calls it (for the admin form
+        and `manage.py schedules add`); beat and the alert sweep ask bounds.row_problem of
+        stored rows."""
         errors = {}
         grace = bounds.grace_error(self.grace_seconds)
         if grace:

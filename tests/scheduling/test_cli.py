@@ -124,6 +124,37 @@ def test_malformed_options_exit_with_status_2(args, message):
     assert message in error
 
 
+@pytest.mark.parametrize(("args", "field"), [
+    (["--every", "1m", "--tz", ""], None),  # an empty zone is the default zone
+    (["--at", ""], "clocked_time"),
+    (["--at", "not a date"], "clocked_time"),
+    (["--at", "9999-12-31T23:59"], "clocked_time"),
+    (["--at", "2001-01-01T00:00"], "clocked_time"),
+    (["--cron", f"{','.join(['1'] * 200)} * * * *"], "minute"),
+    (["--every", "1m", "--tz", "Europe/Berlin\n"], "timezone"),
+    (["--every=-1m"], "every"),
+])  # fmt: skip
+def test_hostile_add_arguments_get_one_line_naming_the_field(args, field):
+    code, _, error = schedules("add", "odd", "--job", "apps.demo.tasks.add", *args,
+                               "x=1", "y=2")  # fmt: skip
+    if field is None:
+        assert code == 0, error
+        return
+    assert code == 2
+    assert error.startswith(f"{field}: ") and "\n" not in error, error
+    assert not PeriodicTask.objects.filter(name="odd").exists()
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("x" * 201, "name: Ensure this value has at most 200 characters (it has 201)."),
+    ("nul\x00here", "name: A name cannot contain control characters (found U+0000)."),
+])  # fmt: skip
+def test_a_bad_name_is_refused_with_exit_status_2(name, message):
+    code, _, error = schedules("add", name, "--job", "apps.demo.tasks.add", "--every", "1m",
+                               "x=1", "y=2")  # fmt: skip
+    assert (code, error) == (2, message)
+
+
 # list, next, enable, disable, delete, run ---------------------------------------------
 
 

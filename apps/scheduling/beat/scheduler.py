@@ -52,7 +52,7 @@ Private parts of Celery and django-celery-beat still used, for want of a public 
   close() has synced already, so cancelling saves a second database write at exit.
 - `crontab._orig_*` (preview.DstSafeCrontab.of, _wall_clock_crontab): crontab keeps the
   field strings it was given only there; rebuilding it in another frame needs them.
-- `crontab._expand_cronspec` (forms._celery_cron_field): Celery's own field parser, so
+- `crontab._expand_cronspec` (saving._celery_cron_field): Celery's own field parser, so
   that the form refuses what beat could not read.
 - publishing.py repeats what Task.apply_async does once per schedule instead of once
   per run: `task._get_exec_options()`, `task._dump_pydantic_arguments` and

@@ -1,8 +1,10 @@
 """`manage.py schedules list|add|enable|disable|delete|next|run`: schedules from a shell.
 
-`add` calls forms.save_schedule: the admin form's own checks and write (same validation,
-same messages). Exit status: 0 ok; 2 on bad input, with one line on stderr. No user:
-per-job permissions do not apply (an operator's tool, like `manage.py shell`).
+`add` reads its arguments into a PeriodicTask, its schedule row and options (each value
+parsed by the admin form's own field for it) and calls saving.save_schedule, which the
+admin's form calls too: the same checks, messages and write. Exit status: 0 ok; 2 on bad
+input, with one line on stderr. No user: per-job permissions do not apply (an operator's
+tool, like `manage.py shell`).
 """
 
 from __future__ import annotations
@@ -11,18 +13,26 @@ import argparse
 import difflib
 import json
 import re
+import zoneinfo
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 from django.utils import timezone
-from django_celery_beat.models import PeriodicTask
+from django_celery_beat.models import (
+    ClockedSchedule,
+    CrontabSchedule,
+    IntervalSchedule,
+    PeriodicTask,
+)
 
 from apps.jobs.catalog import ParameterError, get_job
 from apps.jobs.cli import os_user, parse_pairs
 from apps.jobs.command_base import BAD_INPUT, OneLineErrorsCommand
 from apps.jobs.models import Source
 from apps.scheduling import preview
-from apps.scheduling.forms import CRON_FIELDS, ScheduleError, save_schedule
+from apps.scheduling.forms import ScheduleForm, default_zone, read_in_zone
 from apps.scheduling.models import Overlap, Schedule
+from apps.scheduling.saving import CRON_FIELDS, ScheduleError, one_line, save_schedule
 
 PERIODS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 MAX_SHOWN = 1000  # `next -n`: each run is computed, so a huge count would never end
@@ -83,12 +93,11 @@ class Command(OneLineErrorsCommand):
     def handle_add(self, *, name: str, job: str, params: list[str], one_off: bool,
                    no_overlap: bool, every=None, cron=None, at=None, tz=None,
                    **options) -> None:  # fmt: skip
+        task = PeriodicTask(name=name, task=job, one_off=one_off,
+                            kwargs=json.dumps(parse_params(job, params)))  # fmt: skip
+        row = schedule_row(every=every, cron=cron, at=at, tz=tz)
         try:
-            task = save_schedule(
-                name=name, task=job, params=parse_params(job, params), one_off=one_off,
-                schedule=schedule_spec(every=every, cron=cron, at=at, tz=tz),
-                options={"overlap": Overlap.SKIP} if no_overlap else None,
-            )  # fmt: skip
+            task = save_schedule(task, row, {"overlap": Overlap.SKIP} if no_overlap else {})
         except ScheduleError as error:
             raise CommandError(error.one_line(), returncode=BAD_INPUT) from None
         self.stdout.write(f"added {task.name}: {preview.describe(task)}")
@@ -138,19 +147,29 @@ def find(name: str) -> Schedule:
     return task
 
 
-def schedule_spec(*, every: str | None, cron: str | None, at: str | None,
-                  tz: str | None) -> dict:  # fmt: skip
-    """--every, --cron or --at (with --tz, checked whatever the kind), as save_schedule
-    takes a schedule."""
+def schedule_row(*, every: str | None, cron: str | None, at: str | None, tz: str | None):
+    """--every, --cron or --at (with --tz, checked whatever the kind) as an unsaved row."""
+    zone = parse_field("timezone", tz or "") or default_zone()
     if every is not None:
-        return {"kind": "interval", **parse_every(every), "timezone": tz}
+        spec = parse_every(every)
+        return IntervalSchedule(every=parse_field("every", spec["every"]), period=spec["period"])
     if cron is not None:
-        return {"kind": "crontab", **parse_cron(cron), "timezone": tz}
-    return {"kind": "clocked", "clocked_time": at, "timezone": tz}
+        return CrontabSchedule(timezone=zoneinfo.ZoneInfo(zone), **parse_cron(cron))
+    moment = parse_field("clocked_time", at)
+    return ClockedSchedule(clocked_time=moment and read_in_zone(moment, zone))
+
+
+def parse_field(name: str, text: str):
+    """A value read by the admin form's own field for it: the same parsing and message."""
+    try:
+        return ScheduleForm.base_fields[name].clean(text)
+    except ValidationError as error:
+        raise CommandError(one_line({name: error.messages}), returncode=BAD_INPUT) from None
 
 
 def parse_params(job: str, params: list[str]) -> dict:
-    """key=value pairs: text for a catalog job's typed form, JSON (or text) otherwise."""
+    """key=value pairs: text for a catalog job (save_schedule cleans them as its form
+    does), JSON (or text) otherwise."""
     try:
         pairs = parse_pairs(params)
     except ParameterError as error:
