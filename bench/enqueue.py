@@ -352,28 +352,30 @@ def profile(calls: int) -> str:
 # Report ---------------------------------------------------------------------------------
 
 INTRO = """
-What a caller feels: {tasks:,} enqueues, then until every result is stored, from one
-process and from 4 processes at once ({tasks:,} in all), with one prefork worker (2
-processes) running throughout. A round lasts from the first call to the last result's
-`date_done`; each enqueueing process is started, set up and connected before the clock
-starts. Raw = a bare Celery app (no Django) with Redis results; stock = Celery with
-django-celery-results 2.6 on PostgreSQL as installed; both `.delay()` a no-op task. The
-Switchyard rows run `apps.demo.tasks.add` (a run record is written before each message
-is published) on Switchyard's worker. All share Switchyard's Celery settings (JSON,
-result_extended, track_started, prefetch 1, task events off). {durability} Variants alternate;
-"call" = median time of one enqueue call in the enqueueing process; "lag" = last result
-stored minus the last call's return (the worker keeping up: near 0 means the enqueueing
-side is the bottleneck). Goals (issue 15): single enqueue at most 1.5x raw's `.delay()`;
-one process end to end at least 0.7x raw.
+What a caller feels: {tasks:,} enqueues, then until every result is stored, {modes},
+with one prefork worker (2 processes) running throughout. A round lasts from the first
+call to the last result's `date_done`; each enqueueing process is started, set up and
+connected before the clock starts. Raw = a bare Celery app (no Django) with Redis
+results; stock = Celery with django-celery-results 2.6 on PostgreSQL as installed; both
+`.delay()` a no-op task. The Switchyard rows run `apps.demo.tasks.add` (a run record is
+written before each message is published) on Switchyard's worker. All share
+Switchyard's Celery settings (JSON, result_extended, track_started, prefetch 1, task
+events off).
+
+{durability}
+
+Variants alternate; "call" = median time of one enqueue call in the enqueueing process
+(all processes' calls); "lag" = last result stored minus the last call's return (near
+0: the worker kept up, and the enqueueing side is the bottleneck). Goals (issue 15):
+single enqueue at most 1.5x raw's `.delay()`; one process end to end at least 0.7x raw.
 """
 
-FAST = """The private PostgreSQL
-runs with fsync and synchronous_commit off (bench.common, as in every benchmark here),
-so no row pays a WAL flush at commit; the issue's numbers (fsync on) did: see "{durable}"
-below (`--durable`) for that."""
-DURABLE = """PostgreSQL runs with its own
-defaults here (`--durable`: fsync, synchronous_commit and full_page_writes on), so every
-autocommit statement waits for its WAL flush, as in production."""
+FAST = """The private PostgreSQL runs with fsync and synchronous_commit off (bench.common, as
+in every benchmark here), so no row pays a WAL flush at commit; the issue's numbers
+(fsync on) did: see "{durable}" below (`--durable`) for that."""
+DURABLE = """PostgreSQL runs with its own defaults here (`--durable`: fsync, synchronous_commit
+and full_page_writes on), so every autocommit statement waits for its WAL flush, as in
+production."""
 BREAKDOWN_TITLE = "Where an enqueue's time goes"
 DURABLE_TITLE = "With fsync on (PostgreSQL's defaults)"
 BREAKDOWN_INTRO = """
@@ -386,8 +388,8 @@ outside (signal receivers swapped for timed wrappers, kombu's `Producer.publish`
 `_prepare`, `apps.jobs.dispatch.clean_parameters`/`insert`/`send` patched in this
 process only, every SQL statement timed through `connection.execute_wrapper`; an
 autocommit statement's time includes its commit). The floors are one round trip on
-the same connections. Medians per call, so pieces do not
-add up exactly; nesting is shown by indentation. The command above reproduces it (the
+the same connections. Medians per call, so pieces do not add up exactly; nesting is
+shown by indentation. The command above reproduces it (the
 breakdown runs after the rounds, with `--calls`); add `--profile` for a cProfile of
 `add.delay()`, printed only.
 """
@@ -396,7 +398,7 @@ breakdown runs after the rounds, with `--calls`); add `--profile` for a cProfile
 def report(rounds: list[Round], args) -> str:
     durability = DURABLE if args.durable else FAST.format(durable=DURABLE_TITLE)
     lines = [
-        INTRO.format(tasks=args.tasks, durability=durability).strip(),
+        INTRO.format(tasks=args.tasks, durability=durability, modes=modes(args)).strip(),
         "",
         f"Command: `{command_line('bench.enqueue')}`  ",
         measured(),
@@ -411,8 +413,14 @@ def report(rounds: list[Round], args) -> str:
             f"| {r.variant} | {r.processes} | {number} | {ms(median(r.calls))} "
             f"| {ms(percentile(r.calls, 0.95))} | {r.rate:,.0f} | {r.lag:+.2f} s |"
         )
-    lines += ["", *summary(rounds, args)]
+    lines += ["", *summary(rounds, args), "", *verdicts(rounds, args)]
     return "\n".join(lines)
+
+
+def modes(args) -> str:
+    ways = [f"from {count} processes at once ({args.tasks:,} in all)" if count > 1
+            else "from one process" for count in args.processes]  # fmt: skip
+    return " and ".join(ways)
 
 
 def summary(rounds: list[Round], args) -> list[str]:
@@ -429,6 +437,30 @@ def summary(rounds: list[Round], args) -> list[str]:
                 f"| {rate[v]:,.0f} tasks/s | {ratio(rate, v, 'raw')} |"
             )
     return lines
+
+
+def verdicts(rounds: list[Round], args) -> list[str]:
+    """The issue's two goals for the single enqueue, as lines bench.run collects."""
+    one = [r for r in rounds if r.processes == 1]
+    call = {v: median(median(r.calls) for r in one if r.variant == v) for v in args.only}
+    rate = {v: median(r.rate for r in one if r.variant == v) for v in args.only}
+    ours = [v for v in ("switchyard", "start_run") if v in args.only]
+    if "raw" not in args.only or not ours or not one:
+        return []
+    where = f"{', fsync on' if args.durable else ''}; `{command_line('bench.enqueue')}`"
+    costs = [call[v] / call["raw"] for v in ours]
+    speeds = [rate[v] / rate["raw"] for v in ours]
+    return [
+        f"**Goal (issue 15: an enqueue at most 1.5x raw Celery's `.delay()`)**: "
+        f"{'met' if max(costs) <= 1.5 else 'not met'}: "
+        + ", ".join(f"{LABELS[v]} {c:.2f}x" for v, c in zip(ours, costs, strict=True))
+        + f" (medians, one process{where}).",
+        "",
+        f"**Goal (issue 15: one process end to end at least 0.7x raw)**: "
+        f"{'met' if min(speeds) >= 0.7 else 'not met'}: "
+        + ", ".join(f"{LABELS[v]} {x:.2f}x" for v, x in zip(ours, speeds, strict=True))
+        + f" (medians{where}).",
+    ]
 
 
 def ratio(values: dict[str, float], variant: str, reference: str) -> str:
