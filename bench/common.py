@@ -36,12 +36,16 @@ class Stack:
 
 
 @contextlib.contextmanager
-def private_stack() -> Iterator[Stack]:
-    """A throwaway Redis and PostgreSQL; Django in this process is pointed at them."""
+def private_stack(durable: bool = False) -> Iterator[Stack]:
+    """A throwaway Redis and PostgreSQL; Django in this process is pointed at them.
+    durable: PostgreSQL with fsync and synchronous_commit on (default: off)."""
     from switchyard_dev.services import postgres_cluster
 
     port = processes.free_port()
-    with tempfile.TemporaryDirectory(prefix="switchyard-bench-") as data, postgres_cluster() as db:
+    with (
+        tempfile.TemporaryDirectory(prefix="switchyard-bench-") as data,
+        postgres_cluster(durable=durable) as db,
+    ):
         redis = processes.spawn(processes.redis_command(port, Path(data)),
                                 stdout=subprocess.DEVNULL)  # fmt: skip
         try:

@@ -37,9 +37,14 @@ def _as_postgres_user(command: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command]
 
 
+FAST_SETTINGS = ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+
+
 @contextlib.contextmanager
-def postgres_cluster(database: str = "switchyard") -> Iterator[str]:
-    """Start a fast (fsync off) cluster on a free loopback port; yield its URL."""
+def postgres_cluster(database: str = "switchyard", durable: bool = False) -> Iterator[str]:
+    """Start a fast (fsync off) cluster on a free loopback port; yield its URL.
+    durable: PostgreSQL's own defaults instead (fsync, synchronous_commit, full page
+    writes on), for benchmarks that measure what a commit costs."""
     bindir = postgres_bindir()
     if bindir is None:
         raise RuntimeError("no PostgreSQL binaries (initdb) found")
@@ -57,8 +62,7 @@ def postgres_cluster(database: str = "switchyard") -> Iterator[str]:
     server = spawn(
         _as_postgres_user([str(bindir / "postgres"), "-D", str(data), "-p", str(port),
                            "-k", str(root), "-c", "listen_addresses=127.0.0.1",
-                           "-c", "fsync=off", "-c", "synchronous_commit=off",
-                           "-c", "full_page_writes=off", "-c", "max_connections=200"]),
+                           *([] if durable else FAST_SETTINGS), "-c", "max_connections=200"]),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
