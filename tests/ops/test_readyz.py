@@ -29,6 +29,23 @@ def token_client(client, settings):
     return client
 
 
+def readyz_with_the_database_down(client, monkeypatch, error: str = "connection refused"):
+    """GET /readyz while every connection attempt to the database is refused (a worker
+    snapshot cached, so only the database check fails)."""
+    from .makers import given_snapshot
+
+    given_snapshot("w1@host")
+
+    def refuse(*args, **kwargs):
+        raise OperationalError(error)
+
+    connection.close()
+    monkeypatch.setattr(connection, "ensure_connection", refuse)
+    response = client.get("/readyz")
+    monkeypatch.undo()
+    return response
+
+
 def test_healthz_answers_without_the_database(client, django_db_blocker):
     with django_db_blocker.block():
         response = client.get("/healthz")
@@ -95,17 +112,7 @@ def test_readyz_is_503_when_no_worker_answers(staff, redis_url):
 
 @pytest.mark.django_db
 def test_readyz_is_503_when_the_database_is_unreachable(token_client, monkeypatch):
-    from .makers import given_snapshot
-
-    given_snapshot("w1@host")
-
-    def refuse(*args, **kwargs):
-        raise OperationalError("connection refused")
-
-    connection.close()
-    monkeypatch.setattr(connection, "ensure_connection", refuse)
-    response = token_client.get("/readyz")
-    monkeypatch.undo()
+    response = readyz_with_the_database_down(token_client, monkeypatch)
     assert response.status_code == 503
     assert checks(response) == {"database": False, "broker": True, "workers": True,
                                 "beat": False}  # fmt: skip
@@ -156,32 +163,14 @@ def test_signed_in_users_who_are_not_staff_get_the_status_only(client):
 
 @pytest.mark.django_db
 def test_anonymous_callers_are_not_told_the_database_error(client, monkeypatch):
-    from .makers import given_snapshot
-
-    given_snapshot("w1@host")
-
-    def refuse(*args, **kwargs):
-        raise OperationalError("connection refused by db.internal:5432")
-
-    connection.close()
-    monkeypatch.setattr(connection, "ensure_connection", refuse)
-    response = client.get("/readyz")
-    monkeypatch.undo()
+    response = readyz_with_the_database_down(
+        client, monkeypatch, "connection refused by db.internal:5432"
+    )
     assert (response.status_code, response.json()) == (503, {"status": "fail"})
 
 
 @pytest.mark.django_db
 def test_a_staff_session_still_gets_a_503_when_the_database_is_down(client, monkeypatch):
-    from .makers import given_snapshot
-
-    given_snapshot("w1@host")
     client.force_login(make_superuser())
-
-    def refuse(*args, **kwargs):
-        raise OperationalError("connection refused")
-
-    connection.close()
-    monkeypatch.setattr(connection, "ensure_connection", refuse)
-    response = client.get("/readyz")
-    monkeypatch.undo()
+    response = readyz_with_the_database_down(client, monkeypatch)
     assert (response.status_code, response.json()) == (503, {"status": "fail"})
