@@ -2,11 +2,14 @@
 
 `before_task_publish` fires in whichever process sends a task (web, CLI, beat, a shell
 calling `.delay()`), before the message reaches the broker, so no dispatch path goes
-unrecorded. A run starts as `pending_send` and becomes `queued` once the broker took
-the message (`after_task_publish`): a run left `pending_send` was never sent, and the
-sweeper sends it (apps/jobs/sweeper.py). The worker-side signals move the run through
-its states through the run's own transitions (`Run.objects.claim_start`, `finish`,
-...: apps/jobs/models.py), each one conditional UPDATE.
+unrecorded. Its run is written `queued` inside Celery's publish, which
+apps/jobs/sending.py guards: if the publish fails the guard sets it back to
+`pending_send`, and the sweeper sends it (apps/jobs/sweeper.py); a `.delay()` inside
+`transaction.atomic()` is written in the transaction and published on commit. A publish
+outside the guard writes `pending_send` and marks it queued in `after_task_publish`.
+The worker-side signals move the run through its states through the run's own
+transitions (`Run.objects.claim_start`, `finish`, ...: apps/jobs/models.py), each one
+conditional UPDATE.
 """
 
 import contextvars
@@ -18,7 +21,7 @@ from celery import current_app, signals
 from django.db import DatabaseError
 from django.utils import timezone
 
-from .. import current_run
+from .. import current_run, sending
 from ..models import Run, Source, State
 
 log = logging.getLogger(__name__)
@@ -75,13 +78,20 @@ def record_dispatch(sender: str, body, headers: dict, routing_key=None, **kwargs
         collected.append(run)
         return
     try:
-        Run.objects.bulk_create([run], ignore_conflicts=True)
+        if sending.written_queued(task_id):
+            run.state = State.QUEUED  # the publish guard sets it back if the publish fails
+        sending.insert_run(run, ignore_conflicts=True)
     except DatabaseError:
         log.exception("could not record run %s of %s", task_id, sender)
 
 
 @signals.after_task_publish.connect
 def record_sent(sender: str, headers: dict, **kwargs) -> None:
+    """Marks queued a run written `pending_send` by an unguarded publish (none is, in a
+    process where apps.jobs is ready: sending.guard_publishing)."""
+    task_id = headers.get("id")
+    if prerecorded.get() == task_id or sending.is_guarded(task_id):
+        return  # the dispatcher's run, or written queued already
     if bulk_records.get() is not None or not is_recorded(sender) or headers.get("retries"):
         return
     try:
