@@ -13,6 +13,7 @@ conditional UPDATE.
 """
 
 import contextvars
+import functools
 import getpass
 import logging
 
@@ -44,8 +45,17 @@ CELERY_STATES = {
 }
 
 
+# Celery's tasks that call another task once per item (`chunks`, `map`, `starmap`): a
+# message of one is recorded as one run when its inner task is recorded (its items in
+# the parameters, so that the sweeper can send it again as it was).
+ITEM_TASKS = ("celery.starmap", "celery.map")
+
+
 def is_recorded(task_name: str) -> bool:
-    """Celery's own tasks and housekeeping marked `switchyard_record = False` are not."""
+    """Celery's own tasks and housekeeping marked `switchyard_record = False` are not
+    (but ITEM_TASKS are, if their inner task is: see record_dispatch)."""
+    if task_name in ITEM_TASKS:
+        return True
     if task_name.startswith("celery."):
         return False
     task = current_app.tasks.get(task_name)
@@ -60,6 +70,8 @@ def record_dispatch(sender: str, body, headers: dict, routing_key=None, **kwargs
     if headers.get("retries"):
         return  # a retry re-publishes the same run
     args, task_kwargs = (body[0], body[1]) if isinstance(body, list | tuple) else ([], {})
+    if sender in ITEM_TASKS and not _inner_recorded(task_kwargs):
+        return
     schedule = headers.get("periodic_task_name") or ""
     run = Run(
         task_id=task_id,
@@ -85,6 +97,12 @@ def record_dispatch(sender: str, body, headers: dict, routing_key=None, **kwargs
         log.exception("could not record run %s of %s", task_id, sender)
 
 
+def _inner_recorded(task_kwargs) -> bool:
+    inner = task_kwargs.get("task") if isinstance(task_kwargs, dict) else None
+    name = inner.get("task") if isinstance(inner, dict) else None
+    return isinstance(name, str) and name not in ITEM_TASKS and is_recorded(name)
+
+
 @signals.after_task_publish.connect
 def record_sent(sender: str, headers: dict, **kwargs) -> None:
     """Marks queued a run written `pending_send` by an unguarded publish (none is, in a
@@ -100,6 +118,7 @@ def record_sent(sender: str, headers: dict, **kwargs) -> None:
         log.exception("could not mark run %s as sent", headers.get("id"))
 
 
+@functools.cache  # a process's user does not change; looking it up costs 0.04 ms
 def _os_user() -> str:
     try:
         return getpass.getuser()
