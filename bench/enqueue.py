@@ -381,7 +381,13 @@ call to the last result's `date_done`; each enqueueing process is started, set u
 connected before the clock starts. Raw = a bare Celery app (no Django) with Redis
 results; stock = Celery with django-celery-results 2.6 on PostgreSQL as installed; both
 `.delay()` a no-op task. The Switchyard rows run `apps.demo.tasks.add` (a run record is
-written before each message is published) on Switchyard's worker. All share
+written before each message is published) on Switchyard's worker: one by one
+(`add.delay()`, `start_run`), or all in one call (bulk: `start_runs`, the API's and
+CLI's bulk path minus HTTP: every parameter set validated, one transaction of
+multi-row INSERTs, then the messages pipelined 100 at a time; atomic_delay: the
+`.delay()` calls inside one `transaction.atomic()`, each run written in the
+transaction and the messages published together on commit), where "call" is the
+whole call's time divided by the runs it started. All share
 Switchyard's Celery settings (JSON, result_extended, track_started, prefetch 1, task
 events off).
 

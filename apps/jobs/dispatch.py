@@ -123,7 +123,7 @@ def start_runs(
     """Start one run per parameter set, all or nothing: every item is validated first
     (ParameterError naming each bad one, `items[3].x`, before any row is written), then
     the runs are written in one transaction (one multi-row INSERT) and their messages
-    published together once it commits (one producer, one batch). Who may run the job
+    published together once it commits (one producer, pipelined). Who may run the job
     is the caller's check, as for `start_run` (permissions.may_run)."""
     parameter_sets = clean_items(job, items)
     options = dict(options or {})
@@ -211,8 +211,9 @@ def publish(run: Run, options: Mapping[str, Any] | None = None, producer=None) -
     try:
         task = current_app.tasks.get(run.job_name)
         send_message = task.apply_async if task else _send_by_name(run.job_name)
+        options = {**sending.publish_options(), **(options or {})}
         send_message(args=run.args, kwargs=run.parameters, task_id=run.task_id,
-                     producer=producer, **(options or {}))  # fmt: skip
+                     producer=producer, **options)  # fmt: skip
     finally:
         prerecorded.reset(token)
 
