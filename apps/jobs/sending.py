@@ -99,7 +99,7 @@ def guard_publishing(app) -> None:
         return
 
     def send_task_message(producer, name, message, **options):
-        if _deferrable(message):
+        if _deferrable(message, options):
             return _defer(send, producer, name, message, options)
         written: list[str] = []
         token = _guarded.set(written)
@@ -132,10 +132,17 @@ def is_guarded(task_id: str) -> bool:
     return written is not None and task_id in written
 
 
-def _deferrable(message) -> bool:
-    """Inside a transaction, and not a retry (a job that retries inside atomic() rolls
-    its transaction back with the Retry it raises) nor a batch being published."""
-    if _flushing.get() or (message.headers or {}).get("retries"):
+def _deferrable(message, options: dict) -> bool:
+    """Inside a transaction, a run this publish records itself (so not a retry: a job
+    that retries inside atomic() rolls its transaction back with the Retry it raises;
+    not a run recorded already, by the dispatcher or by beat, which records and sends
+    its runs in batches of its own; not a batch being published after commit)."""
+    from .worker.recording import bulk_records, prerecorded
+
+    headers = {**(message.headers or {}), **(options.get("headers") or {})}
+    if _flushing.get() or headers.get("retries") or headers.get("periodic_task_name"):
+        return False
+    if bulk_records.get() is not None or prerecorded.get() == headers.get("id"):
         return False
     return transaction.get_connection().in_atomic_block
 
