@@ -29,7 +29,9 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from celery import current_app
+from celery.app.amqp import AMQP
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
+from kombu.utils.imports import symbol_by_name
 
 from .models import Run
 
@@ -93,10 +95,22 @@ def _insert_text(alias: str, ignore_conflicts: bool, returning: bool) -> str:
 
 
 def guard_publishing(app) -> None:
-    """Wrap `app.amqp.send_task_message` (once): see the module's docstring."""
-    send = app.amqp.send_task_message
-    if getattr(send, "switchyard_guard", False):
-        return
+    """Guard every publish of `app` (see the module's docstring): its `amqp` now, and any
+    `amqp` it makes later (tests drop it to change brokers), through `amqp_cls`."""
+    if not issubclass(symbol_by_name(app.amqp_cls), GuardedAMQP):
+        app.amqp_cls = GuardedAMQP
+    amqp = app.__dict__.get("amqp")
+    if amqp is not None and not isinstance(amqp, GuardedAMQP):
+        amqp.send_task_message = guarded(amqp.send_task_message)  # over a cached_property
+
+
+class GuardedAMQP(AMQP):
+    def _create_task_sender(self):
+        return guarded(super()._create_task_sender())
+
+
+def guarded(send):
+    """Celery's `send_task_message`, guarded."""
 
     def send_task_message(producer, name, message, **options):
         if _deferrable(message, options):
@@ -112,8 +126,7 @@ def guard_publishing(app) -> None:
         finally:
             _guarded.reset(token)
 
-    send_task_message.switchyard_guard = True
-    app.amqp.send_task_message = send_task_message  # over amqp's cached_property
+    return send_task_message
 
 
 def written_queued(task_id: str) -> bool:
