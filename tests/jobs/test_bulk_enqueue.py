@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 import redis
 from celery import group
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from kombu.exceptions import OperationalError
 
 from apps.demo.tasks import add
@@ -217,6 +218,21 @@ def test_start_runs_from_code_checks_every_item_first(celery_worker):
     assert not Run.objects.exists()
     runs = start_runs(job, [{"x": 1, "y": 1}, {"x": 2, "y": 2}], source=Source.SHELL)
     wait_for(lambda: all_succeeded([run.task_id for run in runs]))
+
+
+@with_worker
+def test_start_runs_writes_its_runs_in_one_insert_and_publishes_them_all_on_commit(unconsumed):
+    broker, queue = unconsumed
+    with CaptureQueriesContext(connection) as queries:
+        runs = start_runs(get_job(ADD), [{"x": i, "y": 1} for i in range(50)],
+                          source=Source.SHELL, options={"queue": queue})  # fmt: skip
+    statements = [query["sql"].split(None, 1)[0].upper() for query in queries]
+    fields = [field for field in Run._meta.concrete_fields if not field.primary_key]
+    per_insert = connection.ops.bulk_batch_size(fields, runs)  # SQLite: 41, PostgreSQL: all
+    assert statements.count("INSERT") == -(-50 // per_insert)
+    others = [statement for statement in statements if statement != "INSERT"]
+    assert sorted(others) in (["BEGIN", "COMMIT", "SELECT"], ["SELECT"]), statements
+    assert queued_ids(broker, queue) == [run.task_id for run in runs]
 
 
 # One .delay(), group and chunks ------------------------------------------------------------
