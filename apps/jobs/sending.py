@@ -113,6 +113,8 @@ def guarded(send):
     """Celery's `send_task_message`, guarded."""
 
     def send_task_message(producer, name, message, **options):
+        if "declare" not in options and _to_queue_by_name(producer, options):
+            options["declare"] = []  # Redis routes by the queue's name: nothing to declare
         if _deferrable(message, options):
             return _defer(send, producer, name, message, options)
         written: list[str] = []
@@ -127,6 +129,21 @@ def guarded(send):
             _guarded.reset(token)
 
     return send_task_message
+
+
+def _to_queue_by_name(producer, options: dict) -> bool:
+    """On Redis, a message for a direct exchange's queue goes to the queue by its name
+    (Celery's send_task_message makes it so): declaring the queue first, kombu's check
+    on every publish, changes nothing, and beat and `publish_options` skip it too."""
+    connection = getattr(producer, "connection", None)
+    if connection is None or connection.transport.driver_type != "redis":
+        return False
+    if options.get("exchange") or options.get("exchange_type") not in (None, "direct"):
+        return False
+    queue = options.get("queue")
+    if isinstance(queue, str):
+        return False  # a name: its queue's exchange is looked up later
+    return getattr(getattr(queue, "exchange", None), "type", "direct") == "direct"
 
 
 def written_queued(task_id: str) -> bool:
