@@ -18,7 +18,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser
 
 from apps.jobs.catalog import Job, ParameterError, all_jobs, get_job
-from apps.jobs.dispatch import cancel_run, rerun, start_run
+from apps.jobs.dispatch import cancel_run, rerun, start_run, start_runs
 from apps.jobs.keyset import keyset_page
 from apps.jobs.models import Run, Source
 from apps.jobs.permissions import may_run
@@ -32,6 +32,8 @@ from .schemas import (
     RunIn,
     RunOut,
     RunPage,
+    RunsIn,
+    RunsStarted,
     job_out,
     run_detail,
     run_summary,
@@ -50,7 +52,9 @@ from a browser, with the Django session plus the `X-CSRFToken` header on POST.
   409: cancelling a finished run. 413: body over Django's DATA_UPLOAD_MAX_MEMORY_SIZE
   (2.5 MB). 422: invalid input; `errors` names each field or job parameter.
 - Starting a run answers 201 with the run as recorded (queued; its message is sent once
-  the request's transaction commits). Repeating the request with the same
+  the request's transaction commits). `POST /api/jobs/<name>/runs/bulk` with
+  `{"items": [{...}, ...]}` starts one run per item, all or nothing (422 names each bad
+  item, as `items[3].x`, and records none). Repeating the request with the same
   `idempotency_key` answers 201 with the first run. Retry answers 201 with the new run.
   Cancel answers 202: a queued run is cancelled at once, a running one when its worker
   hears.
@@ -179,6 +183,21 @@ def start(request, body: RunIn, name: str = JobName):
         idempotency_key=body.idempotency_key,
     )  # fmt: skip
     return Status(201, run_detail(run))
+
+
+@api.post(
+    "/jobs/{name}/runs/bulk",
+    response={201: RunsStarted, **errors(400, 401, 403, 404, 413, 422)},
+    tags=["jobs"],
+)
+def start_many(request, body: RunsIn, name: str = JobName):
+    """Start one run per item (source "api"), all or nothing: 422 names each bad item
+    (`items[3].x`) and records none; the runs are written in one transaction and their
+    messages published together once it commits."""
+    job = runnable_job(request.auth, name)
+    runs = start_runs(job, body.items, source=Source.API, user=request.auth)
+    started = [{"id": run.pk, "task_id": run.task_id, "state": run.state} for run in runs]
+    return Status(201, {"count": len(runs), "runs": started})
 
 
 def runnable_job(user, name: str) -> Job:

@@ -52,6 +52,29 @@ class RunIn(Schema):
     )
 
 
+class RunsIn(Schema):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"items": [{"x": 1, "y": 2}, {"x": 3, "y": 4}]}]},
+    )
+
+    items: list[Any] = Field(
+        description="One object of parameter values per run (see the job's schema). "
+        "All are validated before any run is recorded: one bad item refuses them all."
+    )
+
+
+class StartedRun(Schema):
+    id: int
+    task_id: str
+    state: State
+
+
+class RunsStarted(Schema):
+    count: int
+    runs: list[StartedRun] = Field(description="In the order of the items.")
+
+
 class Progress(Schema):
     done: float | None
     total: float | None

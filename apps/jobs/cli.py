@@ -6,6 +6,7 @@ Starting, cancelling and re-running stay in `dispatch`; validation stays in `cat
 import datetime as dt
 import getpass
 import json
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -41,6 +42,33 @@ def parse_pairs(tokens: Sequence[str]) -> dict[str, str]:
             raise ParameterError({key: ["given more than once"]})
         pairs[key] = value
     return pairs
+
+
+def read_source(source: str) -> str:
+    """The text of a file, or of stdin for '-'."""
+    if source == "-":
+        return sys.stdin.read()
+    with open(source, encoding="utf-8") as handle:
+        return handle.read()
+
+
+def parameter_sets(text: str) -> list:
+    """A JSON array of parameter objects, or one JSON object per line (blank lines
+    skipped); the objects are checked by dispatch.start_runs."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, list):
+        return data
+    items = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                items.append(json.loads(line))
+            except ValueError as error:
+                raise ParameterError({f"line {number}": [f"not JSON: {error}"]}) from None
+    return items
 
 
 def find_run(ident: str) -> Run | None:

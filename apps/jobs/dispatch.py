@@ -4,6 +4,7 @@ Views, the API, admin actions and management commands are thin wrappers around
 `start_run`, `cancel_run` and `rerun`.
 """
 
+import functools
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
@@ -15,11 +16,17 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
+from . import sending
 from .catalog import Job, ParameterError, clean_parameters, get_job
 from .models import Run, Source, State
 from .worker.recording import prerecorded
 
 log = logging.getLogger(__name__)
+
+# Parameter sets one bulk start takes (the API's body limit, 2.5 MB, comes first).
+BULK_AT_MOST = 10_000
+BULK_INSERT_BATCH = 1000  # rows per INSERT statement (bound parameters: 25 a row)
+ERRORS_AT_MOST = 20  # bad items named in one refusal
 
 
 def start_run(
@@ -62,7 +69,32 @@ def record_and_send(
     """
     options = dict(options or {})
     idempotency_key = scoped_key(user, job_name, idempotency_key)
-    run = Run(
+    run = new_run(
+        job_name, parameters, source=source, args=args, user=user, label=label,
+        schedule_name=schedule_name, idempotency_key=idempotency_key, rerun_of=rerun_of,
+        options=options,
+    )  # fmt: skip
+    try:
+        insert(run)
+    except IntegrityError:
+        existing = idempotency_key and Run.objects.filter(idempotency_key=idempotency_key).first()
+        if existing:
+            return existing
+        raise
+    if transaction.get_connection().in_atomic_block:
+        sending.after_commit(run.task_id, functools.partial(publish, run, options))
+    else:
+        send(run, options)
+    return run
+
+
+def new_run(job_name: str, parameters: Mapping[str, Any], *, source: Source, args=None,
+            user=None, label: str = "", schedule_name: str = "",
+            idempotency_key: str | None = None, rerun_of: Run | None = None,
+            options: Mapping[str, Any] | None = None) -> Run:  # fmt: skip
+    """An unsaved run, written `queued`: its publish sets it back to `pending_send` if
+    the broker does not take the message (send, sending.publish_together)."""
+    return Run(
         task_id=str(uuid.uuid4()),
         job_name=job_name,
         parameters=dict(parameters),
@@ -71,21 +103,61 @@ def record_and_send(
         requested_by=user if user is not None and user.is_authenticated else None,
         requested_by_label=label or (user.get_username() if user else ""),
         schedule_name=schedule_name,
-        queue=options.get("queue") or "",
-        state=State.PENDING_SEND,
+        queue=(options or {}).get("queue") or "",
+        state=State.QUEUED,
         queued_at=timezone.now(),
         idempotency_key=idempotency_key,
         rerun_of=rerun_of,
     )
-    try:
-        insert(run)
-    except IntegrityError:
-        existing = idempotency_key and Run.objects.filter(idempotency_key=idempotency_key).first()
-        if existing:
-            return existing
-        raise
-    transaction.on_commit(lambda: send(run, options))
-    return run
+
+
+def start_runs(
+    job: Job,
+    items: Sequence[Mapping[str, Any]],
+    *,
+    source: Source,
+    user=None,
+    label: str = "",
+    options: Mapping[str, Any] | None = None,
+) -> list[Run]:
+    """Start one run per parameter set, all or nothing: every item is validated first
+    (ParameterError naming each bad one, `items[3].x`, before any row is written), then
+    the runs are written in one transaction (one multi-row INSERT) and their messages
+    published together once it commits (one producer, pipelined). Who may run the job
+    is the caller's check, as for `start_run` (permissions.may_run)."""
+    parameter_sets = clean_items(job, items)
+    options = dict(options or {})
+    runs = [new_run(job.name, parameters, source=source, user=user, label=label,
+                    options=options) for parameters in parameter_sets]  # fmt: skip
+    with transaction.atomic():
+        Run.objects.bulk_create(runs, batch_size=BULK_INSERT_BATCH)
+        for run in runs:
+            sending.after_commit(run.task_id, functools.partial(publish, run, options))
+    return runs
+
+
+def clean_items(job: Job, items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Each item through `clean_parameters`, as one start would be; every bad item is
+    named (up to ERRORS_AT_MOST of them) in one ParameterError."""
+    if isinstance(items, str | bytes | Mapping) or not isinstance(items, Sequence):
+        raise ParameterError({"items": ["expected a list of parameter sets"]})
+    if not 1 <= len(items) <= BULK_AT_MOST:
+        raise ParameterError({"items": [f"expected 1 to {BULK_AT_MOST} parameter sets, "
+                                        f"got {len(items)}"]})  # fmt: skip
+    cleaned, errors = [], {}
+    for index, item in enumerate(items):
+        try:
+            if not isinstance(item, Mapping):
+                raise ParameterError({"": ["expected an object of parameters"]})
+            cleaned.append(clean_parameters(job, item))
+        except ParameterError as error:
+            for name, messages in error.errors.items():
+                errors[f"items[{index}]" + (f".{name}" if name else "")] = messages
+            if len(errors) >= ERRORS_AT_MOST:
+                break
+    if errors:
+        raise ParameterError(errors)
+    return cleaned
 
 
 def scoped_key(user, job_name: str, key: str | None) -> str | None:
@@ -103,32 +175,47 @@ def insert(run: Run) -> None:
     gets a savepoint, so that a duplicate key leaves that transaction usable."""
     if transaction.get_connection().in_atomic_block:
         with transaction.atomic():
-            run.save(force_insert=True)
+            sending.insert_run(run)
     else:
-        run.save(force_insert=True)
+        sending.insert_run(run)
 
 
 def send(run: Run, options: Mapping[str, Any] | None = None) -> bool:
-    """Publish a recorded run (after_task_publish marks it queued).
+    """Publish a recorded run now.
 
-    If the broker is unreachable the run stays `pending_send`, and the sweeper sends
-    it once the broker is back.
+    If the broker is unreachable the run is (or stays) `pending_send`, and the sweeper
+    sends it once the broker is back; a run the sweeper sends from `pending_send` is
+    marked queued once the broker took it.
     """
     if run.state == State.CANCELLED:
         return False  # cancelled before the transaction committed
+    try:
+        publish(run, options)
+    except OperationalError:
+        log.warning("broker unreachable; run %s waits to be sent", run.task_id)
+        if run.state == State.QUEUED:
+            Run.objects.filter(pk=run.pk).publish_failed()
+            run.state = State.PENDING_SEND
+        return False
+    if run.state == State.PENDING_SEND:
+        Run.objects.filter(pk=run.pk).mark_queued()
+        run.state = State.QUEUED
+    return True
+
+
+def publish(run: Run, options: Mapping[str, Any] | None = None, producer=None) -> None:
+    """Publish a recorded run's message (its run is not recorded again)."""
+    if run.state == State.CANCELLED:
+        return
     token = prerecorded.set(run.task_id)
     try:
         task = current_app.tasks.get(run.job_name)
-        publish = task.apply_async if task else _send_by_name(run.job_name)
-        publish(args=run.args, kwargs=run.parameters, task_id=run.task_id, **(options or {}))
-    except OperationalError:
-        log.warning("broker unreachable; run %s waits to be sent", run.task_id)
-        return False
+        send_message = task.apply_async if task else _send_by_name(run.job_name)
+        options = {**sending.publish_options(), **(options or {})}
+        send_message(args=run.args, kwargs=run.parameters, task_id=run.task_id,
+                     producer=producer, **options)  # fmt: skip
     finally:
         prerecorded.reset(token)
-    if run.state == State.PENDING_SEND:
-        run.state = State.QUEUED
-    return True
 
 
 def _send_by_name(name: str):

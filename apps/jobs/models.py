@@ -63,6 +63,11 @@ class RunQuerySet(models.QuerySet):
         """The broker took their messages: pending_send -> queued."""
         return self.filter(state=State.PENDING_SEND).update(state=State.QUEUED)
 
+    def publish_failed(self) -> int:
+        """Written queued, but their messages never reached the broker: queued (never
+        delivered) -> pending_send, for the sweeper to send."""
+        return self.filter(state=State.QUEUED, deliveries=0).update(state=State.PENDING_SEND)
+
     def claim_start(self, *, worker: str, retries: int = 0, redelivered: bool = False) -> int:
         """A worker starts them (one more delivery); never a finished or cancelled run."""
         values = start_values(worker, retries, redelivered)

@@ -1,11 +1,13 @@
 """Enqueue N tasks from a process of its own, timing each call (bench.enqueue).
 
     python -m bench.baselines.enqueuer raw COUNT BROKER_URL RESULT_BACKEND_URL
-    python -m bench.baselines.enqueuer stock|switchyard|start_run COUNT
+    python -m bench.baselines.enqueuer stock|switchyard|start_run|bulk|atomic_delay COUNT
 
 Sets up (Django, the Celery app, its connections), prints "ready", waits for a line on
 stdin (so that several of these start at once), then makes COUNT calls and prints
-{"began": ..., "ended": ... (time.time()), "calls": [seconds of each call]}.
+{"began": ..., "ended": ... (time.time()), "calls": [seconds of each call]}. The
+batched ways (bulk, atomic_delay) make one call for all COUNT runs and report its
+time divided by COUNT for each run.
 """
 
 import json
@@ -59,7 +61,42 @@ def start_run(urls: list[str]) -> tuple[Celery, Callable[[], object]]:
     return celery_app, lambda: start_run(job, {"x": 1, "y": 2}, source=Source.SHELL)
 
 
-CALLERS = {"raw": raw, "stock": stock, "switchyard": switchyard, "start_run": start_run}
+def bulk(urls: list[str]) -> tuple[Celery, Callable[[int], object]]:
+    """All of this process's runs in one `start_runs` call."""
+    import django
+
+    django.setup()
+    from apps.jobs.catalog import get_job
+    from apps.jobs.dispatch import start_runs
+    from apps.jobs.models import Source
+    from project import celery_app
+
+    job = get_job("apps.demo.tasks.add")
+    return celery_app, lambda n: start_runs(job, [{"x": 1, "y": 2}] * n, source=Source.SHELL)
+
+
+def atomic_delay(urls: list[str]) -> tuple[Celery, Callable[[int], object]]:
+    """All of this process's `add.delay()` calls inside one `transaction.atomic()`."""
+    import django
+
+    django.setup()
+    from django.db import transaction
+
+    from apps.demo.tasks import add
+    from project import celery_app
+
+    def calls(n: int) -> None:
+        with transaction.atomic():
+            for _ in range(n):
+                add.delay(1, 2)
+
+    return celery_app, calls
+
+
+CALLERS = {"raw": raw, "stock": stock, "switchyard": switchyard, "start_run": start_run,
+           "bulk": bulk, "atomic_delay": atomic_delay}  # fmt: skip
+# These take the whole count in one call; each run's share of it is reported per run.
+BATCHED = {"bulk", "atomic_delay"}
 
 
 def connect(app: Celery, uses_django: bool) -> None:
@@ -80,7 +117,11 @@ def main(argv: list[str]) -> None:
     sys.stdin.readline()
     calls = []
     began = time.time()
-    for _ in range(int(count)):
+    if kind in BATCHED:
+        started = time.perf_counter()
+        call(int(count))
+        calls = [(time.perf_counter() - started) / int(count)] * int(count)
+    for _ in range(0 if kind in BATCHED else int(count)):
         started = time.perf_counter()
         call()
         calls.append(time.perf_counter() - started)

@@ -70,7 +70,7 @@ def test_a_task_enqueued_in_a_view_is_published_on_commit_and_its_result_read_ba
     response = client.get("/greet/", {"name": "Ada"})
     result_id = response.json()["id"]
     assert response.json()["status"] == TaskResultStatus.READY
-    assert _seen_in_view["run_state"] == State.PENDING_SEND
+    assert _seen_in_view["run_state"] == State.QUEUED  # written queued, published on commit
     assert _seen_in_view["published"] == []
     assert _seen_in_view["published_after_commit"] == [result_id]
     result = wait_for(lambda: finished(greet, result_id))
@@ -87,7 +87,7 @@ def test_a_task_enqueued_in_a_view_is_published_on_commit_and_its_result_read_ba
 def test_a_task_enqueued_in_a_transaction_that_rolls_back_is_never_published(published):
     with pytest.raises(RuntimeError), transaction.atomic():
         result = greet.enqueue("Ada")
-        assert Run.objects.get(task_id=result.id).state == State.PENDING_SEND
+        assert Run.objects.get(task_id=result.id).state == State.QUEUED
         raise RuntimeError("the view failed")
     assert published.ids == []
     assert not Run.objects.exists()

@@ -2,14 +2,18 @@
 
 `before_task_publish` fires in whichever process sends a task (web, CLI, beat, a shell
 calling `.delay()`), before the message reaches the broker, so no dispatch path goes
-unrecorded. A run starts as `pending_send` and becomes `queued` once the broker took
-the message (`after_task_publish`): a run left `pending_send` was never sent, and the
-sweeper sends it (apps/jobs/sweeper.py). The worker-side signals move the run through
-its states through the run's own transitions (`Run.objects.claim_start`, `finish`,
-...: apps/jobs/models.py), each one conditional UPDATE.
+unrecorded. Its run is written `queued` inside Celery's publish, which
+apps/jobs/sending.py guards: if the publish fails the guard sets it back to
+`pending_send`, and the sweeper sends it (apps/jobs/sweeper.py); a `.delay()` inside
+`transaction.atomic()` is written in the transaction and published on commit. A publish
+outside the guard writes `pending_send` and marks it queued in `after_task_publish`.
+The worker-side signals move the run through its states through the run's own
+transitions (`Run.objects.claim_start`, `finish`, ...: apps/jobs/models.py), each one
+conditional UPDATE.
 """
 
 import contextvars
+import functools
 import getpass
 import logging
 
@@ -18,7 +22,7 @@ from celery import current_app, signals
 from django.db import DatabaseError
 from django.utils import timezone
 
-from .. import current_run
+from .. import current_run, sending
 from ..models import Run, Source, State
 
 log = logging.getLogger(__name__)
@@ -41,8 +45,17 @@ CELERY_STATES = {
 }
 
 
+# Celery's tasks that call another task once per item (`chunks`, `map`, `starmap`): a
+# message of one is recorded as one run when its inner task is recorded (its items in
+# the parameters, so that the sweeper can send it again as it was).
+ITEM_TASKS = ("celery.starmap", "celery.map")
+
+
 def is_recorded(task_name: str) -> bool:
-    """Celery's own tasks and housekeeping marked `switchyard_record = False` are not."""
+    """Celery's own tasks and housekeeping marked `switchyard_record = False` are not
+    (but ITEM_TASKS are, if their inner task is: see record_dispatch)."""
+    if task_name in ITEM_TASKS:
+        return True
     if task_name.startswith("celery."):
         return False
     task = current_app.tasks.get(task_name)
@@ -57,6 +70,8 @@ def record_dispatch(sender: str, body, headers: dict, routing_key=None, **kwargs
     if headers.get("retries"):
         return  # a retry re-publishes the same run
     args, task_kwargs = (body[0], body[1]) if isinstance(body, list | tuple) else ([], {})
+    if sender in ITEM_TASKS and not _inner_recorded(task_kwargs):
+        return
     schedule = headers.get("periodic_task_name") or ""
     run = Run(
         task_id=task_id,
@@ -75,13 +90,26 @@ def record_dispatch(sender: str, body, headers: dict, routing_key=None, **kwargs
         collected.append(run)
         return
     try:
-        Run.objects.bulk_create([run], ignore_conflicts=True)
+        if sending.written_queued(task_id):
+            run.state = State.QUEUED  # the publish guard sets it back if the publish fails
+        sending.insert_run(run, ignore_conflicts=True)
     except DatabaseError:
         log.exception("could not record run %s of %s", task_id, sender)
 
 
+def _inner_recorded(task_kwargs) -> bool:
+    inner = task_kwargs.get("task") if isinstance(task_kwargs, dict) else None
+    name = inner.get("task") if isinstance(inner, dict) else None
+    return isinstance(name, str) and name not in ITEM_TASKS and is_recorded(name)
+
+
 @signals.after_task_publish.connect
 def record_sent(sender: str, headers: dict, **kwargs) -> None:
+    """Marks queued a run written `pending_send` by an unguarded publish (none is, in a
+    process where apps.jobs is ready: sending.guard_publishing)."""
+    task_id = headers.get("id")
+    if prerecorded.get() == task_id or sending.is_guarded(task_id):
+        return  # the dispatcher's run, or written queued already
     if bulk_records.get() is not None or not is_recorded(sender) or headers.get("retries"):
         return
     try:
@@ -90,6 +118,7 @@ def record_sent(sender: str, headers: dict, **kwargs) -> None:
         log.exception("could not mark run %s as sent", headers.get("id"))
 
 
+@functools.cache  # a process's user does not change; looking it up costs 0.04 ms
 def _os_user() -> str:
     try:
         return getpass.getuser()

@@ -14,7 +14,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from apps.jobs import cli
 from apps.jobs.catalog import Job, ParameterError, all_jobs, get_job
 from apps.jobs.command_base import BAD_INPUT, OneLineErrorsCommand
-from apps.jobs.dispatch import cancel_run, rerun, start_run
+from apps.jobs.dispatch import cancel_run, rerun, start_run, start_runs
 from apps.jobs.models import Run, Source, State
 
 
@@ -28,6 +28,12 @@ class Command(OneLineErrorsCommand):
         run = actions.add_parser("run", help="start a run: jobs run NAME key=value ...")
         run.add_argument("name", metavar="NAME", help="the job's task name (see: jobs list)")
         run.add_argument("params", nargs="*", metavar="key=value")
+        run.add_argument(
+            "--many",
+            metavar="FILE",
+            help="start one run per parameter set: "
+            "a JSON array of objects, or one object per line ('-': stdin)",
+        )
         add_wait_options(run)
         for name, text in [("status", "show a run"), ("cancel", "cancel a run"),
                            ("retry", "run again with the same parameters")]:  # fmt: skip
@@ -47,13 +53,29 @@ class Command(OneLineErrorsCommand):
         for job in all_jobs():
             self.stdout.write("\n".join(cli.job_lines(job)))
 
-    def handle_run(self, *, name: str, params: list[str], **options) -> None:
+    def handle_run(self, *, name: str, params: list[str], many: str | None, **options) -> None:
         job = find_job(name)
+        if many is not None:
+            return self.start_many(job, many, params, **options)
         try:
             run = start_run(job, cli.parse_pairs(params), source=Source.CLI, label=cli.os_user())
         except ParameterError as error:
             raise CommandError(error.one_line(), returncode=BAD_INPUT) from None
         self.started(run, **options)
+
+    def start_many(self, job: Job, source: str, params: list[str], *, wait: bool,
+                   as_json: bool, **options) -> None:  # fmt: skip
+        if params or wait:
+            raise CommandError("--many takes no key=value and no --wait", returncode=BAD_INPUT)
+        try:
+            items = cli.parameter_sets(cli.read_source(source))
+            runs = start_runs(job, items, source=Source.CLI, label=cli.os_user())
+        except (ParameterError, OSError) as error:
+            reason = error.one_line() if isinstance(error, ParameterError) else str(error)
+            raise CommandError(reason, returncode=BAD_INPUT) from None
+        if as_json:
+            return self.emit([{"id": run.pk, "task_id": run.task_id} for run in runs])
+        self.stdout.write(f"started {len(runs)} runs (ids {runs[0].pk} to {runs[-1].pk})")
 
     def handle_retry(self, *, ident: str, **options) -> None:
         try:
