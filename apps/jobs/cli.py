@@ -133,6 +133,22 @@ def run_summary(run: Run) -> dict[str, Any]:
     }
 
 
+def run_line_summary(run: Run) -> dict[str, Any]:
+    """A run in `jobs runs --json`: the record alone (no stored result)."""
+    return {"id": run.pk, "task_id": run.task_id, "job": run.job_name, "state": run.state,
+            "parameters": run.parameters, "source": run.source, "requested_by": run.who,
+            "schedule": run.schedule_name, "worker": run.worker,
+            "queued_at": _iso(run.queued_at), "finished_at": _iso(run.finished_at),
+            "handled_at": _iso(run.handled_at)}  # fmt: skip
+
+
+def run_line(run: Run) -> str:
+    """A run in `jobs runs`: one line."""
+    handled = " (handled)" if run.handled_at else ""
+    return (f"{run.pk:>8}  {_iso(run.queued_at)}  {run.state}{handled}  {run.job_name}  "
+            f"{run.who}")  # fmt: skip
+
+
 def _iso(moment: dt.datetime | None) -> str | None:
     return timezone.localtime(moment).isoformat() if moment else None
 
