@@ -156,3 +156,23 @@ def test_an_unknown_filter_or_a_far_date_is_refused_by_the_api_and_the_cli():
     assert "out of range" in far.json()["detail"]
     assert jobs("runs", "--from", "9999-12-31")[0] == 2
     assert jobs("runs", "--state", "exploded")[0] == 2
+
+
+def test_on_postgresql_an_equality_search_is_served_by_the_gin_index():
+    from django.db import connection
+
+    from apps.jobs.models import Run
+    from apps.jobs.run_filters import read
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the GIN index exists on PostgreSQL only")
+    make_run(parameters={"customer_id": 42})
+    runs = read([("param.customer_id", "42")]).apply(Run.objects.all())
+    sql, params = runs.query.sql_with_params()
+    with connection.cursor() as cursor:  # a tiny table: only the plan's shape can be asked
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_indexscan = off")
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "run_parameters_gin" in plan, plan
+    assert runs.count() == 1
