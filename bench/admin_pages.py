@@ -160,7 +160,9 @@ def run_columns(user_id: int) -> tuple[list[str], list[str], list]:
     mapped = {
         "task_id": "task_id",
         "job_name": "task_name",
-        "parameters": "'{\"x\": 1}'::jsonb",
+        # customer_id: 100 runs per value; email: 200 runs per address, 7 domains.
+        "parameters": "jsonb_build_object('x', 1, 'customer_id', mod(id, 10000), 'email', "
+        "'user' || mod(id, 5000) || '@example' || mod(id, 7) || '.com')",
         "args": "'[]'::jsonb",
         "source": "CASE WHEN periodic_task_name IS NULL THEN 'web' ELSE 'schedule' END",
         "requested_by_id": f"CASE WHEN mod(id, 3) = 0 THEN {int(user_id)} END",
@@ -296,6 +298,8 @@ def other_pages(client, repeat: int) -> list[tuple[str, dict]]:
         pages.append(("/runs/", time_page(client, reverse("jobs:runs"), repeat)))
         pages.append(("/runs/?state=failed", time_page(client, reverse("jobs:runs") +
                                                        "?state=failed", repeat)))  # fmt: skip
+        for name, url in PARAM_PAGES:
+            pages.append((name, time_page(client, url, repeat)))
     except NoReverseMatch:
         pass
     from apps.jobs import inspect
@@ -318,6 +322,21 @@ def other_pages(client, repeat: int) -> list[tuple[str, dict]]:
     ]:
         pages.append((name, time_page(client, url, repeat, before=before)))
     return pages
+
+
+# Parameter search (issue 17): equality through the GIN index on Run.parameters
+# (apps/jobs/migrations/0005_run_handled_and_param_index.py), combined with a state, a
+# substring that many runs match, one that few match (no index serves a substring: the
+# list reads newest first until its page is full), and the bulk action's count.
+PARAM_PAGES = [
+    ("/runs/?param.customer_id=4242 (100 runs)", "/runs/?param.customer_id=4242"),
+    ("/runs/?param.customer_id=4242&state=failed", "/runs/?param.customer_id=4242&state=failed"),
+    ("/runs/?param.email~@example3.com (1 in 7)", "/runs/?param.email~@example3.com"),
+    ("/runs/?param.email~user4242@ (200 runs)", "/runs/?param.email~user4242@"),
+    ("/runs/bulk/?action=retry&param.customer_id=4242 (count)",
+     "/runs/bulk/?action=retry&param.customer_id=4242"),
+    ("/runs/failed/ (failed for good, grouped)", "/runs/failed/"),
+]  # fmt: skip
 
 
 def time_page(client, url: str, repeat: int, warmup: int = 2, before=None) -> dict:
