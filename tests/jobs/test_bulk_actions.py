@@ -267,3 +267,20 @@ def test_the_cli_refuses_with_exit_1_when_more_runs_match_than_expected():
 
 def test_the_cli_refuses_two_actions_at_once_with_exit_2():
     assert jobs("runs", "--retry", "--discard", "--yes")[0] == 2
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--limit", "0"), ("--limit", "99999999999999999999"), ("--limit", "x"),
+        ("--retry", "--yes", "--expect", "-1"), ("--retry", "--yes", "--expect", "1e9"),
+        ("--state", "failed\x00"), ("--job", "a\x1bb"), ("--handled", "maybe"),
+        ("--from", "2030-02-30"), ("--to", "0001-01-01"),
+    ],
+)  # fmt: skip
+def test_bad_cli_options_exit_2_with_one_line_and_do_nothing(args):
+    make_failures(1)
+    code, _, err = jobs("runs", *args)
+    assert code == 2, err
+    assert "\n" not in err.strip() and len(err) < 300
+    assert not Run.objects.filter(handled_at__isnull=False).exists()

@@ -176,3 +176,17 @@ def test_on_postgresql_an_equality_search_is_served_by_the_gin_index():
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "run_parameters_gin" in plan, plan
     assert runs.count() == 1
+
+
+@pytest.mark.parametrize("stored", [["x"], "customer_id=42", 5, {"customer_id": {"a": 1}}])
+def test_rows_whose_parameters_are_not_an_object_never_break_a_search(client, stored):
+    from apps.jobs.models import Run
+
+    odd = make_run(parameters={"x": 1})
+    Run.objects.filter(pk=odd.pk).update(parameters=stored)  # as another tool would write it
+    found = make_run(parameters={"customer_id": 42})
+    client.force_login(make_superuser())
+    for query in ({"param.customer_id": "42"}, {"param.customer_id~": "4"}):
+        response = client.get("/runs/", query)
+        assert response.status_code == 200
+        assert shown(response) == {found.pk}

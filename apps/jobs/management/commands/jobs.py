@@ -157,15 +157,27 @@ def add_runs_parser(actions) -> None:
     runs.add_argument("--handled", choices=["yes", "no"], default="")
     runs.add_argument("--param", dest="param_tokens", action="append", default=[],
                       metavar="K=V|K~V", help="parameter equals (=) or contains (~)")  # fmt: skip
-    runs.add_argument("--limit", type=int, default=50, choices=range(1, 10001),
-                      metavar="N", help="runs listed (default 50)")  # fmt: skip
+    runs.add_argument("--limit", type=list_limit, default=50, metavar="N",
+                      help="runs listed (default 50, at most 10000)")  # fmt: skip
     act = runs.add_mutually_exclusive_group()
     for name in bulk.Action.values:
         act.add_argument(f"--{name}", action="store_true", help=bulk.Action(name).label)
     runs.add_argument("--yes", action="store_true", help="act (without it: the count only)")
-    runs.add_argument("--expect", type=int, default=None, metavar="N",
+    runs.add_argument("--expect", type=expected_count, default=None, metavar="N",
                       help="refuse (exit 1) if more than N runs match when acting")  # fmt: skip
     add_json_option(runs)
+
+
+def list_limit(raw: str) -> int:
+    if not raw.isdigit() or not 1 <= int(raw[:6]) <= 10000 or len(raw) > 5:
+        raise argparse.ArgumentTypeError(f"expected a number from 1 to 10000, got {raw[:20]!r}")
+    return int(raw)
+
+
+def expected_count(raw: str) -> int:
+    if not raw.isdigit() or len(raw) > 10 or int(raw) > 10**9:
+        raise argparse.ArgumentTypeError(f"expected a count from 0 to 10**9, got {raw[:20]!r}")
+    return int(raw)
 
 
 def read_cli_filters(options: dict):
