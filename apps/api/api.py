@@ -132,6 +132,8 @@ def _field_name(loc) -> str:
     parts = [str(part) for part in loc[1:]]
     if loc and loc[0] == "body" and parts[:1] == ["body"]:
         parts = parts[1:]
+    if loc and loc[0] == "query" and parts[:1] == ["filters"]:  # ('query', 'filters', 'state', 0)
+        parts = [part for part in parts[1:] if not part.isdigit()]
     return ".".join(parts) or str(loc[0] if loc else "request")
 
 
@@ -205,7 +207,7 @@ def list_runs(request, filters: Query[RunFilters]):
     """Runs you may see, newest first, with the filters of /runs/ (422 names a bad one).
     Follow `next` for older ones."""
     runs_filter = read_filters(request.GET)
-    runs = Run.objects.visible_to(request.auth).select_related("requested_by")
+    runs = Run.objects.visible_to(request.auth).select_related("requested_by", "handled_by")
     runs = runs_filter.apply(runs)
     after = (filters.before,) if filters.before is not None else None
     page = keyset_page(runs, ("id",), filters.limit, after=after)

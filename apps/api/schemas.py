@@ -82,6 +82,10 @@ class RunSummary(Schema):
     cancel_requested_at: datetime | None
     rerun_of: int | None = Field(description="The run this one repeats.")
     note: str
+    handled_at: datetime | None = Field(
+        None, description="A failure somebody dealt with (discarded or retried): when."
+    )
+    handled_by: str = Field("", description="And who.")
 
 
 class RunOut(RunSummary):
@@ -218,4 +222,6 @@ def summary_out(view: presenting.RunView) -> dict:
         "cancel_requested_at": view.cancel_requested_at,
         "rerun_of": view.rerun_of,
         "note": view.note,
+        "handled_at": view.handled_at,
+        "handled_by": view.handled_by,
     }

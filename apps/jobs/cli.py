@@ -128,6 +128,8 @@ def run_summary(run: Run) -> dict[str, Any]:
         "cancel_requested_at": _iso(view.cancel_requested_at),
         "rerun_of": view.rerun_of,
         "note": view.note,
+        "handled_at": _iso(view.handled_at),
+        "handled_by": view.handled_by,
         "result": view.result,
         "traceback": view.traceback,
     }
@@ -185,6 +187,7 @@ def status_lines(summary: dict[str, Any]) -> list[str]:
         ("result", show_value(s["result"]) if s["state"] == State.SUCCEEDED else ""),
         ("error", error_line(s) if s["state"] in (State.FAILED, State.RETRYING) else ""),
         ("note", s["note"]),
+        ("handled", f"by {s['handled_by']} at {s['handled_at']}" if s["handled_at"] else ""),
     ]
     head = f"run {s['id']}: {s['job']}: {s['state']}"
     return [head] + [f"  {label + ':':<13} {value}" for label, value in rows if value]

@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from django.db.models import Count, Max, OuterRef, QuerySet, Subquery
 from django_celery_results.models import TaskResult
 
+from .models import Run
+
 MAX_ROWS = 2000  # (error, job) pairs read, newest first
+NEWEST = 10_000  # failures grouped: the newest ones (each group's count is of these)
 
 
 @dataclass
@@ -33,10 +36,12 @@ class FailureGroup:
 
 def failure_groups(runs: QuerySet) -> list[FailureGroup]:
     """`runs` (already visible to the reader and filtered) that failed for good and were
-    not handled, grouped by error; the largest group first."""
+    not handled, grouped by error; the largest group first. Only the newest NEWEST
+    failures are grouped, so the page costs the same at any size (the page says so)."""
     stored = TaskResult.objects.filter(task_id=OuterRef("task_id")).values("result")[:1]
+    newest = runs.unhandled_failures().order_by("-queued_at", "-id").values("pk")[:NEWEST]
     rows = (
-        runs.unhandled_failures()
+        Run.objects.filter(pk__in=Subquery(newest))
         .annotate(error=Subquery(stored))
         .values("error", "job_name")
         .annotate(count=Count("pk"), last_seen=Max("finished_at"))

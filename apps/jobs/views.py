@@ -257,7 +257,9 @@ def runs_failed(request: HttpRequest) -> HttpResponse:
     groups = failures.failure_groups(runs)
     for group in groups:
         group.query = urlencode(group.filters) if group.error_type else ""
-    context = {"groups": groups, "filters": filters, "total": sum(g.count for g in groups)}
+    total = runs.unhandled_failures().count()
+    context = {"groups": groups, "filters": filters, "total": total,
+               "capped": total > failures.NEWEST, "newest": failures.NEWEST}  # fmt: skip
     return render(request, "jobs/runs_failed.html", context)
 
 

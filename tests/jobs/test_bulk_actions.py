@@ -284,3 +284,14 @@ def test_bad_cli_options_exit_2_with_one_line_and_do_nothing(args):
     assert code == 2, err
     assert "\n" not in err.strip() and len(err) < 300
     assert not Run.objects.filter(handled_at__isnull=False).exists()
+
+
+def test_who_handled_a_failure_shows_in_the_api_and_jobs_status():
+    run = make_failures(1)[0]
+    ann = make_user("ann", jobs=(ADD,))
+    Run.objects.filter(pk=run.pk).mark_handled(ann)
+    shown = token_client(make_superuser()).get(f"/api/runs/{run.pk}").json()
+    assert shown["handled_by"] == "ann" and shown["handled_at"]
+    listed = token_client(make_superuser("root2")).get("/api/runs").json()["items"][0]
+    assert listed["handled_by"] == "ann"
+    assert "handled:      by ann at" in jobs("status", str(run.pk))[1]

@@ -111,3 +111,18 @@ def test_the_dashboard_no_longer_lists_a_failure_once_it_is_handled(client):
     assert "bad input" in client.get("/dashboard/failures/").content.decode()
     Run.objects.filter(pk=run.pk).mark_handled()
     assert "bad input" not in client.get("/dashboard/failures/").content.decode()
+
+
+def test_only_the_newest_failures_are_grouped_and_the_page_says_so(client, monkeypatch):
+    from apps.jobs import failures
+
+    monkeypatch.setattr(failures, "NEWEST", 2)
+    make_failure(message="old", ago=60)
+    make_failure(message="new", ago=1)
+    make_failure(message="new", ago=2)
+    client.force_login(make_superuser())
+    response = client.get("/runs/failed/")
+    assert [(g.message, g.count) for g in response.context["groups"]] == [("new", 2)]
+    assert "3 failures waiting; the groups below count the newest 2" in " ".join(
+        response.content.decode().split()
+    )
