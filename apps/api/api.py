@@ -246,7 +246,7 @@ def next_url(request, runs_filter: RunFilter, limit: int, next_before: int | Non
 # Many runs at once ------------------------------------------------------------------------
 
 
-@api.get("/runs/bulk", response={200: BulkPreview, **errors(401, 422)}, tags=["runs"])
+@api.get("/runs/bulk/preview", response={200: BulkPreview, **errors(401, 422)}, tags=["runs"])
 def bulk_preview(request, action: str = Query(..., pattern="^(retry|cancel|discard)$")):
     """How many runs `action` would touch with these filters (those of GET /api/runs):
     failed and not handled (retry, discard) or not started (cancel)."""
@@ -262,7 +262,7 @@ def bulk_preview(request, action: str = Query(..., pattern="^(retry|cancel|disca
     tags=["runs"],
 )
 def bulk_act(request, body: BulkIn):
-    """Act on every run of the filtered set, as GET /api/runs/bulk counted it: 200 with
+    """Act on every run of the filtered set, as GET /api/runs/bulk/preview counted it: 200 with
     the counts when done at once; 202 with `run` when more than 500 runs are worked
     through by a job (follow GET /api/runs/{run}). 409 if the set grew beyond
     `expected`. Runs of jobs you may not run are skipped and counted."""

@@ -135,7 +135,7 @@ class BulkIn(Schema):
 
     action: str = Field(pattern="^(retry|cancel|discard)$")
     query: str = Field(
-        "", max_length=20000, description="The filters, as GET /api/runs/bulk echoed them."
+        "", max_length=20000, description="The filters, as GET /api/runs/bulk/preview echoed them."
     )
     expected: int = Field(
         strict=True,

@@ -193,7 +193,7 @@ def test_a_large_set_is_handed_to_a_job_whose_run_page_the_user_lands_on(client,
 def test_the_api_previews_then_acts_and_refuses_a_grown_set_with_409():
     make_failures(2)
     api = token_client(make_superuser())
-    preview = api.get("/api/runs/bulk", {"action": "discard", "job": ADD}).json()
+    preview = api.get("/api/runs/bulk/preview", {"action": "discard", "job": ADD}).json()
     assert preview == {"action": "discard", "count": 2, "query": f"job={ADD}"}
     make_failures(1)
     body = {"action": "discard", "query": preview["query"], "expected": 2}
@@ -236,7 +236,7 @@ def test_a_user_without_any_job_cannot_touch_others_runs_through_the_api():
     make_failures(2)
     nobody = make_user("nobody")
     api = token_client(nobody)
-    assert api.get("/api/runs/bulk", {"action": "retry"}).json()["count"] == 0
+    assert api.get("/api/runs/bulk/preview", {"action": "retry"}).json()["count"] == 0
     body = {"action": "discard", "query": "", "expected": 0}
     assert api.post("/api/runs/bulk", body, content_type="application/json").json()["done"] == 0
     assert not Run.objects.filter(handled_at__isnull=False).exists()

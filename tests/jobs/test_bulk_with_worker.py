@@ -92,7 +92,7 @@ def test_discarding_100000_failed_runs_goes_through_the_bulk_job_with_progress(c
     make_failed_runs(BIG)
     make_failed_runs(3, job_name=MUL)  # another job: out of the filter
     api = token_client(make_superuser())
-    preview = api.get("/api/runs/bulk", {"action": "discard", "job": ADD}).json()
+    preview = api.get("/api/runs/bulk/preview", {"action": "discard", "job": ADD}).json()
     assert preview["count"] == BIG
 
     body = {"action": "discard", "query": preview["query"], "expected": BIG}
