@@ -61,6 +61,15 @@ collection. p95 still moves with the machine's load (2 cores shared with other w
 
 Stock spends its time on two full COUNT(*)s, SELECT DISTINCT over every row for each
 filter, the date drill-down, and five ORed substring scans for a search.
+
+Parameter search (issue 17; docs/runs.md): each run's parameters hold a `customer_id`
+(100 runs per value) and an `email` (200 runs per address, 7 domains). Equality
+(`param.customer_id=4242`) is `parameters @> '{"customer_id": 4242}'` OR the string form,
+served by the GIN index `run_parameters_gin` (jsonb_path_ops) whatever the other
+filters; the bulk action's confirmation counts the same set. A substring
+(`param.email~...`) has no index: the list walks the newest-first index until its page
+is full, so a substring many runs share is quick and a rare one reads much of the table
+(its time grows with the table). "Failed for good" groups the newest 10,000 failures.
 """
 
 
