@@ -61,6 +61,15 @@ collection. p95 still moves with the machine's load (2 cores shared with other w
 
 Stock spends its time on two full COUNT(*)s, SELECT DISTINCT over every row for each
 filter, the date drill-down, and five ORed substring scans for a search.
+
+Parameter search (issue 17; docs/runs.md): each run's parameters hold a `customer_id`
+(100 runs per value) and an `email` (200 runs per address, 7 domains). Equality
+(`param.customer_id=4242`) is `parameters @> '{"customer_id": 4242}'` OR the string form,
+served by the GIN index `run_parameters_gin` (jsonb_path_ops) whatever the other
+filters; the bulk action's confirmation counts the same set. A substring
+(`param.email~...`) has no index: the list walks the newest-first index until its page
+is full, so a substring many runs share is quick and a rare one reads much of the table
+(its time grows with the table). "Failed for good" groups the newest 10,000 failures.
 """
 
 
@@ -160,7 +169,9 @@ def run_columns(user_id: int) -> tuple[list[str], list[str], list]:
     mapped = {
         "task_id": "task_id",
         "job_name": "task_name",
-        "parameters": "'{\"x\": 1}'::jsonb",
+        # customer_id: 100 runs per value; email: 200 runs per address, 7 domains.
+        "parameters": "jsonb_build_object('x', 1, 'customer_id', mod(id, 10000), 'email', "
+        "'user' || mod(id, 5000) || '@example' || mod(id, 7) || '.com')",
         "args": "'[]'::jsonb",
         "source": "CASE WHEN periodic_task_name IS NULL THEN 'web' ELSE 'schedule' END",
         "requested_by_id": f"CASE WHEN mod(id, 3) = 0 THEN {int(user_id)} END",
@@ -296,6 +307,8 @@ def other_pages(client, repeat: int) -> list[tuple[str, dict]]:
         pages.append(("/runs/", time_page(client, reverse("jobs:runs"), repeat)))
         pages.append(("/runs/?state=failed", time_page(client, reverse("jobs:runs") +
                                                        "?state=failed", repeat)))  # fmt: skip
+        for name, url in PARAM_PAGES:
+            pages.append((name, time_page(client, url, repeat)))
     except NoReverseMatch:
         pass
     from apps.jobs import inspect
@@ -318,6 +331,21 @@ def other_pages(client, repeat: int) -> list[tuple[str, dict]]:
     ]:
         pages.append((name, time_page(client, url, repeat, before=before)))
     return pages
+
+
+# Parameter search (issue 17): equality through the GIN index on Run.parameters
+# (apps/jobs/migrations/0005_run_handled_and_param_index.py), combined with a state, a
+# substring that many runs match, one that few match (no index serves a substring: the
+# list reads newest first until its page is full), and the bulk action's count.
+PARAM_PAGES = [
+    ("/runs/?param.customer_id=4242 (100 runs)", "/runs/?param.customer_id=4242"),
+    ("/runs/?param.customer_id=4242&state=failed", "/runs/?param.customer_id=4242&state=failed"),
+    ("/runs/?param.email~@example3.com (1 in 7)", "/runs/?param.email~@example3.com"),
+    ("/runs/?param.email~user4242@ (200 runs)", "/runs/?param.email~user4242@"),
+    ("/runs/bulk/?action=retry&param.customer_id=4242 (count)",
+     "/runs/bulk/?action=retry&param.customer_id=4242"),
+    ("/runs/failed/ (failed for good, grouped)", "/runs/failed/"),
+]  # fmt: skip
 
 
 def time_page(client, url: str, repeat: int, warmup: int = 2, before=None) -> dict:

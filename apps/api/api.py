@@ -12,20 +12,25 @@ import logging
 from urllib.parse import urlencode
 
 from django.core.exceptions import RequestDataTooBig
-from django.http import Http404, HttpRequest
+from django.http import Http404, HttpRequest, QueryDict
 from ninja import NinjaAPI, Path, Query, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser
 
+from apps.jobs import bulk
 from apps.jobs.catalog import Job, ParameterError, all_jobs, get_job
 from apps.jobs.dispatch import cancel_run, rerun, start_run, start_runs
 from apps.jobs.keyset import keyset_page
 from apps.jobs.models import Run, Source
 from apps.jobs.permissions import may_run
+from apps.jobs.run_filters import FilterError, RunFilter, read_query
 
 from .auth import docs_access, session_auth, token_auth, unauthorized
 from .schemas import (
     MAX_ID,
+    BulkIn,
+    BulkOut,
+    BulkPreview,
     Error,
     JobOut,
     RunFilters,
@@ -131,6 +136,8 @@ def _field_name(loc) -> str:
     parts = [str(part) for part in loc[1:]]
     if loc and loc[0] == "body" and parts[:1] == ["body"]:
         parts = parts[1:]
+    if loc and loc[0] == "query" and parts[:1] == ["filters"]:  # ('query', 'filters', 'state', 0)
+        parts = [part for part in parts[1:] if not part.isdigit()]
     return ".".join(parts) or str(loc[0] if loc else "request")
 
 
@@ -216,25 +223,75 @@ RunId = Path(..., ge=1, le=MAX_ID)
 
 @api.get("/runs", response={200: RunPage, **errors(401, 422)}, tags=["runs"])
 def list_runs(request, filters: Query[RunFilters]):
-    """Runs you may see, newest first. Follow `next` for older ones."""
-    runs = Run.objects.visible_to(request.auth).select_related("requested_by")
-    conditions = {"job_name": filters.job, "state": filters.state, "source": filters.source}
-    runs = runs.filter(**{name: value for name, value in conditions.items() if value is not None})
+    """Runs you may see, newest first, with the filters of /runs/ (422 names a bad one).
+    Follow `next` for older ones."""
+    runs_filter = read_filters(request.GET)
+    runs = Run.objects.visible_to(request.auth).select_related("requested_by", "handled_by")
+    runs = runs_filter.apply(runs)
     after = (filters.before,) if filters.before is not None else None
     page = keyset_page(runs, ("id",), filters.limit, after=after)
     next_before = page.older[0] if page.older else None
     return {
         "items": [run_summary(run) for run in page.items],
         "next_before": next_before,
-        "next": next_url(request, filters, next_before),
+        "next": next_url(request, runs_filter, filters.limit, next_before),
     }
 
 
-def next_url(request, filters: RunFilters, next_before: int | None) -> str | None:
+def read_filters(query) -> RunFilter:
+    try:
+        return read_query(query)
+    except FilterError as error:
+        raise InvalidFilters(error) from None
+
+
+class InvalidFilters(Exception):
+    def __init__(self, error: FilterError):
+        self.error = error
+
+
+@api.exception_handler(InvalidFilters)
+def on_bad_filters(request, exc: InvalidFilters):
+    return error_response(request, 422, f"Invalid filters: {exc.error.one_line()}",
+                          exc.error.errors)  # fmt: skip
+
+
+def next_url(request, runs_filter: RunFilter, limit: int, next_before: int | None) -> str | None:
     if next_before is None:
         return None
-    query = {**filters.model_dump(mode="json", exclude_none=True), "before": next_before}
-    return f"{request.path}?{urlencode(query)}"
+    return f"{request.path}?{runs_filter.query(limit=str(limit), before=str(next_before))}"
+
+
+# Many runs at once ------------------------------------------------------------------------
+
+
+@api.get("/runs/bulk/preview", response={200: BulkPreview, **errors(401, 422)}, tags=["runs"])
+def bulk_preview(request, action: str = Query(..., pattern="^(retry|cancel|discard)$")):
+    """How many runs `action` would touch with these filters (those of GET /api/runs):
+    failed and not handled (retry, discard) or not started (cancel)."""
+    pairs = [(k, v) for k, values in request.GET.lists() for v in values if k != "action"]
+    runs_filter = read_filters(QueryDict(urlencode(pairs)))
+    count = bulk.preview(request.auth, action, runs_filter)
+    return {"action": action, "count": count, "query": runs_filter.query()}
+
+
+@api.post(
+    "/runs/bulk",
+    response={200: BulkOut, 202: BulkOut, **errors(400, 401, 409, 413, 422)},
+    tags=["runs"],
+)
+def bulk_act(request, body: BulkIn):
+    """Act on every run of the filtered set, as GET /api/runs/bulk/preview counted it: 200 with
+    the counts when done at once; 202 with `run` when more than 500 runs are worked
+    through by a job (follow GET /api/runs/{run}). 409 if the set grew beyond
+    `expected`. Runs of jobs you may not run are skipped and counted."""
+    runs_filter = read_filters(QueryDict(body.query))
+    try:
+        outcome = bulk.start(request.auth, body.action, runs_filter, body.expected,
+                             source=Source.API)  # fmt: skip
+    except bulk.CountGrew as grew:
+        raise HttpError(409, str(grew)) from None
+    return Status(202 if outcome.run else 200, outcome.as_dict())
 
 
 @api.get("/runs/{run_id}", response={200: RunOut, **errors(401, 404, 422)}, tags=["runs"])

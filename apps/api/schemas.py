@@ -105,6 +105,10 @@ class RunSummary(Schema):
     cancel_requested_at: datetime | None
     rerun_of: int | None = Field(description="The run this one repeats.")
     note: str
+    handled_at: datetime | None = Field(
+        None, description="A failure somebody dealt with (discarded or retried): when."
+    )
+    handled_by: str = Field("", description="And who.")
 
 
 class RunOut(RunSummary):
@@ -114,14 +118,71 @@ class RunOut(RunSummary):
     traceback: str | None = Field(None, description="Plain text, for failed runs.")
 
 
+MOMENT = r"^\d{4}-\d{2}-\d{2}([T ][0-9:.]+([+-]\d{2}:\d{2}|Z)?)?$"
+
+
 class RunFilters(Schema):
+    """The filters of /runs/ (apps.jobs.run_filters reads them, as for the page and the
+    CLI). Parameter conditions are extra query keys: `param.<name>=<value>` (equals;
+    `42` also matches the number 42) and `param.<name>~=<text>` (contains)."""
+
     job: str | None = Field(None, max_length=255, pattern=NO_NUL, description="Job name.")
-    state: State | None = None
+    state: list[State] | None = Field(None, description="One or more (repeat the key).")
     source: Source | None = None
+    user: str | None = Field(None, max_length=150, description="Started by (user name).")
+    worker: str | None = Field(None, max_length=200)
+    schedule: str | None = Field(None, max_length=200, description="Schedule name.")
+    date_from: str | None = Field(
+        None, max_length=40, pattern=MOMENT,
+        description="Queued from: YYYY-MM-DD or an ISO 8601 moment (2000 to 2099).",
+    )  # fmt: skip
+    date_to: str | None = Field(
+        None, max_length=40, pattern=MOMENT,
+        description="Queued until (a day: all of it), same forms.",
+    )  # fmt: skip
+    handled: str | None = Field(None, pattern="^(yes|no)?$", description="Failure handled.")
     before: int | None = Field(
         None, ge=1, le=MAX_ID, description="Cursor: only runs with a smaller id."
     )
     limit: int = Field(50, ge=1, le=200)
+
+
+BULK_EXAMPLE = {"action": "retry", "query": "state=failed&param.customer_id=42", "expected": 12}
+
+
+BULK_EXAMPLE = {"action": "retry", "query": "state=failed&param.customer_id=42", "expected": 12}
+
+
+class BulkIn(Schema):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [BULK_EXAMPLE]})
+
+    action: str = Field(pattern="^(retry|cancel|discard)$")
+    query: str = Field(
+        "", max_length=20000, description="The filters, as GET /api/runs/bulk/preview echoed them."
+    )
+    expected: int = Field(
+        strict=True,
+        ge=0,
+        le=10**9,
+        description="The count you confirmed: refused (409) if it grew.",
+    )
+
+
+class BulkPreview(Schema):
+    action: str
+    count: int = Field(description="Runs the action would touch now.")
+    query: str = Field(description="The filters in canonical form: post them back.")
+
+
+class BulkOut(Schema):
+    action: str
+    matched: int
+    done: int
+    not_permitted: int = Field(description="Runs of jobs you may not run: skipped.")
+    refused: int = Field(description="Retries refused: parameters no longer valid.")
+    changed: int = Field(description="Finished, started or handled meanwhile.")
+    run: int | None = Field(description="The job acting on a large set (202), if any.")
+    errors: list[str]
 
 
 class RunPage(Schema):
@@ -184,4 +245,6 @@ def summary_out(view: presenting.RunView) -> dict:
         "cancel_requested_at": view.cancel_requested_at,
         "rerun_of": view.rerun_of,
         "note": view.note,
+        "handled_at": view.handled_at,
+        "handled_by": view.handled_by,
     }

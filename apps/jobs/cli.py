@@ -156,9 +156,27 @@ def run_summary(run: Run) -> dict[str, Any]:
         "cancel_requested_at": _iso(view.cancel_requested_at),
         "rerun_of": view.rerun_of,
         "note": view.note,
+        "handled_at": _iso(view.handled_at),
+        "handled_by": view.handled_by,
         "result": view.result,
         "traceback": view.traceback,
     }
+
+
+def run_line_summary(run: Run) -> dict[str, Any]:
+    """A run in `jobs runs --json`: the record alone (no stored result)."""
+    return {"id": run.pk, "task_id": run.task_id, "job": run.job_name, "state": run.state,
+            "parameters": run.parameters, "source": run.source, "requested_by": run.who,
+            "schedule": run.schedule_name, "worker": run.worker,
+            "queued_at": _iso(run.queued_at), "finished_at": _iso(run.finished_at),
+            "handled_at": _iso(run.handled_at)}  # fmt: skip
+
+
+def run_line(run: Run) -> str:
+    """A run in `jobs runs`: one line."""
+    handled = " (handled)" if run.handled_at else ""
+    return (f"{run.pk:>8}  {_iso(run.queued_at)}  {run.state}{handled}  {run.job_name}  "
+            f"{run.who}")  # fmt: skip
 
 
 def _iso(moment: dt.datetime | None) -> str | None:
@@ -197,6 +215,7 @@ def status_lines(summary: dict[str, Any]) -> list[str]:
         ("result", show_value(s["result"]) if s["state"] == State.SUCCEEDED else ""),
         ("error", error_line(s) if s["state"] in (State.FAILED, State.RETRYING) else ""),
         ("note", s["note"]),
+        ("handled", f"by {s['handled_by']} at {s['handled_at']}" if s["handled_at"] else ""),
     ]
     head = f"run {s['id']}: {s['job']}: {s['state']}"
     return [head] + [f"  {label + ':':<13} {value}" for label, value in rows if value]

@@ -1,18 +1,14 @@
 """Forms of the web views: a job's typed form, and the filters of the runs list."""
 
-import datetime as dt
 import functools
 import uuid
 from typing import Any
 
 from django import forms
-from django.db.models import QuerySet
-from django.utils import timezone
 
 from . import params as P
 from .catalog import Job
-from .dates import validate_date
-from .models import Source, State
+from .run_filters import RunFilterForm  # noqa: F401  (its home before; apps.reports)
 
 IDEMPOTENCY_KEY = "idempotency_key"
 
@@ -42,47 +38,3 @@ def parse_key(raw: str | None) -> str | None:
         return str(uuid.UUID(raw)) if raw else None
     except ValueError:
         return None
-
-
-def _any(choices) -> list[tuple[str, str]]:
-    return [("", "any"), *choices]
-
-
-class RunFilterForm(forms.Form):
-    """Filters of /runs/; an invalid value is shown as an error and not applied."""
-
-    job = forms.CharField(
-        required=False, max_length=255, widget=forms.TextInput(attrs={"list": "job-names"})
-    )
-    state = forms.ChoiceField(required=False, choices=_any(State.choices))
-    source = forms.ChoiceField(required=False, choices=_any(Source.choices))
-    user = forms.CharField(required=False, max_length=150, label="User name")
-    date_from = forms.DateField(
-        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}),
-        validators=[validate_date],
-    )  # fmt: skip
-    date_to = forms.DateField(
-        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}),
-        validators=[validate_date],
-    )  # fmt: skip
-
-    def apply(self, runs: QuerySet) -> QuerySet:
-        self.is_valid()
-        data = self.cleaned_data
-        exact = {
-            "job_name": data.get("job"),
-            "state": data.get("state"),
-            "source": data.get("source"),
-            "requested_by__username": data.get("user"),
-            "queued_at__gte": _day_start(data.get("date_from")),
-            "queued_at__lt": _day_start(data.get("date_to"), days_later=1),
-        }
-        return runs.filter(**{key: value for key, value in exact.items() if value})
-
-
-def _day_start(day: dt.date | None, days_later: int = 0) -> dt.datetime | None:
-    """Midnight in the site's time zone, so a date range stays an index range."""
-    if day is None:
-        return None
-    midnight = dt.datetime.combine(day + dt.timedelta(days=days_later), dt.time.min)
-    return timezone.make_aware(midnight)

@@ -96,6 +96,32 @@ class RunQuerySet(models.QuerySet):
         """Back to pending_send, to be sent again with the same task id (stuck runs)."""
         return self.filter(state__in=RESENDABLE_STATES).update(state=State.PENDING_SEND, note=note)
 
+    def cancel_not_started(self, by=None) -> int:
+        """Ask these runs to stop (cancel_requested_at) and cancel at once those not
+        started yet; returns how many were cancelled. `Run.cancel` of one run, and the
+        bulk cancel of many, in two conditional UPDATEs."""
+        now = timezone.now()
+        self.filter(cancel_requested_at__isnull=True).update(cancel_requested_at=now)
+        note = "Cancelled before it started."
+        if by is not None and getattr(by, "is_authenticated", False):
+            note = f"Cancelled before it started, by {by.get_username()}."
+        return self.filter(state__in=NOT_STARTED).update(
+            state=State.CANCELLED, finished_at=now, note=note
+        )
+
+    def mark_handled(self, by=None, label: str = "") -> int:
+        """Failures somebody dealt with (discarded, or retried): they leave the failed
+        lists and counts. Only failed runs not handled yet; returns how many."""
+        who = by if by is not None and getattr(by, "is_authenticated", False) else None
+        label = (label or (who.get_username() if who else ""))[:200]
+        return self.filter(state=State.FAILED, handled_at__isnull=True).update(
+            handled_at=timezone.now(), handled_by=who, handled_by_label=label
+        )
+
+    def unhandled_failures(self):
+        """Failed for good (retries exhausted) and not dealt with."""
+        return self.filter(state=State.FAILED, handled_at__isnull=True)
+
     def visible_to(self, user):
         """Runs of the jobs this user may run, and the runs they started themselves."""
         from .permissions import allowed_job_names, sees_all_runs
@@ -144,6 +170,13 @@ class Run(models.Model):
     )
     idempotency_key = models.CharField(max_length=64, null=True, blank=True, unique=True)
     note = models.TextField(blank=True)
+    # A failure somebody dealt with (discarded, or retried): who and when.
+    handled_at = models.DateTimeField(null=True, blank=True)
+    handled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )  # fmt: skip
+    handled_by_label = models.CharField(max_length=200, blank=True)
 
     objects = RunQuerySet.as_manager()
 
@@ -172,15 +205,7 @@ class Run(models.Model):
         started one only has its cancel requested (False): its job stops at its next
         progress report, or its worker terminates it (dispatch.cancel_run). `by`, if
         given, is named in the note."""
-        now = timezone.now()
-        runs = Run.objects.filter(pk=self.pk)
-        runs.filter(cancel_requested_at__isnull=True).update(cancel_requested_at=now)
-        note = "Cancelled before it started."
-        if by is not None and getattr(by, "is_authenticated", False):
-            note = f"Cancelled before it started, by {by.get_username()}."
-        cancelled = runs.filter(state__in=NOT_STARTED).update(
-            state=State.CANCELLED, finished_at=now, note=note
-        )
+        cancelled = Run.objects.filter(pk=self.pk).cancel_not_started(by)
         self.refresh_from_db()
         return bool(cancelled)
 
@@ -234,6 +259,12 @@ class Run(models.Model):
         if self.started_at and self.finished_at:
             return self.finished_at - self.started_at
         return None
+
+    @property
+    def handled_by_name(self) -> str:
+        if self.handled_by_id:
+            return self.handled_by.get_username()
+        return self.handled_by_label or "unknown"
 
     @property
     def who(self) -> str:

@@ -71,6 +71,9 @@ class RunView:
     may_cancel: bool = False
     may_rerun: bool = False
     schedule_url: str = ""
+    # A failure somebody dealt with (discarded, or retried in bulk): when and who.
+    handled_at: dt.datetime | None = None
+    handled_by: str = ""
 
 
 def summary(run: Run) -> RunView:
@@ -90,7 +93,8 @@ def summary(run: Run) -> RunView:
         run_seconds=seconds(run.run_time), worker=run.worker, retries=run.retries,
         deliveries=run.deliveries, progress=progress(run),
         cancel_requested_at=run.cancel_requested_at, rerun_of=run.rerun_of_id,
-        note=run.note, is_finished=run.is_finished,
+        note=run.note, is_finished=run.is_finished, handled_at=run.handled_at,
+        handled_by=run.handled_by_name if run.handled_at else "",
     )  # fmt: skip
 
 

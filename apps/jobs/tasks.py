@@ -1,6 +1,10 @@
-from celery import shared_task
+from typing import Annotated
 
-from . import sweeper
+from celery import current_task, shared_task
+
+from . import bulk, sweeper
+from .catalog import job
+from .params import Choices, MaxLength, Range
 
 
 @shared_task(ignore_result=True, switchyard_record=False)
@@ -10,3 +14,15 @@ def sweep() -> None:
     sweeper.send_pending()
     sweeper.resend_lost()
     sweeper.reconcile()
+
+
+@job(title="Act on many runs", group="Housekeeping")
+def bulk_runs(
+    action: Annotated[str, Choices(lambda: bulk.Action.values)],
+    query: Annotated[str, MaxLength(20000)],
+    expected: Annotated[int, Range(0, 10**9)],
+) -> dict:
+    """Retry, cancel or discard the runs a /runs/ filter selects (the bulk actions of
+    /runs/, the API and the CLI start it for sets of more than 500 runs), as the person
+    who started it: their visibility, and only the jobs they may run."""
+    return bulk.run_as_job(current_task.request.id, action, query, expected)

@@ -11,17 +11,19 @@ import operator
 import uuid
 from dataclasses import dataclass
 from functools import reduce
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet, Subquery
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import forms, sweeper
+from . import bulk, failures, forms, run_filters, sweeper
 from .catalog import Job, ParameterError, all_jobs, get_job
 from .dispatch import cancel_run, rerun, start_run
 from .keyset import keyset_page
@@ -115,14 +117,45 @@ class Page:
 @require_GET
 @login_required
 def run_list(request: HttpRequest) -> HttpResponse:
+    """The runs the user may see, filtered (an invalid standard filter is shown and left
+    out; a refused parameter condition answers 400 with no runs), newest first."""
     filters = forms.RunFilterForm(request.GET)
     runs = filters.apply(Run.objects.visible_to(request.user).select_related("requested_by"))
+    try:
+        params = run_filters.read_params(request.GET)
+    except run_filters.FilterError as error:
+        return runs_page_response(request, filters, None, error.one_line(), status=400)
+    runs = run_filters.RunFilter(params=params).apply(runs)
     page = runs_page(runs, request.GET.get("after"), request.GET.get("before"))
+    return runs_page_response(request, filters, page)
+
+
+def runs_page_response(request, filters, page, error: str = "", status: int = 200):
     titles = {job.name: job.title for job in all_jobs()}
-    for run in page.runs:
+    for run in page.runs if page else ():
         run.job_title = titles.get(run.job_name, "")
-    context = {"filters": filters, "page": page, "job_names": sorted(titles)}
-    return render(request, "jobs/runs.html", context)
+    query = request.GET.copy()
+    for key in ("after", "before"):
+        query.pop(key, None)
+    context = {"filters": filters, "page": page or Page([], None, None), "error": error,
+               "job_names": sorted(titles), "params": param_tokens(request.GET),
+               "filter_query": query.urlencode(), "actions": bulk.Action}  # fmt: skip
+    return render(request, "jobs/runs.html", context, status=status)
+
+
+def param_tokens(query) -> list[str]:
+    """The parameter conditions as typed (k=v, k~v), to keep them in the filter form."""
+    tokens = []
+    for key, value in run_filters.param_pairs(query)[:20]:
+        if key == "param":
+            tokens.append(value)
+            continue
+        try:
+            condition = run_filters.condition_from_pair(key, value)
+            tokens.append(f"{condition.name}{condition.op}{condition.value}")
+        except run_filters.FilterError:
+            tokens.append(f"{key[len(run_filters.PARAM_PREFIX) :]}={value}")
+    return tokens
 
 
 RUNS_ORDER = ("queued_at", "id")  # the run_newest index
@@ -153,6 +186,81 @@ def parse_cursor(raw: str | None) -> tuple[dt.datetime, int] | None:
         return EPOCH + micros * MICROSECOND, pk
     except (ValueError, OverflowError):
         return None
+
+
+# Many runs at once ---------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def runs_bulk(request: HttpRequest) -> HttpResponse:
+    """GET: how many runs the action would touch, and a confirmation carrying the filter
+    and that count. POST: act (the set worked out again, refused if it grew)."""
+    data = request.POST if request.method == "POST" else request.GET
+    action = data.get("action", "")
+    if action not in bulk.Action.values:
+        return bulk_refused(request, f"unknown action {action[:50]!r}")
+    query = data.get("query", "") if request.method == "POST" else filter_query(request.GET)
+    try:
+        runs_filter = run_filters.read_query(QueryDict(query))
+    except run_filters.FilterError as error:
+        return bulk_refused(request, error.one_line())
+    if request.method == "POST":
+        return bulk_act(request, bulk.Action(action), runs_filter, data.get("expected", ""))
+    count = bulk.preview(request.user, action, runs_filter)
+    return bulk_page(request, bulk.Action(action), runs_filter, count)
+
+
+def filter_query(query) -> str:
+    query = query.copy()
+    for key in ("action", "after", "before", "csrfmiddlewaretoken"):
+        query.pop(key, None)
+    return query.urlencode()
+
+
+def bulk_page(request, action, runs_filter, count: int, error: str = "", status: int = 200):
+    context = {"action": action, "count": count, "query": runs_filter.query(),
+               "filters": runs_filter.pairs, "error": error,
+               "inline_limit": bulk.INLINE_LIMIT}  # fmt: skip
+    return render(request, "jobs/runs_bulk.html", context, status=status)
+
+
+def bulk_refused(request, reason: str) -> HttpResponse:
+    context = {"action": None, "error": f"Refused: {reason}", "filters": (), "count": 0}
+    return render(request, "jobs/runs_bulk.html", context, status=400)
+
+
+def bulk_act(request, action, runs_filter, raw_expected: str) -> HttpResponse:
+    try:
+        expected = int(raw_expected)
+        if not 0 <= expected <= 10**9:
+            raise ValueError
+    except ValueError:
+        return bulk_refused(request, "the confirmed count is missing or not a number")
+    try:
+        outcome = bulk.start(request.user, action, runs_filter, expected, source=Source.WEB)
+    except bulk.CountGrew as grew:
+        return bulk_page(request, action, runs_filter, grew.count, error=str(grew), status=409)
+    if outcome.run is not None:
+        messages.info(request, outcome.summary())
+        return redirect(outcome.run)
+    messages.success(request, outcome.summary())
+    return redirect(f"{reverse('jobs:runs')}?{runs_filter.query()}")
+
+
+@require_GET
+@login_required
+def runs_failed(request: HttpRequest) -> HttpResponse:
+    """Failed for good (retries exhausted, not handled), grouped by error."""
+    filters = forms.RunFilterForm(request.GET)
+    runs = filters.apply(Run.objects.visible_to(request.user))
+    groups = failures.failure_groups(runs)
+    for group in groups:
+        group.query = urlencode(group.filters) if group.error_type else ""
+    total = runs.unhandled_failures().count()
+    context = {"groups": groups, "filters": filters, "total": total,
+               "capped": total > failures.NEWEST, "newest": failures.NEWEST}  # fmt: skip
+    return render(request, "jobs/runs_failed.html", context)
 
 
 # A run's page --------------------------------------------------------------------------

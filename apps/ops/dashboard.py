@@ -66,7 +66,7 @@ def stuck(user, snap: inspect.Snapshot, limit: int = 20) -> list[Run]:
 
 
 def recent_failures(user, limit: int = 10) -> list[Run]:
-    runs = Run.objects.visible_to(user).filter(state=State.FAILED)
+    runs = Run.objects.visible_to(user).unhandled_failures()  # handled ones are dealt with
     failures = list(runs.select_related("requested_by").order_by("-queued_at")[:limit])
     errors = dict(
         TaskResult.objects.filter(task_id__in=[r.task_id for r in failures]).values_list(

@@ -1,7 +1,11 @@
-"""`manage.py jobs list|run|status|cancel|retry`: the catalog from a shell.
+"""`manage.py jobs list|run|status|cancel|retry|runs`: the catalog from a shell.
 
 Exit status: 0 ok; 1 when a waited-for run failed, was cancelled or timed out (or there
-was nothing to cancel); 2 on bad input (unknown job or run, bad parameters).
+was nothing to cancel, or a bulk action's set grew past --expect); 2 on bad input
+(unknown job or run, bad parameters, bad filters).
+
+    manage.py jobs runs --state failed --job apps.demo.tasks.add --param customer_id=42
+    manage.py jobs runs --state failed --param email~@example.com --retry --yes
 """
 
 import argparse
@@ -11,7 +15,7 @@ import json
 from django.core.management.base import CommandError
 from django.core.serializers.json import DjangoJSONEncoder
 
-from apps.jobs import cli
+from apps.jobs import bulk, cli, run_filters
 from apps.jobs.catalog import Job, ParameterError, all_jobs, get_job
 from apps.jobs.command_base import BAD_INPUT, OneLineErrorsCommand
 from apps.jobs.dispatch import cancel_run, rerun, start_run, start_runs
@@ -43,6 +47,8 @@ class Command(OneLineErrorsCommand):
                 add_wait_options(action)
             else:
                 add_json_option(action)
+
+        add_runs_parser(actions)
 
     def handle(self, *args, action: str, **options) -> None:
         getattr(self, f"handle_{action}")(**options)
@@ -101,6 +107,34 @@ class Command(OneLineErrorsCommand):
         else:
             self.stdout.write(f"run {run.pk}: cancel requested while {run.state}")
 
+    def handle_runs(self, *, as_json: bool, limit: int, yes: bool, expect: int | None,
+                    **options) -> None:  # fmt: skip
+        runs_filter = read_cli_filters(options)
+        action = next((a for a in bulk.Action.values if options.get(a)), None)
+        if action is None:
+            return self.list_runs(runs_filter, limit, as_json)
+        count = bulk.preview(None, action, runs_filter)
+        if not yes:
+            self.stdout.write(f"{count} runs would be {bulk.VERB[bulk.Action(action)]}; "
+                              f"add --yes to do it")  # fmt: skip
+            return
+        try:
+            outcome = bulk.perform(None, action, runs_filter, expect if expect is not None
+                                   else count, source=Source.CLI, label=cli.os_user())  # fmt: skip
+        except bulk.CountGrew as grew:
+            raise CommandError(str(grew)) from None
+        if as_json:
+            return self.emit(outcome.as_dict())
+        self.stdout.write(outcome.summary())
+
+    def list_runs(self, runs_filter, limit: int, as_json: bool) -> None:
+        runs = runs_filter.apply(Run.objects.select_related("requested_by"))
+        shown = list(runs.order_by("-queued_at", "-id")[:limit])
+        if as_json:
+            return self.emit([cli.run_line_summary(run) for run in shown])
+        for run in shown:
+            self.stdout.write(cli.run_line(run))
+
     def started(self, run: Run, *, wait: bool, timeout: float, as_json: bool, verbosity: int,
                 **options) -> None:  # fmt: skip
         if run.state == State.PENDING_SEND:
@@ -130,6 +164,57 @@ class Command(OneLineErrorsCommand):
 
     def emit(self, data) -> None:
         self.stdout.write(json.dumps(data, indent=2, cls=DjangoJSONEncoder))
+
+
+def add_runs_parser(actions) -> None:
+    runs = actions.add_parser("runs", help="list runs by filters; act on all of them")
+    runs.add_argument("--state", action="append", default=[], metavar="STATE",
+                      help="one or more states (repeat)")  # fmt: skip
+    for name, text in [("job", "job name"), ("source", "web, api, cli, schedule, ..."),
+                       ("user", "started by (user name)"), ("worker", "worker name"),
+                       ("schedule", "schedule name")]:  # fmt: skip
+        runs.add_argument(f"--{name}", default="", help=text)
+    runs.add_argument("--from", dest="date_from", default="", help="YYYY-MM-DD or ISO moment")
+    runs.add_argument("--to", dest="date_to", default="", help="YYYY-MM-DD (all of it) or ISO")
+    runs.add_argument("--handled", choices=["yes", "no"], default="")
+    runs.add_argument("--param", dest="param_tokens", action="append", default=[],
+                      metavar="K=V|K~V", help="parameter equals (=) or contains (~)")  # fmt: skip
+    runs.add_argument("--limit", type=list_limit, default=50, metavar="N",
+                      help="runs listed (default 50, at most 10000)")  # fmt: skip
+    act = runs.add_mutually_exclusive_group()
+    for name in bulk.Action.values:
+        act.add_argument(f"--{name}", action="store_true", help=bulk.Action(name).label)
+    runs.add_argument("--yes", action="store_true", help="act (without it: the count only)")
+    runs.add_argument("--expect", type=expected_count, default=None, metavar="N",
+                      help="refuse (exit 1) if more than N runs match when acting")  # fmt: skip
+    add_json_option(runs)
+
+
+def list_limit(raw: str) -> int:
+    if not raw.isdigit() or not 1 <= int(raw[:6]) <= 10000 or len(raw) > 5:
+        raise argparse.ArgumentTypeError(f"expected a number from 1 to 10000, got {raw[:20]!r}")
+    return int(raw)
+
+
+def expected_count(raw: str) -> int:
+    if not raw.isdigit() or len(raw) > 10 or int(raw) > 10**9:
+        raise argparse.ArgumentTypeError(f"expected a count from 0 to 10**9, got {raw[:20]!r}")
+    return int(raw)
+
+
+def read_cli_filters(options: dict):
+    pairs = [("state", state) for state in options["state"]]
+    pairs += [(name, options[name]) for name in FILTER_OPTIONS if options.get(name)]
+    try:
+        conditions = [run_filters.condition_from_token(t) for t in options["param_tokens"]]
+        pairs += [condition.pair() for condition in conditions]
+        return run_filters.read(pairs)
+    except run_filters.FilterError as error:
+        raise CommandError(error.one_line(), returncode=BAD_INPUT) from None
+
+
+FILTER_OPTIONS = ("job", "source", "user", "worker", "schedule", "date_from", "date_to",
+                  "handled")  # fmt: skip
 
 
 def add_wait_options(parser) -> None:

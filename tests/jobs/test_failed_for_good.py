@@ -1,0 +1,128 @@
+"""/runs/failed/: runs whose retries ran out, not handled, grouped by exception type and
+exact message, with counts, last seen, the jobs involved, and "retry all of this group"
+through the bulk action's own path."""
+
+import datetime as dt
+import json
+import uuid
+
+import pytest
+from django.utils import timezone
+from django_celery_results.models import TaskResult
+
+from apps.jobs.models import Run, State
+from tests.helpers import make_run, make_superuser, make_user
+
+pytestmark = pytest.mark.django_db
+
+ADD = "apps.demo.tasks.add"
+COUNTDOWN = "apps.demo.tasks.countdown"
+
+
+def make_failure(job_name: str = ADD, exc_type: str = "ValueError", message="bad input",
+                 ago: int = 0, **kw) -> Run:  # fmt: skip
+    """A failed run and the result Celery stores for it (kombu's JSON of the error)."""
+    kw.setdefault("parameters", {"x": 1, "y": 2} if job_name == ADD else {"seconds": 1})
+    finished = timezone.now() - dt.timedelta(minutes=ago)
+    run = make_run(job_name, state=State.FAILED, finished_at=finished, **kw)
+    error = {"exc_type": exc_type, "exc_message": [message], "exc_module": "builtins"}
+    TaskResult.objects.create(
+        task_id=run.task_id, task_name=job_name, status="FAILURE", result=json.dumps(error),
+        content_type="application/json",
+    )  # fmt: skip
+    return run
+
+
+def groups(client) -> list[tuple[str, str, int, set[str]]]:
+    found = client.get("/runs/failed/").context["groups"]
+    return [(g.error_type, g.message, g.count, g.jobs) for g in found]
+
+
+def test_failures_are_grouped_by_type_and_exact_message_largest_group_first(client):
+    for _ in range(3):
+        make_failure(ADD, "ValueError", "bad input")
+    make_failure(COUNTDOWN, "ValueError", "bad input", ago=5)
+    make_failure(ADD, "ValueError", "bad input 2")
+    make_failure(ADD, "KeyError", "bad input")
+    make_run(ADD, state=State.SUCCEEDED)
+    client.force_login(make_superuser())
+    assert groups(client) == [
+        ("ValueError", "bad input", 4, {ADD, COUNTDOWN}),
+        ("KeyError", "bad input", 1, {ADD}),
+        ("ValueError", "bad input 2", 1, {ADD}),
+    ]
+
+
+def test_a_group_shows_when_it_was_last_seen(client):
+    make_failure(ago=60)
+    newest = make_failure(ago=1)
+    client.force_login(make_superuser())
+    (group,) = client.get("/runs/failed/").context["groups"]
+    assert group.last_seen == newest.finished_at
+
+
+def test_handled_failures_and_runs_still_retrying_are_not_failed_for_good(client):
+    make_failure(handled_at=timezone.now())
+    make_run(ADD, state=State.RETRYING)
+    client.force_login(make_superuser())
+    assert groups(client) == []
+    assert "No failures waiting." in client.get("/runs/failed/").content.decode()
+
+
+def test_a_group_lists_only_runs_the_reader_may_see(client):
+    make_failure(ADD)
+    make_failure(COUNTDOWN)
+    client.force_login(make_user("ann", jobs=(ADD,)))
+    assert [(t, n, jobs) for t, _, n, jobs in groups(client)] == [("ValueError", 1, {ADD})]
+
+
+def test_retry_all_of_a_group_counts_and_retries_that_group_only(client, monkeypatch):
+    monkeypatch.setattr("apps.jobs.dispatch.send", lambda run, options=None: False)
+    mine = [make_failure(message='quote " and {"exc_type": "X"}') for _ in range(2)]
+    make_failure(message="another")
+    make_failure(exc_type="X", message="quote")
+    client.force_login(make_superuser())
+    (group,) = [g for g in client.get("/runs/failed/").context["groups"] if g.count == 2]
+
+    confirm = client.get("/runs/bulk/", {"action": "retry", **group.filters})
+    assert confirm.context["count"] == 2
+    response = client.post("/runs/bulk/", {"action": "retry", "query": confirm.context["query"],
+                                           "expected": "2"})  # fmt: skip
+
+    assert response.status_code == 302
+    assert set(Run.objects.filter(rerun_of__isnull=False).values_list("rerun_of", flat=True)) == {
+        run.pk for run in mine
+    }
+    assert sorted(n for _, _, n, _ in groups(client)) == [1, 1]
+
+
+def test_a_failure_without_a_stored_error_is_its_own_group_without_a_retry_button(client):
+    make_run(ADD, state=State.FAILED, finished_at=timezone.now())
+    TaskResult.objects.create(task_id=str(uuid.uuid4()), status="FAILURE", result="not json")
+    client.force_login(make_superuser())
+    page = client.get("/runs/failed/").content.decode()
+    assert groups(client) == [("", "", 1, {ADD})]
+    assert "no error stored" in page and "action=retry" not in page
+
+
+def test_the_dashboard_no_longer_lists_a_failure_once_it_is_handled(client):
+    run = make_failure()
+    client.force_login(make_superuser())
+    assert "bad input" in client.get("/dashboard/failures/").content.decode()
+    Run.objects.filter(pk=run.pk).mark_handled()
+    assert "bad input" not in client.get("/dashboard/failures/").content.decode()
+
+
+def test_only_the_newest_failures_are_grouped_and_the_page_says_so(client, monkeypatch):
+    from apps.jobs import failures
+
+    monkeypatch.setattr(failures, "NEWEST", 2)
+    make_failure(message="old", ago=60)
+    make_failure(message="new", ago=1)
+    make_failure(message="new", ago=2)
+    client.force_login(make_superuser())
+    response = client.get("/runs/failed/")
+    assert [(g.message, g.count) for g in response.context["groups"]] == [("new", 2)]
+    assert "3 failures waiting; the groups below count the newest 2" in " ".join(
+        response.content.decode().split()
+    )
