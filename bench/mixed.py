@@ -54,6 +54,7 @@ from .common import (
     Stack,
     command_line,
     descendants,
+    machine,
     measured,
     percentile,
     postgres_server_pid,
@@ -68,6 +69,7 @@ HEADING = "Mixed load"
 JOB = "apps.demo.tasks.add"
 RESULTS = "/admin/django_celery_results/taskresult/"
 API_THREADS = 32
+NOT_SENT = -1  # status of an API call still unsent when the load ended
 THINK = (2.0, 4.0)  # seconds a person looks at a page
 GOALS = {"lateness_p99": 1.0, "page_p95": 0.300, "api_p95": 0.050}
 
@@ -268,11 +270,16 @@ def api_load(base_url: str, token: str, plan: "Plan", t0: float, out: str) -> No
     due_times: queue.Queue = queue.Queue()
     records: list[list] = []
 
+    stop = t0 + plan[-1][1]
+
     def call() -> None:
         session = requests.Session()
         headers = {"Authorization": f"Bearer {token}"}
         url = f"{base_url}/api/jobs/{JOB}/runs"
         while (due := due_times.get()) is not None:
+            if time.time() >= stop:  # still waiting for a thread when the load ended
+                records.append([due, None, None, NOT_SENT])
+                continue
             began = time.time()
             try:
                 status = session.post(
@@ -294,7 +301,7 @@ def api_load(base_url: str, token: str, plan: "Plan", t0: float, out: str) -> No
     for _ in threads:
         due_times.put(None)
     for thread in threads:
-        thread.join(60)
+        thread.join(max(0.0, stop + 40 - time.time()))
     Path(out).write_text(json.dumps(records))
 
 
@@ -325,7 +332,7 @@ def people_load(
             name, url = next(visits)
             began = time.time()
             try:
-                response = session.get(url, timeout=60)
+                response = session.get(url, timeout=30)
                 status, body = response.status_code, response.text
             except requests.RequestException:
                 status, body = 0, ""
@@ -338,7 +345,7 @@ def people_load(
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(stop - time.time() + 90)
+        thread.join(max(0.0, stop + 40 - time.time()))
     Path(out).write_text(json.dumps(records))
 
 
@@ -474,6 +481,7 @@ class Result:
     runs: list[tuple[float, float | None]]  # (queued, finished) of the load's runs
     samples: Samples
     machine_cpu: list[float]  # busy CPU seconds of the machine at each step boundary
+    description: str  # the machine and its load when the load started
 
 
 def run(stack: Stack, args, tmp: Path, loaded_up_to: int) -> Result:
@@ -494,12 +502,13 @@ def run(stack: Stack, args, tmp: Path, loaded_up_to: int) -> Result:
         if time.time() > t0 - 2:
             print("!!! the stack took longer to start than planned: early runs are late")
         clients = start_load(procs.base_url, cookie, keys, token, steps, args, t0, tmp)
+        description = machine()
         sampler = Sampler(procs, clients, stack.redis_url, every=5 if not args.quick else 2)
         machine_cpu = [sleep_then(t0 + step.start, machine_cpu_seconds) for step in steps]
         machine_cpu.append(sleep_then(t0 + steps[-1].end, machine_cpu_seconds))
         samples = sampler.stop()  # a last sample now, while the load processes live
         for client in clients:
-            client.join(180)
+            client.join(max(0.0, t0 + steps[-1].end + 60 - time.time()))
     finally:
         for client in clients:
             if client.is_alive():
@@ -507,11 +516,16 @@ def run(stack: Stack, args, tmp: Path, loaded_up_to: int) -> Result:
         processes.stop_all(procs.all())
     end = t0 + steps[-1].end
     lags, unsent = schedule_lags(first_due_times(args.schedules, first_due), end)
-    api = json.loads((tmp / "api.json").read_text())
-    pages = json.loads((tmp / "people.json").read_text())
-    return Result(
-        steps, t0, api, pages, lags, unsent, load_runs(loaded_up_to), samples, machine_cpu
-    )
+    api, pages = read_records(tmp / "api.json"), read_records(tmp / "people.json")
+    runs = load_runs(loaded_up_to)
+    return Result(steps, t0, api, pages, lags, unsent, runs, samples, machine_cpu, description)
+
+
+def read_records(path: Path) -> list:
+    if not path.exists():
+        print(f"!!! {path.name}: the load process wrote no records")
+        return []
+    return json.loads(path.read_text())
 
 
 def sleep_then(moment: float, then):
@@ -608,9 +622,12 @@ def report(r: Result, args) -> str:
         ).strip(),
         "",
         f"Command: `{command_line('bench.mixed')}`  ",
+        f"Machine: {r.description}  ",
         measured(),
         "",
         *step_table(r, args),
+        "",
+        *cpu_table(r, args),
         "",
         *page_table(r),
         "",
@@ -626,25 +643,40 @@ def in_window(t: float, r: Result, step: Step) -> bool:
 
 
 def step_table(r: Result, args) -> list[str]:
-    groups_ = list(r.samples.cpu[0]) if r.samples.cpu else []
     lines = [
-        "| step | API offered/s | answered/s | API p50 | API p95 | jobs queued/s | "
-        "finished/s | waiting at end | lateness p99 | slowest page p95 | "
-        + " | ".join(f"CPU {g}" for g in groups_)
-        + " | CPU machine |",
-        "|---|" + "---:|" * (10 + len(groups_) + 1),
+        "| step | API offered/s | answered/s | not answered | API p50 | API p95 | "
+        "jobs queued/s | finished/s | waiting at end | lateness p99 | slowest page p95 |",
+        "|---|" + "---:|" * 10,
     ]
     for n, step in enumerate(r.steps):
         f = step_figures(r, n, args)
-        cpu = " | ".join(f"{f['cpu'].get(g, float('nan')):.0%}" for g in groups_)
         lines.append(
-            f"| {step.share:.0%} ({step.start:.0f}-{step.end:.0f} s) | {f['offered']:.0f} | "
-            f"{f['answered']:.0f} | {ms(f['api_p50'])} | {ms(f['api_p95'])} | "
+            f"| {step_label(step)} | {f['offered']:.0f} | {f['answered']:.0f} | "
+            f"{f['unanswered']:,} | {ms(f['api_p50'])} | {ms(f['api_p95'])} | "
             f"{f['queued']:.0f} | {f['finished']:.0f} | {f['waiting']:,} | "
-            f"{secs(f['lateness_p99'])} | {ms(f['page_p95'])} ({f['page_worst']}) | {cpu} | "
-            f"{f['machine']:.0%} |"
+            f"{secs(f['lateness_p99'])} | {ms(f['page_p95'])} ({f['page_worst']}) |"
         )
     return lines
+
+
+def cpu_table(r: Result, args) -> list[str]:
+    names = list(r.samples.cpu[0]) if r.samples.cpu else []
+    lines = [
+        "CPU per step, as a share of one core (user + system time of each process tree; "
+        "the machine's column counts every process on it, other work included, of 200 %):",
+        "",
+        "| step | " + " | ".join(names) + " | machine |",
+        "|---|" + "---:|" * (len(names) + 1),
+    ]
+    for n, step in enumerate(r.steps):
+        f = step_figures(r, n, args)
+        cpu = " | ".join(f"{f['cpu'].get(name, float('nan')):.0%}" for name in names)
+        lines.append(f"| {step_label(step)} | {cpu} | {f['machine']:.0%} |")
+    return lines
+
+
+def step_label(step: Step) -> str:
+    return f"{step.share:.0%} ({step.start:.0f}-{step.end:.0f} s)"
 
 
 def step_figures(r: Result, n: int, args) -> dict:
@@ -662,7 +694,7 @@ def step_figures(r: Result, n: int, args) -> dict:
     return {
         "offered": step.share * args.api_rate,
         "answered": len(answered) / seconds,
-        "errors": len(calls) - len(answered),
+        "unanswered": len(calls) - len(answered),
         "api_p50": percentile(times, 0.5),
         "api_p95": percentile(times, 0.95),
         "queued": sum(in_window(q, r, step) for q, _ in r.runs) / seconds,
