@@ -28,7 +28,7 @@ from .common import PERFORMANCE_DOC, ROOT, machine_lines, write_preamble, write_
 BENCH = Path(__file__).resolve().parent
 # Known benchmarks first, in this order; any other one after them, by name.
 ORDER = ["throughput", "enqueue", "latency", "memory", "export_memory", "beat_scale",
-         "admin_pages"]  # fmt: skip
+         "admin_pages", "mixed"]  # fmt: skip
 NOT_BENCHMARKS = {"__init__", "common", "run"}
 OWN_SECTIONS = ("Machine", "Goals at a glance")
 

@@ -99,14 +99,15 @@ def summary(run: Run) -> RunView:
 
 
 def describe(run: Run, user=None) -> RunView:
-    """The run with its stored result and traceback (one query) and, for `user`, what
-    they may do with it (nothing without a user)."""
+    """The run with its stored result and traceback (one query; none for a run not yet
+    started) and, for `user`, what they may do with it (nothing without a user)."""
     view = summary(run)
-    stored = (
+    # A run not started has no stored result: no query (the API's answer to a start).
+    stored = None if run.state in NOT_STARTED else (
         TaskResult.objects.filter(task_id=run.task_id)
         .only("status", "result", "traceback", "content_type", "worker")
         .first()
-    )
+    )  # fmt: skip
     ready = stored is not None and stored.status in states.READY_STATES
     facts = {
         "worker": view.worker or (stored.worker if stored else "") or "",

@@ -1,7 +1,11 @@
 """Who may call the API: bearer tokens for scripts, the session (with CSRF) for browsers."""
 
+from datetime import timedelta
+
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.api.models import ApiToken
@@ -36,6 +40,22 @@ def test_using_a_token_records_when_it_was_last_used():
     token = make_token(make_user("alice"))
     bearer(token).get("/api/jobs")
     assert ApiToken.objects.get().last_used_at is not None
+
+
+def test_a_token_used_again_within_a_minute_costs_no_write():
+    client = bearer(make_token(make_user("alice")))
+    client.get("/api/jobs")
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get("/api/jobs").status_code == 200
+    assert [q["sql"] for q in queries.captured_queries if "UPDATE" in q["sql"]] == []
+
+
+def test_a_token_last_used_over_a_minute_ago_is_stamped_again():
+    token = make_token(make_user("alice"))
+    long_ago = timezone.now() - timedelta(minutes=5)
+    ApiToken.objects.update(last_used_at=long_ago)
+    bearer(token).get("/api/jobs")
+    assert ApiToken.objects.get().last_used_at > long_ago
 
 
 def test_a_revoked_token_gets_401():

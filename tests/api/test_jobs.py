@@ -1,7 +1,9 @@
 """Listing jobs and starting runs through the API: validation before anything is recorded."""
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from apps.jobs.models import Run, Source, State
 from tests.api.helpers import ADD, COUNTDOWN, token_client
@@ -63,6 +65,14 @@ def test_starting_a_run_answers_201_with_the_recorded_run():
     assert body["parameters"] == run.parameters == {"x": 4, "y": 5}
     assert (run.source, run.requested_by, body["requested_by"]) == (Source.API, alice, "alice")
     assert body["state"] in {State.QUEUED, State.PENDING_SEND}
+
+
+def test_starting_a_run_reads_no_stored_result_of_a_run_not_started_yet():
+    client = token_client(make_user("alice", jobs=(ADD,)))
+    with CaptureQueriesContext(connection) as queries:
+        response = post_json(client, f"/api/jobs/{ADD}/runs", {"parameters": {"x": 1, "y": 2}})
+    assert response.status_code == 201 and response.json()["result"] is None
+    assert [q["sql"] for q in queries.captured_queries if "celery_results" in q["sql"]] == []
 
 
 def test_bad_parameters_get_422_naming_each_field_and_record_nothing():

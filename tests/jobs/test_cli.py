@@ -248,5 +248,13 @@ def test_retry_runs_again_as_a_cli_run_linked_to_the_old_one(celery_worker):
 @database
 def test_status_reads_the_run_and_its_result_in_two_queries(django_assert_num_queries):
     run = make_run()
+    Run.objects.filter(pk=run.pk).update(state=State.SUCCEEDED)
     with django_assert_num_queries(2):
+        assert jobs("status", str(run.pk))[0] == 0
+
+
+@database
+def test_status_of_a_run_not_started_reads_only_the_run(django_assert_num_queries):
+    run = make_run()
+    with django_assert_num_queries(1):
         assert jobs("status", str(run.pk))[0] == 0

@@ -1,0 +1,911 @@
+"""Mixed load: the whole stack at work, as on a busy day, step by step up to the target.
+
+    .venv/bin/python -m bench.mixed [--minutes 10] [--rows 1000000] [--schedules 10000]
+                                    [--api-rate 200] [--people 20] [--web-workers 1]
+                                    [--quick] [--no-write]
+
+Starts its own PostgreSQL and Redis (bench.common.private_stack), loads N results and N
+runs (bench.admin_pages.load: 30 days of history) and S interval schedules (every 60 s,
+due times spread evenly over the minute: bench.beat_scale.enable_schedules), then the
+processes as docker-compose.yml runs them: gunicorn (`project.wsgi:application`, one sync
+worker unless --web-workers), `celery worker --concurrency=2` and `celery beat` (the
+project's SwitchyardScheduler). Two load processes (no Django in them) then run for
+--minutes:
+
+- API clients: `POST /api/jobs/apps.demo.tasks.add/runs` with a bearer token, open loop
+  at the step's rate (a request is due at its time whether or not the last one answered;
+  32 threads);
+- people: --people threads, each a logged-in superuser paging /runs/ (and its next page),
+  the dashboard / and the results admin (default, a random page, a filter, a search),
+  with 2-4 s between pages.
+
+The load rises in steps (a share of the API rate and of the people; beat's schedules
+fire at full rate throughout): full mode 25 %, 50 %, 75 % and 100 % for a minute each,
+then 100 % to the end; --quick 50 % and 100 %, 40 s each, 100,000 rows. Measured: each
+API call's time, each page's time (client side: what a person waits), each schedule's
+lateness (run recorded minus due), jobs queued and finished per step, the queue's length,
+CPU per process group per step, and the RSS of every process every few seconds. Written
+to docs/performance.md ("Mixed load").
+"""
+
+import argparse
+import contextlib
+import json
+import multiprocessing
+import queue
+import random
+import re
+import secrets
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import redis
+import requests
+
+from apps.devstack import processes
+
+from .common import (
+    CLOCK_TICKS,
+    Stack,
+    command_line,
+    descendants,
+    machine,
+    measured,
+    percentile,
+    postgres_server_pid,
+    private_stack,
+    redis_server_pid,
+    rss_mib,
+    tree_cpu_seconds,
+    write_section,
+)
+
+HEADING = "Mixed load"
+JOB = "apps.demo.tasks.add"
+RESULTS = "/admin/django_celery_results/taskresult/"
+API_THREADS = 32
+NOT_SENT = -1  # status of an API call still unsent when the load ended
+THINK = (2.0, 4.0)  # seconds a person looks at a page
+GOALS = {"lateness_p99": 1.0, "page_p95": 0.300, "api_p95": 0.050}
+
+
+@dataclass
+class Step:
+    share: float  # of the target API rate and people
+    start: float  # seconds after t0
+    end: float
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    with private_stack() as stack, tempfile.TemporaryDirectory(prefix="bench-mixed-") as tmp:
+        loaded = prepare(args)
+        result = run(stack, args, Path(tmp), loaded)
+    text = report(result, args)
+    print(text)
+    if not args.no_write:
+        write_section(HEADING, text)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=10.0, help="of load, all steps")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="results and runs loaded")
+    parser.add_argument("--schedules", type=int, default=10_000, help="each every minute")
+    parser.add_argument("--api-rate", type=float, default=200.0, help="API enqueues a second")
+    parser.add_argument("--people", type=int, default=20, help="people paging the site")
+    parser.add_argument(
+        "--web-workers", type=int, default=0, help="gunicorn workers (default: compose's, one)"
+    )
+    parser.add_argument(
+        "--steps",
+        type=lambda s: [float(x) for x in s.split(",")],
+        help="shares of the target load, a minute each, the last to the end",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="100,000 rows, 50 %% then 100 %%, 80 s"
+    )
+    parser.add_argument("--no-write", action="store_true", help="do not touch the docs")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rows, args.minutes = min(args.rows, 100_000), min(args.minutes, 80 / 60)
+        args.steps = args.steps or [0.5, 1.0]
+    args.steps = args.steps or [0.25, 0.5, 0.75, 1.0]
+    return args
+
+
+def steps_of(args) -> list[Step]:
+    """Equal steps when they fit in a minute each or less; else a minute each and the
+    last one to the end."""
+    total = args.minutes * 60
+    each = min(60.0, total / len(args.steps))
+    steps = [Step(share, n * each, (n + 1) * each) for n, share in enumerate(args.steps)]
+    steps[-1].end = total
+    return steps
+
+
+# Data -----------------------------------------------------------------------------------
+
+
+def prepare(args) -> int:
+    """Load the tables; return the highest run id loaded (later runs are the load's)."""
+    from apps.jobs.models import Run
+
+    from .admin_pages import load
+    from .beat_scale import enable_schedules
+
+    started = time.monotonic()
+    load(args.rows)
+    enable_schedules(args.schedules)
+    print(
+        f"--- loaded {args.rows:,} rows and {args.schedules:,} schedules in "
+        f"{time.monotonic() - started:.0f} s",
+        flush=True,
+    )
+    return Run.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+
+def spread_schedules(count: int, first_due: datetime) -> None:
+    """Schedule i first due at first_due + i * 60 s / count (as bench.beat_scale)."""
+    from django.db import connection
+    from django_celery_beat.models import PeriodicTask
+
+    from .beat_scale import PERIOD, PREFIX
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {PeriodicTask._meta.db_table} SET total_run_count = 0, last_run_at = "
+            "%s + CAST(substr(name, %s) AS integer) * %s * interval '1 second' "
+            "WHERE name LIKE %s AND enabled",
+            [first_due - timedelta(seconds=PERIOD), len(PREFIX) + 1, PERIOD / count, PREFIX + "%"],
+        )
+
+
+def sessions(people: int) -> tuple[str, list[str], str]:
+    """The session cookie's name, one logged-in session per person (the superuser
+    "bench" that bench.admin_pages.load made), and an API token of that user."""
+    from django.conf import settings
+    from django.contrib.auth import (
+        BACKEND_SESSION_KEY,
+        HASH_SESSION_KEY,
+        SESSION_KEY,
+        get_user_model,
+    )
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from apps.api.models import ApiToken
+
+    user = get_user_model().objects.get(username="bench")
+    keys = []
+    for _ in range(people):
+        store = SessionStore()
+        store.update(
+            {
+                SESSION_KEY: str(user.pk),
+                HASH_SESSION_KEY: user.get_session_auth_hash(),
+                BACKEND_SESSION_KEY: settings.AUTHENTICATION_BACKENDS[0],
+            }
+        )
+        store.create()
+        keys.append(store.session_key)
+    return settings.SESSION_COOKIE_NAME, keys, ApiToken.issue(user, "bench-mixed")[1]
+
+
+# The stack --------------------------------------------------------------------------------
+
+
+@dataclass
+class Processes:
+    web: subprocess.Popen
+    worker: subprocess.Popen
+    beat: subprocess.Popen
+    base_url: str
+
+    def all(self) -> list[subprocess.Popen]:
+        return [self.beat, self.web, self.worker]
+
+
+def start_processes(stack: Stack, args, logs: Path) -> Processes:
+    """gunicorn, a worker and beat, as docker-compose.yml runs them."""
+    port = processes.free_port()
+    env = stack.env(
+        SECURE_SSL_REDIRECT="false",
+        SECURE_COOKIES="false",
+        DEBUG="false",
+        ALLOWED_HOSTS="127.0.0.1",
+        SECRET_KEY=secrets.token_urlsafe(50),
+    )
+    workers = ["--workers", str(args.web_workers)] if args.web_workers else []
+    web_command = [
+        processes.PYTHON,
+        "-m",
+        "gunicorn",
+        "project.wsgi:application",
+        "--bind",
+        f"127.0.0.1:{port}",
+        *workers,
+    ]
+
+    def spawn(name, command):
+        with open(logs / f"{name}.log", "wb") as log:
+            return processes.spawn(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    return Processes(
+        spawn("web", web_command),
+        spawn("worker", processes.worker_command(2)),
+        spawn("beat", processes.beat_command()),
+        f"http://127.0.0.1:{port}",
+    )
+
+
+def wait_until_ready(procs: Processes, logs: Path) -> None:
+    from project import celery_app
+
+    from .latency import wait_for_http
+
+    wait_for_http(f"{procs.base_url}/healthz", procs.web, timeout=120)
+    deadline = time.monotonic() + 120
+    while not celery_app.control.ping(timeout=0.5):
+        if time.monotonic() > deadline or procs.worker.poll() is not None:
+            raise RuntimeError("worker did not start:\n" + tail(logs / "worker.log"))
+    if procs.beat.poll() is not None:
+        raise RuntimeError("beat exited:\n" + tail(logs / "beat.log"))
+
+
+def tail(path: Path, chars: int = 3000) -> str:
+    return path.read_text(errors="replace")[-chars:] if path.exists() else ""
+
+
+# Load: run in processes of their own (spawned: no Django, no inherited connections) -----
+
+
+def api_load(base_url: str, token: str, plan: "Plan", t0: float, out: str) -> None:
+    """POST a run at each due time of the plan [(start, end, rate)], open loop; write
+    [due, start, end, status] per call to `out` as JSON."""
+    due_times: queue.Queue = queue.Queue()
+    records: list[list] = []
+
+    stop = t0 + plan[-1][1]
+
+    def call() -> None:
+        session = requests.Session()
+        headers = {"Authorization": f"Bearer {token}"}
+        url = f"{base_url}/api/jobs/{JOB}/runs"
+        while (due := due_times.get()) is not None:
+            if time.time() >= stop:  # still waiting for a thread when the load ended
+                records.append([due, None, None, NOT_SENT])
+                continue
+            began = time.time()
+            try:
+                status = session.post(
+                    url, json={"parameters": {"x": 1, "y": 2}}, headers=headers, timeout=30
+                ).status_code
+            except requests.RequestException:
+                status = 0
+            records.append([due, began, time.time(), status])
+
+    threads = [threading.Thread(target=call, daemon=True) for _ in range(API_THREADS)]
+    for thread in threads:
+        thread.start()
+    for start, end, rate in plan:
+        count = int((end - start) * rate)
+        for n in range(count):
+            due = t0 + start + n / rate
+            time.sleep(max(0.0, due - time.time()))
+            due_times.put(due)
+    for _ in threads:
+        due_times.put(None)
+    for thread in threads:
+        thread.join(max(0.0, stop + 40 - time.time()))
+    Path(out).write_text(json.dumps(records))
+
+
+Plan = list[tuple[float, float, float]]  # (start, end, rate or share) per step
+
+
+def people_load(
+    base_url: str, cookie: str, keys: list[str], plan: Plan, t0: float, pages: int, out: str
+) -> None:
+    """Person k (a session of `keys`) pages the site while k < share * len(keys) in the
+    plan's step; write [page, start, end, status] per page view to `out` as JSON."""
+    records: list[list] = []
+    stop = t0 + plan[-1][1]
+
+    def active(k: int, now: float) -> bool:
+        return any(t0 + a <= now < t0 + b and k < round(share * len(keys)) for a, b, share in plan)
+
+    def person(k: int) -> None:
+        session = requests.Session()
+        session.cookies.set(cookie, keys[k])
+        chooser = random.Random(k)
+        visits = tour(session, base_url, chooser, pages)
+        time.sleep(max(0.0, t0 - time.time()) + chooser.uniform(0, THINK[1]))
+        while time.time() < stop:
+            if not active(k, time.time()):
+                time.sleep(0.5)
+                continue
+            name, url = next(visits)
+            began = time.time()
+            try:
+                response = session.get(url, timeout=30)
+                status, body = response.status_code, response.text
+            except requests.RequestException:
+                status, body = 0, ""
+            records.append([name, began, time.time(), status])
+            if name == "/runs/":
+                visits.send(body)
+            time.sleep(chooser.uniform(*THINK))
+
+    threads = [threading.Thread(target=person, args=(k,), daemon=True) for k in range(len(keys))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(max(0.0, stop + 40 - time.time()))
+    Path(out).write_text(json.dumps(records))
+
+
+OLDER = re.compile(r'class="older" href="([^"]+)"')
+
+
+def tour(session, base_url: str, chooser: random.Random, pages: int):
+    """A person's pages, round and round: /runs/ and its next page, the dashboard, the
+    results admin (default, a random page, a filter, a search). After /runs/, send()
+    its HTML so that the next page follows its "Older" link."""
+    while True:
+        body = yield "/runs/", f"{base_url}/runs/"
+        yield None  # the send() above returns here
+        older = OLDER.search(body or "")
+        if older:
+            yield "/runs/ next page", base_url + older.group(1).replace("&amp;", "&")
+        yield "dashboard /", f"{base_url}/"
+        yield "results: default", f"{base_url}{RESULTS}"
+        yield "results: a random page", f"{base_url}{RESULTS}?p={chooser.randint(2, pages)}"
+        yield "results: state filter", f"{base_url}{RESULTS}?status=FAILURE"
+        yield "results: search task name", f"{base_url}{RESULTS}?q=apps.demo.tasks.mu"
+
+
+# Sampling -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Samples:
+    times: list[float] = field(default_factory=list)
+    rss: dict[str, list[float]] = field(default_factory=dict)  # name -> MiB per sample
+    queue: list[int] = field(default_factory=list)  # messages waiting in the default queue
+    cpu: list[dict[str, float]] = field(default_factory=list)  # CPU seconds per group
+
+
+def groups(procs: Processes, clients: list) -> dict[str, list[int]]:
+    """Process groups whose CPU is counted: each a root pid (its tree)."""
+    return {
+        "web (gunicorn)": [procs.web.pid],
+        "worker (main + pool)": [procs.worker.pid],
+        "beat": [procs.beat.pid],
+        "PostgreSQL": [postgres_server_pid()],
+        "Redis": [REDIS_PID],
+        "load (API + people)": [c.pid for c in clients],
+    }
+
+
+REDIS_PID = 0
+
+
+def each_process(procs: Processes) -> dict[str, int]:
+    """Every process of the stack by a stable name: its RSS is sampled."""
+    named = {
+        "web master": procs.web.pid,
+        "worker main": procs.worker.pid,
+        "beat": procs.beat.pid,
+        "Redis": REDIS_PID,
+    }
+    for n, pid in enumerate(sorted(descendants(procs.web.pid)), 1):
+        named[f"web worker {n}"] = pid
+    for n, pid in enumerate(sorted(descendants(procs.worker.pid)), 1):
+        named[f"worker pool {n}"] = pid
+    return named
+
+
+def pss_mib(pids: list[int]) -> float:
+    """Proportional set size summed (shared memory split between its users)."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+    return total / 1024
+
+
+class Sampler:
+    def __init__(self, procs: Processes, clients: list, redis_url: str, every: float):
+        self.samples, self.every = Samples(), every
+        self.groups, self.named = groups(procs, clients), each_process(procs)
+        self.postgres = self.groups["PostgreSQL"][0]
+        self.broker = redis.Redis.from_url(redis_url)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+
+    def loop(self) -> None:
+        while True:
+            self.sample()
+            if self.stopping.wait(self.every):
+                return
+
+    def sample(self) -> None:
+        s = self.samples
+        s.times.append(time.time())
+        for name, pid in self.named.items():
+            with contextlib.suppress(OSError):
+                s.rss.setdefault(name, []).append(rss_mib(pid))
+        pg = [self.postgres, *descendants(self.postgres)]
+        s.rss.setdefault("PostgreSQL (all processes, PSS)", []).append(pss_mib(pg))
+        s.queue.append(int(self.broker.llen("celery")))
+        s.cpu.append(
+            {
+                name: sum(tree_cpu_seconds(pid) for pid in pids)
+                for name, pids in self.groups.items()
+            }
+        )
+
+    def stop(self) -> Samples:
+        self.stopping.set()
+        self.thread.join()
+        self.sample()
+        return self.samples
+
+
+def machine_cpu_seconds() -> float:
+    """Busy CPU time of the whole machine (every core), from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / CLOCK_TICKS
+
+
+# One run ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    steps: list[Step]
+    t0: float
+    api: list[list]  # [due, start, end, status]
+    pages: list[list]  # [page, start, end, status]
+    lags: list[tuple[float, float]]  # (due, lateness) of every schedule run due
+    unsent: int
+    runs: list[tuple[float, float | None]]  # (queued, finished) of the load's runs
+    samples: Samples
+    machine_cpu: list[float]  # busy CPU seconds of the machine at each step boundary
+    description: str  # the machine and its load when the load started
+
+
+def run(stack: Stack, args, tmp: Path, loaded_up_to: int) -> Result:
+    global REDIS_PID
+    from .beat_scale import first_due_times
+
+    REDIS_PID = redis_server_pid(stack.redis_url)
+    steps = steps_of(args)
+    lead = 25 + args.schedules / 2500  # processes up, beat's entries loaded
+    t0 = time.time() + lead
+    first_due = datetime.fromtimestamp(t0, UTC)
+    spread_schedules(args.schedules, first_due)
+    cookie, keys, token = sessions(args.people)
+    procs = start_processes(stack, args, tmp)
+    clients: list = []
+    try:
+        wait_until_ready(procs, tmp)
+        if time.time() > t0 - 2:
+            print("!!! the stack took longer to start than planned: early runs are late")
+        clients = start_load(procs.base_url, cookie, keys, token, steps, args, t0, tmp)
+        description = machine()
+        sampler = Sampler(procs, clients, stack.redis_url, every=5 if not args.quick else 2)
+        machine_cpu = [sleep_then(t0 + step.start, machine_cpu_seconds) for step in steps]
+        machine_cpu.append(sleep_then(t0 + steps[-1].end, machine_cpu_seconds))
+        samples = sampler.stop()  # a last sample now, while the load processes live
+        for client in clients:
+            client.join(max(0.0, t0 + steps[-1].end + 60 - time.time()))
+    finally:
+        for client in clients:
+            if client.is_alive():
+                client.terminate()
+        processes.stop_all(procs.all())
+    end = t0 + steps[-1].end
+    lags, unsent = schedule_lags(first_due_times(args.schedules, first_due), end)
+    api, pages = read_records(tmp / "api.json"), read_records(tmp / "people.json")
+    runs = load_runs(loaded_up_to)
+    return Result(steps, t0, api, pages, lags, unsent, runs, samples, machine_cpu, description)
+
+
+def read_records(path: Path) -> list:
+    if not path.exists():
+        print(f"!!! {path.name}: the load process wrote no records")
+        return []
+    return json.loads(path.read_text())
+
+
+def sleep_then(moment: float, then):
+    time.sleep(max(0.0, moment - time.time()))
+    return then()
+
+
+def start_load(base_url, cookie, keys, token, steps, args, t0, tmp: Path) -> list:
+    context = multiprocessing.get_context("spawn")
+    api_plan = [(s.start, s.end, s.share * args.api_rate) for s in steps]
+    people_plan = [(s.start, s.end, s.share) for s in steps]
+    pages = min(500, max(2, args.rows // 200))
+    clients = [
+        context.Process(
+            target=api_load, args=(base_url, token, api_plan, t0, str(tmp / "api.json"))
+        ),
+        context.Process(
+            target=people_load,
+            args=(base_url, cookie, keys, people_plan, t0, pages, str(tmp / "people.json")),
+        ),
+    ]
+    for client in clients:
+        client.start()
+    return clients
+
+
+def schedule_lags(first_due: dict[str, datetime], end: float) -> tuple[list, int]:
+    """(due, lateness) of every schedule run due before `end`; and how many of those
+    were never sent (counted with their lateness at `end`, a lower bound)."""
+    from apps.jobs.models import Run
+
+    from .beat_scale import PERIOD, PREFIX
+
+    sent: dict[str, list[datetime]] = {}
+    rows = Run.objects.filter(schedule_name__startswith=PREFIX)
+    for name, queued_at in rows.values_list("schedule_name", "queued_at").iterator(5000):
+        sent.setdefault(name, []).append(queued_at)
+    period, stop = timedelta(seconds=PERIOD), datetime.fromtimestamp(end, UTC)
+    lags, unsent = [], 0
+    for name, due in first_due.items():
+        for queued_at in sorted(sent.get(name, ())):
+            lag = queued_at - due
+            if due < stop:
+                lags.append((due.timestamp(), lag.total_seconds()))
+            due = (queued_at if lag >= period else due) + period  # as bench.beat_scale
+        if due < stop:
+            lags.append((due.timestamp(), (stop - due).total_seconds()))
+            unsent += 1
+    return lags, unsent
+
+
+def load_runs(loaded_up_to: int) -> list[tuple[float, float | None]]:
+    from apps.jobs.models import Run
+
+    rows = Run.objects.filter(id__gt=loaded_up_to).values_list("queued_at", "finished_at")
+    return [(q.timestamp(), f.timestamp() if f else None) for q, f in rows.iterator(5000)]
+
+
+# Report -------------------------------------------------------------------------------------
+
+INTRO = """
+Everything at once on one machine, as on a busy day: {schedules:,} schedules firing every
+minute through the real beat (`celery beat` with the project's `SwitchyardScheduler`),
+API clients starting `apps.demo.tasks.add` runs at up to {rate:g} a second
+(`POST /api/jobs/<job>/runs`, bearer token, open loop: each call is due at its time
+whether the last one answered or not), and up to {people} people paging `/runs/` (and its
+next page), the dashboard `/` and the results admin (default, a random page, the
+failures filter, a search), 2-4 s between pages, over {rows:,} results and {rows:,} runs
+(30 days of history, `bench.admin_pages`' tables). The processes are docker-compose.yml's:
+gunicorn `project.wsgi:application` ({web}), one `celery worker --concurrency=2`
+(prefork) that runs every job, the API's and the schedules', and one `celery beat`;
+PostgreSQL 15 (fsync off) and Redis 6.2 (AOF on), private to the run. The load clients
+(no Django) run in two processes of their own on the same 2 cores.
+
+The load rises in steps (share of the API rate and of the people; the schedules fire at
+full rate from the start), then holds at the target to the end. Per step: API calls
+offered and answered (201) a second; "behind" = calls due by the step's end that the 32
+client threads had not yet made (their backlog: the web server answers too slowly);
+errors (any other answer); the time of the calls made in the step (p50/p95, from the
+call to its answer, queueing in gunicorn's backlog included); jobs queued (API and
+schedules) and finished a second, and messages waiting in the queue at the step's end;
+schedule lateness (run recorded by beat minus due time) p99 of the runs due in the step;
+the slowest page's p95; then CPU of each part as a share of one core (the machine has 2).
+"""
+
+
+def report(r: Result, args) -> str:
+    lines = [
+        INTRO.format(
+            schedules=args.schedules,
+            rate=args.api_rate,
+            people=args.people,
+            rows=args.rows,
+            web=f"{args.web_workers} sync workers"
+            if args.web_workers
+            else "one sync worker, compose's command",
+        ).strip(),
+        "",
+        f"Command: `{command_line('bench.mixed')}`  ",
+        f"Machine: {r.description}  ",
+        measured(),
+        "",
+        *step_table(r, args),
+        "",
+        *cpu_table(r, args),
+        "",
+        *page_table(r),
+        "",
+        *memory_table(r),
+        "",
+        *verdicts(r, args),
+    ]
+    return "\n".join(lines)
+
+
+def in_window(t: float, r: Result, step: Step) -> bool:
+    return r.t0 + step.start <= t < r.t0 + step.end
+
+
+def step_table(r: Result, args) -> list[str]:
+    lines = [
+        "| step | API offered/s | answered/s | behind at end | errors | API p50 | API p95 | "
+        "jobs queued/s | finished/s | waiting at end | lateness p99 | slowest page p95 |",
+        "|---|" + "---:|" * 11,
+    ]
+    for n, step in enumerate(r.steps):
+        f = step_figures(r, n, args)
+        lines.append(
+            f"| {step_label(step)} | {f['offered']:.0f} | {f['answered']:.0f} | "
+            f"{f['behind']:,} | {f['errors']:,} | {ms(f['api_p50'])} | {ms(f['api_p95'])} | "
+            f"{f['queued']:.0f} | {f['finished']:.0f} | {f['waiting']:,} | "
+            f"{secs(f['lateness_p99'])} | {ms(f['page_p95'])} ({f['page_worst']}) |"
+        )
+    return lines
+
+
+def cpu_table(r: Result, args) -> list[str]:
+    names = list(r.samples.cpu[0]) if r.samples.cpu else []
+    lines = [
+        "CPU per step, as a share of one core (user + system time of each process tree; "
+        "the machine's column counts every process on it, other work included, of 200 %):",
+        "",
+        "| step | " + " | ".join(names) + " | machine |",
+        "|---|" + "---:|" * (len(names) + 1),
+    ]
+    for n, step in enumerate(r.steps):
+        f = step_figures(r, n, args)
+        cpu = " | ".join(f"{f['cpu'].get(name, float('nan')):.0%}" for name in names)
+        lines.append(f"| {step_label(step)} | {cpu} | {f['machine']:.0%} |")
+    return lines
+
+
+def step_label(step: Step) -> str:
+    return f"{step.share:.0%} ({step.start:.0f}-{step.end:.0f} s)"
+
+
+def step_figures(r: Result, n: int, args) -> dict:
+    step = r.steps[n]
+    seconds = step.end - step.start
+    sent = [c for c in r.api if c[1] is not None]
+    times = [c[2] - c[1] for c in sent if c[3] == 201 and in_window(c[1], r, step)]
+    answered = [c for c in sent if c[3] == 201 and in_window(c[2], r, step)]
+    end = r.t0 + step.end
+    behind = sum(c[0] < end and (c[1] is None or c[1] >= end) for c in r.api)
+    errors = sum(c[3] not in (201, NOT_SENT) and in_window(c[1], r, step) for c in sent)
+    views = [p for p in r.pages if in_window(p[1], r, step)]
+    by_page: dict[str, list[float]] = {}
+    for name, began, ended, _status in views:
+        by_page.setdefault(name, []).append(ended - began)
+    worst = max(by_page, key=lambda k: percentile(by_page[k], 0.95), default="-")
+    lags = [lag for due, lag in r.lags if in_window(due, r, step)]
+    return {
+        "offered": step.share * args.api_rate,
+        "answered": len(answered) / seconds,
+        "behind": behind,  # calls due by the step's end and not yet made
+        "errors": errors,
+        "api_p50": percentile(times, 0.5),
+        "api_p95": percentile(times, 0.95),
+        "queued": sum(in_window(q, r, step) for q, _ in r.runs) / seconds,
+        "finished": sum(f is not None and in_window(f, r, step) for _, f in r.runs) / seconds,
+        "waiting": queue_at(r, r.t0 + step.end),
+        "lateness_p99": percentile(lags, 0.99),
+        "page_p95": percentile(by_page.get(worst, []), 0.95),
+        "page_worst": worst,
+        "cpu": cpu_shares(r, r.t0 + step.start, r.t0 + step.end),
+        "machine": (r.machine_cpu[n + 1] - r.machine_cpu[n]) / seconds
+        if len(r.machine_cpu) > n + 1
+        else float("nan"),
+    }
+
+
+def nearest(r: Result, moment: float) -> int:
+    return min(range(len(r.samples.times)), key=lambda i: abs(r.samples.times[i] - moment))
+
+
+def queue_at(r: Result, moment: float) -> int:
+    return r.samples.queue[nearest(r, moment)] if r.samples.queue else 0
+
+
+def cpu_shares(r: Result, start: float, end: float) -> dict[str, float]:
+    if not r.samples.cpu:
+        return {}
+    a, b = nearest(r, start), nearest(r, end)
+    wall = r.samples.times[b] - r.samples.times[a]
+    if wall <= 0:
+        return {}
+    return {g: (r.samples.cpu[b][g] - r.samples.cpu[a][g]) / wall for g in r.samples.cpu[a]}
+
+
+def page_table(r: Result) -> list[str]:
+    last = r.steps[-1]
+    by_page: dict[str, list[float]] = {}
+    errors: dict[str, int] = {}
+    for name, began, ended, status in r.pages:
+        if in_window(began, r, last):
+            by_page.setdefault(name, []).append(ended - began)
+            errors[name] = errors.get(name, 0) + (status != 200)
+    lines = [
+        f"Pages in the last step ({last.share:.0%} of the load, {last.end - last.start:.0f} s), "
+        "as the people waited for them (client side, queueing at the web server included):",
+        "",
+        "| page | views | p50 | p95 | max | errors |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, times in by_page.items():
+        lines.append(
+            f"| {name} | {len(times)} | {ms(percentile(times, 0.5))} | "
+            f"{ms(percentile(times, 0.95))} | {ms(max(times))} | {errors[name]} |"
+        )
+    return lines
+
+
+SETTLE = 120.0  # seconds: beat builds each schedule's send plan as it first fires
+FLAT_MIB = 5.0  # growth after SETTLE that still counts as flat, for our processes
+NOT_OURS = ("Redis", "PostgreSQL")  # hold the backlog / fill shared buffers: see the text
+
+
+def settle_index(r: Result) -> int:
+    s = r.samples
+    return nearest(r, r.t0 + SETTLE) if s.times and s.times[-1] - r.t0 > 2 * SETTLE else 0
+
+
+def growth(r: Result) -> dict[str, float]:
+    """MiB each process grew from the settle sample to the last one."""
+    first = settle_index(r)
+    return {name: values[-1] - values[min(first, len(values) - 1)]
+            for name, values in r.samples.rss.items() if values}  # fmt: skip
+
+
+def memory_table(r: Result) -> list[str]:
+    s = r.samples
+    if not s.times:
+        return ["(no memory samples)"]
+    settle = settle_index(r)
+    since = f"{SETTLE / 60:.0f} min in" if settle else "the start"
+    lines = [
+        f"Memory (RSS; PostgreSQL as PSS summed over its processes), sampled every "
+        f"{(s.times[-1] - s.times[0]) / max(1, len(s.times) - 1):.0f} s over "
+        f"{(s.times[-1] - s.times[0]) / 60:.1f} min; growth counted from {since} to the end:",
+        "",
+        f"| process | start | {since + ' | ' if settle else ''}middle | end | max | growth |",
+        "|---|---:|---:|---:|---:|---:|" + ("---:|" if settle else ""),
+    ]
+    grew = growth(r)
+    for name, values in s.rss.items():
+        if not values:
+            continue
+        first = values[min(settle, len(values) - 1)]
+        lines.append(
+            f"| {name} | {values[0]:.0f} MiB | {f'{first:.0f} MiB | ' if settle else ''}"
+            f"{values[len(values) // 2]:.0f} MiB | {values[-1]:.0f} MiB | "
+            f"{max(values):.0f} MiB | {grew[name]:+.1f} MiB |"
+        )
+    return lines
+
+
+def memory_verdict(r: Result) -> str:
+    ours = {k: v for k, v in growth(r).items() if not k.startswith(NOT_OURS)}
+    grown = {k: v for k, v in ours.items() if v > FLAT_MIB}
+    worst = max(ours.items(), key=lambda kv: kv[1], default=("-", 0.0))
+    minutes = (r.samples.times[-1] - r.samples.times[settle_index(r)]) / 60 if ours else 0
+    return (
+        f"**Goal (issue 15: memory of every process flat under the load)**: "
+        f"{'met' if not grown else 'not met'} over {minutes:.1f} min: web, worker and beat "
+        f"processes grew at most {worst[1]:+.1f} MiB ({worst[0]}; flat: at most "
+        f"{FLAT_MIB:g} MiB)"
+        + (f"; grew: {', '.join(f'{k} {v:+.1f} MiB' for k, v in grown.items())}" if grown else "")
+        + "."
+    )
+
+
+def verdicts(r: Result, args) -> list[str]:
+    last = len(r.steps) - 1
+    f = step_figures(r, last, args)
+    views = [p for p in r.pages if in_window(p[1], r, r.steps[last])]
+    by_page: dict[str, list[float]] = {}
+    for name, began, ended, _ in views:
+        by_page.setdefault(name, []).append(ended - began)
+    slow = {
+        k: percentile(v, 0.95)
+        for k, v in by_page.items()
+        if percentile(v, 0.95) >= GOALS["page_p95"]
+    }
+    lags = [lag for _, lag in r.lags]
+    checks = [
+        (
+            "schedule lateness p99 < 1 s",
+            percentile(lags, 0.99) < GOALS["lateness_p99"],
+            f"p99 {secs(percentile(lags, 0.99))} over {len(lags):,} runs due, "
+            f"{r.unsent:,} never sent",
+        ),
+        (
+            "every page p95 < 300 ms",
+            not slow and bool(by_page),
+            "all under" if not slow else ", ".join(f"{k} {ms(v)}" for k, v in slow.items()),
+        ),
+        (
+            "API enqueue p95 < 50 ms",
+            f["api_p95"] < GOALS["api_p95"],
+            f"p95 {ms(f['api_p95'])}, {f['answered']:.0f} answered/s of "
+            f"{f['offered']:.0f} offered",
+        ),
+    ]
+    lines = [
+        f"**Goal (issue 15, mixed load at the target, last step)**: "
+        f"{'met' if all(ok for _, ok, _ in checks) else 'not met'}: "
+        + "; ".join(
+            f"{goal}: {'met' if ok else 'not met'} ({detail})" for goal, ok, detail in checks
+        )
+        + f" (`{command_line('bench.mixed')}`).",
+        "",
+        memory_verdict(r),
+        "",
+        saturation(r, args),
+    ]
+    return lines
+
+
+def saturation(r: Result, args) -> str:
+    """The first step where a part fell behind, and which parts."""
+    for n, step in enumerate(r.steps):
+        f = step_figures(r, n, args)
+        behind = []
+        if f["finished"] < 0.95 * f["queued"] and f["waiting"] > 100:
+            behind.append(
+                f"the worker ({f['queued']:.0f} jobs queued a second, "
+                f"{f['finished']:.0f} finished, {f['waiting']:,} waiting)"
+            )
+        if f["behind"] > max(10, f["offered"]) or f["api_p95"] >= GOALS["api_p95"]:
+            behind.append(
+                f"the API ({f['answered']:.0f} of {f['offered']:.0f} calls a second "
+                f"answered, p95 {ms(f['api_p95'])}, {f['behind']:,} calls behind)"
+            )
+        if f["page_p95"] >= GOALS["page_p95"]:
+            behind.append(f"the pages ({f['page_worst']} p95 {ms(f['page_p95'])})")
+        if f["lateness_p99"] >= GOALS["lateness_p99"]:
+            behind.append(f"beat (lateness p99 {secs(f['lateness_p99'])})")
+        if behind:
+            busiest = max(f["cpu"].items(), key=lambda kv: kv[1], default=("-", 0))
+            return (
+                f"**First to saturate**: at step {n + 1} ({step.share:.0%}: "
+                f"{f['offered']:.0f} API calls and {args.schedules / 60:.0f} schedule "
+                f"runs a second, {people(round(step.share * args.people))}): "
+                f"{'; '.join(behind)}. The machine was {f['machine']:.0%} busy "
+                f"(of 200 %); the busiest part: {busiest[0]} at {busiest[1]:.0%} of a core."
+            )
+    return "**First to saturate**: nothing fell behind at any step."
+
+
+def people(count: int) -> str:
+    return "1 person" if count == 1 else f"{count} people"
+
+
+def ms(seconds: float) -> str:
+    return "-" if seconds != seconds else f"{1000 * seconds:.0f} ms"
+
+
+def secs(value: float) -> str:
+    return "-" if value != value else f"{value:.2f} s"
+
+
+if __name__ == "__main__":
+    main()
