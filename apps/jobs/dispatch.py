@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
+from . import secrets
 from .catalog import Job, ParameterError, clean_parameters, get_job
 from .models import Run, Source, State
 from .worker.recording import prerecorded
@@ -65,7 +66,7 @@ def record_and_send(
     run = Run(
         task_id=str(uuid.uuid4()),
         job_name=job_name,
-        parameters=dict(parameters),
+        parameters=secrets.masked(job_name, dict(parameters)),
         args=list(args or []),
         source=source,
         requested_by=user if user is not None and user.is_authenticated else None,
@@ -84,7 +85,8 @@ def record_and_send(
         if existing:
             return existing
         raise
-    transaction.on_commit(lambda: send(run, options))
+    # The clear values of secret parameters live only in the message (apps/jobs/secrets.py).
+    transaction.on_commit(lambda: send(run, options, kwargs=dict(parameters)))
     return run
 
 
@@ -108,8 +110,11 @@ def insert(run: Run) -> None:
         run.save(force_insert=True)
 
 
-def send(run: Run, options: Mapping[str, Any] | None = None) -> bool:
-    """Publish a recorded run (after_task_publish marks it queued).
+def send(
+    run: Run, options: Mapping[str, Any] | None = None, kwargs: Mapping[str, Any] | None = None
+) -> bool:
+    """Publish a recorded run (after_task_publish marks it queued); `kwargs`, if given,
+    in place of the stored parameters (which hold masks where the job has secrets).
 
     If the broker is unreachable the run stays `pending_send`, and the sweeper sends
     it once the broker is back.
@@ -120,7 +125,8 @@ def send(run: Run, options: Mapping[str, Any] | None = None) -> bool:
     try:
         task = current_app.tasks.get(run.job_name)
         publish = task.apply_async if task else _send_by_name(run.job_name)
-        publish(args=run.args, kwargs=run.parameters, task_id=run.task_id, **(options or {}))
+        kwargs = run.parameters if kwargs is None else kwargs
+        publish(args=run.args, kwargs=kwargs, task_id=run.task_id, **(options or {}))
     except OperationalError:
         log.warning("broker unreachable; run %s waits to be sent", run.task_id)
         return False
@@ -155,20 +161,35 @@ def cancel_run(run: Run, by=None) -> bool:
 
 
 def rerun(
-    run: Run, *, source: Source, user=None, label: str = "", idempotency_key: str | None = None
-) -> Run:
+    run: Run, *, source: Source, user=None, label: str = "", idempotency_key: str | None = None,
+    secret_values: Mapping[str, Any] | None = None,
+) -> Run:  # fmt: skip
     """Run again with the same parameters; the new run links to the old one.
 
     A catalog job's stored parameters are validated again, as at submission: a run
-    recorded before a bound existed (or written by hand) raises ParameterError.
+    recorded before a bound existed (or written by hand) raises ParameterError. Its
+    secrets were stored masked: they must be given again in `secret_values`.
     """
     stored_shape_check(run)
+    parameters = {**run.parameters, **given_secrets(run.job_name, secret_values)}
     return record_and_send(
-        run.job_name, revalidated(run.job_name, run.parameters, run.args), args=run.args,
+        run.job_name, revalidated(run.job_name, parameters, run.args), args=run.args,
         source=source, user=user, label=label,
         rerun_of=run, options={"queue": run.queue} if run.queue else None,
         idempotency_key=idempotency_key,
     )  # fmt: skip
+
+
+GIVE_IT_AGAIN = "a secret is not stored: give it again to run this again"
+
+
+def given_secrets(job_name: str, values: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Secrets given again for a re-run; any other name is refused."""
+    values = dict(values or {})
+    names = secrets.secret_names(job_name)
+    if others := sorted(set(values) - set(names)):
+        raise ParameterError({name: ["not a secret parameter of this job"] for name in others})
+    return values
 
 
 def stored_shape_check(run: Run) -> None:
@@ -190,6 +211,8 @@ def revalidated(
     job = get_job(job_name)
     if job is None:
         return parameters
+    if missing := secrets.withheld(job_name, parameters, args):
+        raise ParameterError({name: [GIVE_IT_AGAIN] for name in missing})
     filled = [p.name for p in job.params[: len(args or ())]]
     cleaned = clean_parameters(job, {**dict(zip(filled, args, strict=False)), **parameters})
     return {name: value for name, value in cleaned.items() if name not in filled}
