@@ -47,8 +47,11 @@ class AuditMiddleware(AuditlogMiddleware):
     actor is read when an entry is written, after the API has authenticated its token."""
 
     def get_extra_data(self, request) -> dict:
-        data = super().get_extra_data(request)
-        data.pop("actor", None)
-        data["actor_id"] = lambda: actor_id(request)
-        data["via"] = via_of(request.path)
-        return data
+        # Not the stock `actor`: reading request.user loads the session from the
+        # database on every request (/readyz must answer while the database is down).
+        return {
+            "remote_addr": self._get_remote_addr(request),
+            "remote_port": self._get_remote_port(request),
+            "actor_id": lambda: actor_id(request),
+            "via": via_of(request.path),
+        }

@@ -195,3 +195,23 @@ def test_schedules_add_of_a_job_with_a_secret_exits_2():
                      stdout=StringIO())  # fmt: skip
     assert refused.value.returncode == 2
     assert not PeriodicTask.objects.filter(name="nightly").exists()
+
+
+@database
+@pytest.mark.parametrize("with_run", [True, False])
+def test_the_results_admin_retry_refuses_a_secret_it_does_not_have(root_client, with_run):
+    """With its run record, or only the results row (task_kwargs masked by kwargsrepr)."""
+    from django_celery_results.models import TaskResult
+
+    run = make_secret_run()
+    task_id = run.task_id if with_run else str(uuid.uuid4())
+    if not with_run:
+        run.delete()
+    masked = json.dumps(repr({"token": secrets.MASK}))
+    stored = TaskResult.objects.create(task_id=task_id, task_name=NAME, status="FAILURE",
+                                       task_args=json.dumps("[]"), task_kwargs=masked)  # fmt: skip
+    response = root_client.post("/admin/django_celery_results/taskresult/",
+                                {"action": "retry_failed", "_selected_action": [stored.pk]},
+                                follow=True)  # fmt: skip
+    assert "token: a secret is not stored" in response.content.decode()
+    assert Run.objects.filter(source=Source.ADMIN).count() == 0
