@@ -215,3 +215,28 @@ def test_the_results_admin_retry_refuses_a_secret_it_does_not_have(root_client, 
                                 follow=True)  # fmt: skip
     assert "token: a secret is not stored" in response.content.decode()
     assert Run.objects.filter(source=Source.ADMIN).count() == 0
+
+
+@database
+@pytest.mark.parametrize(("body", "status"), [
+    ("not json", 400), ("[1]", 422), ('{"secrets": "x"}', 422), ('{"secret": {}}', 422),
+    ('{"secrets": {"label": "x"}}', 422), ('{"secrets": {"token": NaN}}', 400),
+    ('{"secrets": {"token": "a\\u0000b"}}', 422), ('{"secrets": {"token": {"a": 1}}}', 422),
+])  # fmt: skip
+def test_api_retry_refuses_a_bad_body_with_a_4xx_and_starts_nothing(alice, body, status):
+    old = make_secret_run()
+    response = token_client(alice).post(f"/api/runs/{old.pk}/retry", body,
+                                        content_type="application/json")  # fmt: skip
+    assert response.status_code == status, response.content
+    assert "detail" in response.json() and Run.objects.count() == 1
+
+
+@database
+@pytest.mark.parametrize("given", [["token"], ["label=x"], ["token=a", "token=b"],
+                                   ["token=a\x00b"], ["=x"]])  # fmt: skip
+def test_cli_retry_refuses_bad_secrets_with_exit_2_and_starts_nothing(given):
+    old = make_secret_run()
+    with pytest.raises(CommandError) as refused:
+        call_command("jobs", "retry", str(old.pk), *given, stdout=StringIO())
+    assert refused.value.returncode == 2 and "\n" not in str(refused.value)
+    assert Run.objects.count() == 1
