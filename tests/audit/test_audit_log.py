@@ -164,3 +164,23 @@ def test_a_secret_in_a_schedule_row_written_by_hand_is_masked_in_the_diff():
     task.save()
     text = json.dumps([e.changes for e in entries_about(task)])
     assert SECRET not in text and MASK in text
+
+
+def test_a_change_inside_an_api_request_is_recorded_as_the_token_user_via_api(rf):
+    """The middleware reads the actor when the entry is written: after the API has
+    authenticated its token (ninja sets request.auth), with no session involved."""
+    from django.contrib.auth.models import AnonymousUser
+
+    from apps.audit.context import AuditMiddleware
+
+    alice = make_user("alice")
+
+    def api_view(request):
+        request.auth = alice  # what token authentication does inside the view
+        return record("pause_queue", "default")
+
+    request = rf.post("/api/queues/default/pause")
+    request.user = AnonymousUser()
+    entry = AuditMiddleware(api_view)(request)
+    entry.refresh_from_db()
+    assert (entry.actor, entry.via) == (alice, Via.API)

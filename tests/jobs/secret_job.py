@@ -9,6 +9,7 @@ import logging
 
 from apps.jobs.catalog import job
 from apps.jobs.params import Secret
+from apps.jobs.progress import report_progress
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,7 @@ def fingerprint(value: str) -> str:
 def use_secret(token: Secret[str], label: str = "plain", leak: str = "no") -> str:
     """Proves it got the token (its fingerprint) and, on request, tries to leak it."""
     log.warning("use_secret got token %s for %s", token, label)
+    report_progress(1, 2, f"checking {token}")
     if leak == "raise":
         raise ValueError(f"the service refused token {token!r}")
     if leak == "return":
