@@ -240,3 +240,10 @@ def test_cli_retry_refuses_bad_secrets_with_exit_2_and_starts_nothing(given):
         call_command("jobs", "retry", str(old.pk), *given, stdout=StringIO())
     assert refused.value.returncode == 2 and "\n" not in str(refused.value)
     assert Run.objects.count() == 1
+
+
+@pytest.mark.once
+def test_jobs_list_says_a_parameter_is_secret():
+    out = StringIO()
+    call_command("jobs", "list", stdout=out)
+    assert "token: str (secret) (required)" in out.getvalue()
