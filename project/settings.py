@@ -106,6 +106,7 @@ INSTALLED_APPS = [
     "django_celery_results",
     "django_htmx",
     "django_tasks",
+    "auditlog",
     "project.apps.ProjectConfig",
     "apps.devstack",
     "apps.jobs",
@@ -116,6 +117,7 @@ INSTALLED_APPS = [
     "apps.checks",
     "apps.reports",
     "apps.djtasks",
+    "apps.audit",
 ]
 # The demo jobs (apps.demo: Celery's walkthrough task `add` and its two periodic tasks,
 # countdown, flaky; apps.demo.tasks_api: Django Tasks API examples). On by default, for
@@ -132,6 +134,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "apps.audit.context.AuditMiddleware",  # who changed what, from where (apps/audit)
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -378,3 +381,8 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+
+# Audit log (apps/audit): django-auditlog writes every change to schedules, API tokens
+# and permissions into one table of ours, which also says where it came from (`via`).
+AUDITLOG_LOGENTRY_MODEL = "audit.AuditEntry"
+AUDITLOG_USE_FK_STRING_REPRESENTATION = True  # "every 2 hours", not "interval 7"

@@ -16,6 +16,7 @@ from django.http import Http404, HttpRequest, QueryDict
 from ninja import NinjaAPI, Path, Query, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser
+from pydantic import ValidationError as PydanticValidationError
 
 from apps.jobs import bulk
 from apps.jobs.catalog import Job, ParameterError, all_jobs, get_job
@@ -33,6 +34,7 @@ from .schemas import (
     BulkPreview,
     Error,
     JobOut,
+    RetryIn,
     RunFilters,
     RunIn,
     RunOut,
@@ -315,13 +317,32 @@ def cancel(request, run_id: int = RunId):
 
 @api.post(
     "/runs/{run_id}/retry",
-    response={201: RunOut, **errors(401, 403, 404, 413, 422)},
+    response={201: RunOut, **errors(400, 401, 403, 404, 413, 422)},
     tags=["runs"],
-)
+    openapi_extra={"requestBody": {"required": False, "content": {
+        "application/json": {"schema": RetryIn.model_json_schema()}}}},
+)  # fmt: skip
 def retry(request, run_id: int = RunId):
-    """Run again with the same parameters; the new run's rerun_of is this one."""
+    """Run again with the same parameters; the new run's rerun_of is this one. A job's
+    secrets are not stored: give them again in the optional body's `secrets` (422
+    names any missing)."""
     run = actionable_run(request.auth, run_id)
-    return Status(201, run_detail(rerun(run, source=Source.API, user=request.auth)))
+    given = retry_body(request).secrets
+    return Status(201, run_detail(rerun(run, source=Source.API, user=request.auth,
+                                        secret_values=given)))  # fmt: skip
+
+
+def retry_body(request) -> RetryIn:
+    """The optional JSON body of a retry (none, or not JSON: nothing given again)."""
+    if request.content_type != "application/json" or not request.body.strip():
+        return RetryIn()
+    try:
+        return RetryIn.model_validate(StrictJsonParser().parse_body(request))
+    except (ValueError, UnicodeError) as error:
+        if isinstance(error, PydanticValidationError):
+            fields = {".".join(map(str, e["loc"])) or "body": [e["msg"]] for e in error.errors()}
+            raise ParameterError(fields) from None
+        raise HttpError(400, "The body is not valid JSON.") from None
 
 
 def visible_run(user, run_id: int) -> Run:

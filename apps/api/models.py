@@ -5,7 +5,7 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
 # secrets.token_urlsafe(32): 43 characters of [A-Za-z0-9_-], 256 random bits.
@@ -30,7 +30,12 @@ class ApiTokenQuerySet(models.QuerySet):
         return self.filter(revoked_at__isnull=True)
 
     def revoke(self) -> int:
-        return self.active().update(revoked_at=timezone.now())
+        from apps.audit.recording import record_updates
+
+        now, active = timezone.now(), self.active()
+        with transaction.atomic():
+            record_updates(active, {"revoked_at": [None, now]})  # .update(): no signals
+            return active.update(revoked_at=now)
 
 
 class ApiToken(models.Model):

@@ -75,6 +75,18 @@ class RunsStarted(Schema):
     runs: list[StartedRun] = Field(description="In the order of the items.")
 
 
+class RetryIn(Schema):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"secrets": {"token": "..."}}]}
+    )
+
+    secrets: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The job's secret parameters, given again: a run stores them masked, "
+        "so a run of a job with secrets is run again only with them (422 otherwise).",
+    )
+
+
 class Progress(Schema):
     done: float | None
     total: float | None

@@ -11,7 +11,7 @@ class JobsConfig(AppConfig):
         from django.utils.module_loading import autodiscover_modules
 
         # connections first: its task_prerun handler must run before recording's.
-        from . import permissions, sending
+        from . import permissions, secrets, sending  # noqa: F401  (secrets: signals)
         from .worker import connections, recording, timers  # noqa: F401  (signals)
 
         # Celery imports tasks modules lazily (only in workers and beat); the catalog

@@ -96,8 +96,8 @@ def param_type(param: Param) -> str:
 
 
 def describe_param(param: Param) -> str:
-    text = f"{param.name}: {param_type(param)}"
-    if param.default is not None:
+    text = f"{param.name}: {param_type(param)}" + (" (secret)" if param.secret else "")
+    if param.default is not None and not param.secret:
         return f"{text} = {json.dumps(to_json(param.default))}"
     return f"{text} (required)" if param.required else f"{text} (optional)"
 

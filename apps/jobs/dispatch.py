@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
-from . import sending
+from . import secrets, sending
 from .catalog import Job, ParameterError, clean_parameters, get_job
 from .models import Run, Source, State
 from .worker.recording import prerecorded
@@ -82,9 +82,11 @@ def record_and_send(
             return existing
         raise
     if transaction.get_connection().in_atomic_block:
-        sending.after_commit(run.task_id, functools.partial(publish, run, options))
+        # The clear values of secret parameters live only in the message (secrets.py).
+        publish_it = functools.partial(publish, run, options, kwargs=dict(parameters))
+        sending.after_commit(run.task_id, publish_it)
     else:
-        send(run, options)
+        send(run, options, kwargs=dict(parameters))
     return run
 
 
@@ -97,7 +99,7 @@ def new_run(job_name: str, parameters: Mapping[str, Any], *, source: Source, arg
     return Run(
         task_id=str(uuid.uuid4()),
         job_name=job_name,
-        parameters=dict(parameters),
+        parameters=secrets.masked(job_name, dict(parameters)),
         args=list(args or []),
         source=source,
         requested_by=user if user is not None and user.is_authenticated else None,
@@ -131,8 +133,9 @@ def start_runs(
                     options=options) for parameters in parameter_sets]  # fmt: skip
     with transaction.atomic():
         Run.objects.bulk_create(runs, batch_size=BULK_INSERT_BATCH)
-        for run in runs:
-            sending.after_commit(run.task_id, functools.partial(publish, run, options))
+        for run, parameters in zip(runs, parameter_sets, strict=True):
+            publish_it = functools.partial(publish, run, options, kwargs=parameters)
+            sending.after_commit(run.task_id, publish_it)
     return runs
 
 
@@ -180,8 +183,11 @@ def insert(run: Run) -> None:
         sending.insert_run(run)
 
 
-def send(run: Run, options: Mapping[str, Any] | None = None) -> bool:
-    """Publish a recorded run now.
+def send(
+    run: Run, options: Mapping[str, Any] | None = None, kwargs: Mapping[str, Any] | None = None
+) -> bool:
+    """Publish a recorded run now; `kwargs`, if given, in place of the stored parameters
+    (which hold masks where the job has secrets).
 
     If the broker is unreachable the run is (or stays) `pending_send`, and the sweeper
     sends it once the broker is back; a run the sweeper sends from `pending_send` is
@@ -190,7 +196,7 @@ def send(run: Run, options: Mapping[str, Any] | None = None) -> bool:
     if run.state == State.CANCELLED:
         return False  # cancelled before the transaction committed
     try:
-        publish(run, options)
+        publish(run, options, kwargs=kwargs)
     except OperationalError:
         log.warning("broker unreachable; run %s waits to be sent", run.task_id)
         if run.state == State.QUEUED:
@@ -203,8 +209,14 @@ def send(run: Run, options: Mapping[str, Any] | None = None) -> bool:
     return True
 
 
-def publish(run: Run, options: Mapping[str, Any] | None = None, producer=None) -> None:
-    """Publish a recorded run's message (its run is not recorded again)."""
+def publish(
+    run: Run,
+    options: Mapping[str, Any] | None = None,
+    producer=None,
+    kwargs: Mapping[str, Any] | None = None,
+) -> None:
+    """Publish a recorded run's message (its run is not recorded again); `kwargs` as
+    for `send`."""
     if run.state == State.CANCELLED:
         return
     token = prerecorded.set(run.task_id)
@@ -212,7 +224,8 @@ def publish(run: Run, options: Mapping[str, Any] | None = None, producer=None) -
         task = current_app.tasks.get(run.job_name)
         send_message = task.apply_async if task else _send_by_name(run.job_name)
         options = {**sending.publish_options(), **(options or {})}
-        send_message(args=run.args, kwargs=run.parameters, task_id=run.task_id,
+        kwargs = run.parameters if kwargs is None else kwargs
+        send_message(args=run.args, kwargs=kwargs, task_id=run.task_id,
                      producer=producer, **options)  # fmt: skip
     finally:
         prerecorded.reset(token)
@@ -242,20 +255,35 @@ def cancel_run(run: Run, by=None) -> bool:
 
 
 def rerun(
-    run: Run, *, source: Source, user=None, label: str = "", idempotency_key: str | None = None
-) -> Run:
+    run: Run, *, source: Source, user=None, label: str = "", idempotency_key: str | None = None,
+    secret_values: Mapping[str, Any] | None = None,
+) -> Run:  # fmt: skip
     """Run again with the same parameters; the new run links to the old one.
 
     A catalog job's stored parameters are validated again, as at submission: a run
-    recorded before a bound existed (or written by hand) raises ParameterError.
+    recorded before a bound existed (or written by hand) raises ParameterError. Its
+    secrets were stored masked: they must be given again in `secret_values`.
     """
     stored_shape_check(run)
+    parameters = {**run.parameters, **given_secrets(run.job_name, secret_values)}
     return record_and_send(
-        run.job_name, revalidated(run.job_name, run.parameters, run.args), args=run.args,
+        run.job_name, revalidated(run.job_name, parameters, run.args), args=run.args,
         source=source, user=user, label=label,
         rerun_of=run, options={"queue": run.queue} if run.queue else None,
         idempotency_key=idempotency_key,
     )  # fmt: skip
+
+
+GIVE_IT_AGAIN = "a secret is not stored: give it again to run this again"
+
+
+def given_secrets(job_name: str, values: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Secrets given again for a re-run; any other name is refused."""
+    values = dict(values or {})
+    names = secrets.secret_names(job_name)
+    if others := sorted(set(values) - set(names)):
+        raise ParameterError({name: ["not a secret parameter of this job"] for name in others})
+    return values
 
 
 def stored_shape_check(run: Run) -> None:
@@ -277,6 +305,8 @@ def revalidated(
     job = get_job(job_name)
     if job is None:
         return parameters
+    if missing := secrets.withheld(job_name, parameters, args):
+        raise ParameterError({name: [GIVE_IT_AGAIN] for name in missing})
     filled = [p.name for p in job.params[: len(args or ())]]
     cleaned = clean_parameters(job, {**dict(zip(filled, args, strict=False)), **parameters})
     return {name: value for name, value in cleaned.items() if name not in filled}

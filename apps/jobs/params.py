@@ -11,6 +11,10 @@ Bounds and choices are declared once, in the signature, with `typing.Annotated`:
 
 Text refuses control characters unless it is declared `Multiline()` (then tab, CR and
 LF are allowed); floats refuse NaN and infinity (Django's FloatField).
+
+A secret (a password, a token) is declared `token: Secret[str]` (or
+`Annotated[str, Secret()]`): a password field, `writeOnly` in the JSON schema, and
+shown and stored only masked outside the Celery message (apps/jobs/secrets.py).
 """
 
 import datetime as dt
@@ -77,6 +81,15 @@ class Validator:
 
 
 @dataclass(frozen=True)
+class Secret:
+    """A value never shown or stored in clear: `token: Secret[str]` is
+    `Annotated[str, Secret()]` (`Annotated[str, Secret]` works too)."""
+
+    def __class_getitem__(cls, kind: Any) -> Any:
+        return typing.Annotated[kind, cls()]
+
+
+@dataclass(frozen=True)
 class Param:
     name: str
     kind: type
@@ -91,6 +104,7 @@ class Param:
     multiline: bool = False
     choices_from: Callable[[], Iterable[str]] | None = None
     checks: tuple[Callable[[Any], Any], ...] = ()
+    secret: bool = False
 
     @property
     def label(self) -> str:
@@ -165,6 +179,8 @@ def _declared(param: Param, extras: Iterable[Any]) -> Param:
             param = replace(param, choices_from=extra.source)
         elif isinstance(extra, Validator):
             param = replace(param, checks=(*param.checks, extra.check))
+        elif extra is Secret or isinstance(extra, Secret):
+            param = replace(param, secret=True)
     return param
 
 
@@ -299,7 +315,7 @@ FIELD_BUILDERS: dict[type, Any] = {
 
 def form_field(param: Param) -> forms.Field:
     options = {"required": param.required, "label": param.label}
-    if param.default is not None:
+    if param.default is not None and not param.secret:
         options["initial"] = param.default
     options["validators"] = _validators(param)
     if param.has_choices:
@@ -313,6 +329,8 @@ def form_field(param: Param) -> forms.Field:
         options["max_length"] = param.max_length or MAX_TEXT_LENGTH
     field = FIELD_BUILDERS[param.kind](**options)
     _show_bounds(field, param)
+    if param.secret:  # never sent back to the browser, even with a form's errors
+        field.widget = forms.PasswordInput(render_value=False, attrs=field.widget.attrs)
     return field
 
 
@@ -376,7 +394,9 @@ def _property_schema(param: Param) -> dict:
         schema = dict(_SCHEMA[param.kind])
         schema.update(_schema_bounds(param))
     schema["title"] = param.label
-    if param.default is not None:
+    if param.secret:
+        schema.update({"format": "password", "writeOnly": True})
+    elif param.default is not None:
         schema["default"] = to_json(param.default)
     return schema
 

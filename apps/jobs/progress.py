@@ -20,6 +20,10 @@ def report_progress(done: float, total: float, message: str = "") -> None:
     # current_task is a proxy: `is None` is never true, its truth value is the task's.
     if not task or task.request.id is None or task.request.called_directly:
         return
+    from .secrets import scrub, values  # (secrets imports the catalog, which imports this)
+
+    request = task.request
+    message = scrub(str(message), values(request.task, request.args, request.kwargs))
     meta = {"done": done, "total": total, "message": message[:500]}
     task.update_state(state="PROGRESS", meta=meta)
     try:

@@ -20,7 +20,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
-from . import broker_held
+from . import broker_held, secrets
 from .catalog import queue_names
 from .dispatch import send
 from .models import Run, State
@@ -144,5 +144,10 @@ def resend(run: Run) -> bool:
 
 
 def _send(run: Run) -> bool:
-    """Send a recorded run again, to the queue it was recorded with, if any."""
+    """Send a recorded run again, to the queue it was recorded with, if any. A run
+    whose secrets were stored masked cannot be: it fails with a note (True: handled)."""
+    if missing := secrets.withheld(run.job_name, run.parameters, run.args):
+        note = f"Not sent: its secret parameters ({', '.join(missing)}) are not stored."
+        Run.objects.filter(pk=run.pk).finish(State.FAILED, note=note + " Start it again.")
+        return True
     return send(run, {"queue": run.queue} if run.queue else None)

@@ -23,7 +23,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import bulk, failures, forms, run_filters, sweeper
+from . import bulk, failures, forms, run_filters, secrets, sweeper
 from .catalog import Job, ParameterError, all_jobs, get_job
 from .dispatch import cancel_run, rerun, start_run
 from .keyset import keyset_page
@@ -88,8 +88,21 @@ def job_form(request: HttpRequest, name: str) -> HttpResponse:
         if run:
             return redirect(run)
     else:
-        form = form_class(initial={forms.IDEMPOTENCY_KEY: uuid.uuid4()})
+        initial = again_initial(request.user, job, request.GET.get("rerun"))
+        form = form_class(initial={**initial, forms.IDEMPOTENCY_KEY: uuid.uuid4()})
     return render(request, "jobs/job_form.html", {"job": job, "form": form})
+
+
+def again_initial(user, job: Job, rerun_pk: str | None) -> dict:
+    """`?rerun=<run id>`: the form prefilled with that run's values but its secrets,
+    which a re-run must be given again (apps/jobs/secrets.py)."""
+    run = Run.objects.visible_to(user).filter(pk=rerun_pk, job_name=job.name).first() if (
+        rerun_pk or "").isdigit() else None  # fmt: skip
+    if run is None or not isinstance(run.parameters, dict):
+        return {}
+    hidden = set(secrets.secret_names(job.name))
+    return {name: "\n".join(map(str, value)) if isinstance(value, list) else value
+            for name, value in run.parameters.items() if name not in hidden}  # fmt: skip
 
 
 def start_from_form(request: HttpRequest, job: Job, form) -> Run | None:
@@ -291,6 +304,9 @@ def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 def run_again(request: HttpRequest, pk: int) -> HttpResponse:
     run = runnable_run(request.user, pk)
     key = forms.parse_key(request.POST.get(forms.IDEMPOTENCY_KEY))
+    if secrets.withheld(run.job_name, run.parameters, run.args):
+        messages.info(request, "This job takes a secret: enter it again to run it again.")
+        return redirect(f"{reverse('jobs:job', args=[run.job_name])}?rerun={run.pk}")
     try:
         return redirect(rerun(run, source=Source.WEB, user=request.user, idempotency_key=key))
     except ParameterError as exc:

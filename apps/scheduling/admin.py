@@ -12,6 +12,8 @@ import datetime as dt
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -33,13 +35,14 @@ from django_celery_beat.models import (
     PeriodicTask,
 )
 
+from apps.audit.history import history_response
 from apps.jobs.catalog import ParameterError, get_job
 from apps.jobs.models import Source
 from apps.jobs.permissions import may_run
 
 from . import bounds, preview
 from .forms import CRON_FIELDS, ScheduleForm, ScheduleTaskForm
-from .models import Schedule
+from .models import Schedule, ScheduleOptions
 from .views import form_preview
 
 RECENT_RUNS = 20
@@ -143,6 +146,15 @@ class ScheduleAdmin(PeriodicTaskAdmin):
         context["preview_url"] = reverse("scheduling:preview")
         context["parameters_url"] = reverse("scheduling:parameters")
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def history_view(self, request, object_id, extra_context=None):
+        """The change page's "History": the audit log of the schedule and its options
+        (who changed what, from where, field by field)."""
+        task = self.get_object(request, unquote(object_id))
+        if task is None or not self.has_view_or_change_permission(request, task):
+            raise PermissionDenied
+        options = ScheduleOptions.objects.filter(periodic_task=task).first()
+        return history_response(self, request, task, *([options] if options else []))
 
     def get_urls(self):
         run_now = self.admin_site.admin_view(require_POST(self.run_now_view))

@@ -105,12 +105,16 @@ class ScheduleQuerySet(PeriodicTaskQuerySet):
     def set_enabled(self, enabled: bool) -> int:
         """Enable or disable; re-enabling counts from now, so missed runs are not made
         up. Tells beat (PeriodicTasks.update_changed), which reloads within seconds."""
+        from apps.audit.recording import record_updates
+
         now = timezone.now()
         changed = self.exclude(enabled=enabled)
-        if enabled:
-            count = changed.update(enabled=True, last_run_at=now, date_changed=now)
-        else:
-            count = changed.update(enabled=False, last_run_at=None, date_changed=now)
+        with transaction.atomic():
+            record_updates(changed, {"enabled": [not enabled, enabled]})  # no signals
+            if enabled:
+                count = changed.update(enabled=True, last_run_at=now, date_changed=now)
+            else:
+                count = changed.update(enabled=False, last_run_at=None, date_changed=now)
         PeriodicTasks.update_changed()
         return count
 

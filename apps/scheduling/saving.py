@@ -251,6 +251,8 @@ def _parameter_errors(task: PeriodicTask, job) -> Errors:
     kwargs = _loads(task.kwargs)
     if not isinstance(kwargs, dict):
         return {"kwargs": ['Keyword arguments must be a JSON object, like {"x": 1}.']}
+    if secret_errors := _secret_errors(job, kwargs):
+        return secret_errors
     try:
         parameters = clean_parameters(job, kwargs)
     except ParameterError as error:
@@ -264,6 +266,18 @@ def _parameter_errors(task: PeriodicTask, job) -> Errors:
         return errors
     task.kwargs, task.args = json.dumps(parameters), "[]"
     return {}
+
+
+NOT_IN_SCHEDULES = (
+    "a secret cannot be kept in a schedule (its row is stored in clear); "
+    "run this job by hand, or give it the secret another way"
+)
+
+
+def _secret_errors(job, kwargs: dict) -> Errors:
+    """Schedules refuse secret parameters: given, or required (then it cannot be scheduled)."""
+    return {f"{PARAM_PREFIX}-{p.name}": [NOT_IN_SCHEDULES] for p in job.params
+            if p.secret and (p.required or kwargs.get(p.name) not in (None, ""))}  # fmt: skip
 
 
 def _moment_error(moment) -> str | None:

@@ -19,8 +19,9 @@ APPS_DIR = Path(__file__).resolve().parents[2] / "apps"
 ALLOWED = {
     "jobs": set(),
     "devstack": set(),
-    "scheduling": {"jobs"},
-    "api": {"jobs"},
+    "audit": {"jobs"},
+    "scheduling": {"jobs", "audit"},
+    "api": {"jobs", "audit"},
     "djtasks": {"jobs"},
     "reports": {"jobs"},
     "maintenance": {"jobs"},

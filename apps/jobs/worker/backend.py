@@ -36,7 +36,7 @@ from django.db import InterfaceError, OperationalError, connections, router
 from django.utils import timezone
 from django_celery_results.backends.database import DatabaseBackend
 
-from .. import current_run
+from .. import current_run, secrets
 from ..models import Run
 from .connections import note_used
 from .recording import CELERY_STATES, claim_of
@@ -65,6 +65,10 @@ class SwitchyardBackend(DatabaseBackend):
 
     def _store_result(self, task_id, result, status, traceback=None, request=None, using=None):
         content_type, content_encoding, result = self.encode_content(result)
+        # A job's secrets never reach the table in clear, whatever it returned or raised.
+        known = secrets.values(getattr(request, "task", None), getattr(request, "args", None),
+                               getattr(request, "kwargs", None))  # fmt: skip
+        result, traceback = secrets.scrub(result, known), secrets.scrub(traceback, known)
         meta = {**self._get_meta_from_request(request),
                 "children": self.current_task_children(request)}  # fmt: skip
         row = {

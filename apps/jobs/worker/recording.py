@@ -22,7 +22,7 @@ from celery import current_app, signals
 from django.db import DatabaseError
 from django.utils import timezone
 
-from .. import current_run, sending
+from .. import current_run, secrets, sending
 from ..models import Run, Source, State
 
 log = logging.getLogger(__name__)
@@ -76,8 +76,8 @@ def record_dispatch(sender: str, body, headers: dict, routing_key=None, **kwargs
     run = Run(
         task_id=task_id,
         job_name=sender,
-        args=list(args),
-        parameters=task_kwargs,
+        args=list(secrets.masked_args(sender, args)),
+        parameters=secrets.masked(sender, task_kwargs),
         source=Source.SCHEDULE if schedule else Source.SHELL,
         requested_by_label=schedule or _os_user(),
         schedule_name=schedule,

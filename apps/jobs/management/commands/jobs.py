@@ -44,6 +44,8 @@ class Command(OneLineErrorsCommand):
             action = actions.add_parser(name, help=text)
             action.add_argument("ident", metavar="ID", help="run id or Celery task id")
             if name == "retry":
+                action.add_argument("secrets", nargs="*", metavar="key=value",
+                                    help="the job's secret parameters, given again")  # fmt: skip
                 add_wait_options(action)
             else:
                 add_json_option(action)
@@ -83,9 +85,11 @@ class Command(OneLineErrorsCommand):
             return self.emit([{"id": run.pk, "task_id": run.task_id} for run in runs])
         self.stdout.write(f"started {len(runs)} runs (ids {runs[0].pk} to {runs[-1].pk})")
 
-    def handle_retry(self, *, ident: str, **options) -> None:
+    def handle_retry(self, *, ident: str, secrets: list[str], **options) -> None:
         try:
-            run = rerun(find_run(ident), source=Source.CLI, label=cli.os_user())
+            given = cli.parse_pairs(secrets)
+            run = rerun(find_run(ident), source=Source.CLI, label=cli.os_user(),
+                        secret_values=given)  # fmt: skip
         except ParameterError as error:
             raise CommandError(error.one_line(), returncode=BAD_INPUT) from None
         self.started(run, **options)

@@ -25,6 +25,8 @@ from django_celery_beat.models import (
     PeriodicTask,
 )
 
+from apps.audit.context import acting
+from apps.audit.models import Via
 from apps.jobs.catalog import ParameterError, get_job
 from apps.jobs.cli import os_user, parse_pairs
 from apps.jobs.command_base import BAD_INPUT, OneLineErrorsCommand
@@ -83,7 +85,8 @@ class Command(OneLineErrorsCommand):
                               help=f"how many, 1 to {MAX_SHOWN} (default 5)")  # fmt: skip
 
     def handle(self, *args, action: str, **options) -> None:
-        getattr(self, f"handle_{action}")(**options)
+        with acting(via=Via.CLI, label=os_user()):  # the audit log's "who, from where"
+            getattr(self, f"handle_{action}")(**options)
 
     def handle_list(self, **options) -> None:
         now = timezone.now()
