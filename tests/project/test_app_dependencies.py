@@ -20,13 +20,14 @@ ALLOWED = {
     "jobs": set(),
     "devstack": set(),
     "scheduling": {"jobs"},
-    "api": {"jobs"},
+    "api": {"jobs", "control"},
     "djtasks": {"jobs"},
     "reports": {"jobs"},
     "maintenance": {"jobs"},
     "checks": {"jobs"},
     "demo": {"jobs"},
-    "ops": {"jobs", "scheduling"},
+    "control": {"jobs"},
+    "ops": {"jobs", "scheduling", "control"},
 }
 
 
