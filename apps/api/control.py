@@ -115,7 +115,9 @@ def list_queues(request):
 
 
 @api.post(
-    "/queues/{name}/pause", response={200: ActionOut, **errors(401, 403, 404)}, tags=["control"]
+    "/queues/{name}/pause",
+    response={200: ActionOut, **errors(401, 403, 404, 413, 422)},
+    tags=["control"],
 )
 def pause_queue(request, name: str = Name):
     """Workers stop taking messages from the queue (running jobs finish); stored, so
@@ -124,7 +126,9 @@ def pause_queue(request, name: str = Name):
 
 
 @api.post(
-    "/queues/{name}/resume", response={200: ActionOut, **errors(401, 403, 404)}, tags=["control"]
+    "/queues/{name}/resume",
+    response={200: ActionOut, **errors(401, 403, 404, 413, 422)},
+    tags=["control"],
 )
 def resume_queue(request, name: str = Name):
     return action_out(actions.resume_queue(actor(request), name))
@@ -132,7 +136,7 @@ def resume_queue(request, name: str = Name):
 
 @api.post(
     "/queues/{name}/purge",
-    response={200: PurgeOut, **errors(401, 403, 404, 422)},
+    response={200: PurgeOut, **errors(400, 401, 403, 404, 413, 422)},
     tags=["control"],
 )
 def purge_queue(request, body: PurgeIn, name: str = Name):
@@ -145,7 +149,7 @@ def purge_queue(request, body: PurgeIn, name: str = Name):
 # Workers -----------------------------------------------------------------------------------
 
 
-@api.get("/workers/{name}", response={200: dict, **errors(401, 403, 404)}, tags=["control"])
+@api.get("/workers/{name}", response={200: dict, **errors(401, 403, 404, 422)}, tags=["control"])
 def read_worker(request, name: str = Name):
     """The worker's pool (processes, autoscale bounds) and the queues it consumes."""
     controller(request)
@@ -157,7 +161,7 @@ def read_worker(request, name: str = Name):
 
 @api.post(
     "/workers/{name}/grow",
-    response={200: ActionOut, **errors(401, 403, 404, 409, 422)},
+    response={200: ActionOut, **errors(400, 401, 403, 404, 409, 413, 422)},
     tags=["control"],
 )
 def grow_pool(request, body: PoolIn, name: str = Name):
@@ -166,7 +170,7 @@ def grow_pool(request, body: PoolIn, name: str = Name):
 
 @api.post(
     "/workers/{name}/shrink",
-    response={200: ActionOut, **errors(401, 403, 404, 409, 422)},
+    response={200: ActionOut, **errors(400, 401, 403, 404, 409, 413, 422)},
     tags=["control"],
 )
 def shrink_pool(request, body: PoolIn, name: str = Name):
@@ -175,7 +179,7 @@ def shrink_pool(request, body: PoolIn, name: str = Name):
 
 @api.post(
     "/workers/{name}/autoscale",
-    response={200: ActionOut, **errors(401, 403, 404, 409, 422)},
+    response={200: ActionOut, **errors(400, 401, 403, 404, 409, 413, 422)},
     tags=["control"],
 )
 def autoscale(request, body: AutoscaleIn, name: str = Name):
@@ -184,7 +188,7 @@ def autoscale(request, body: AutoscaleIn, name: str = Name):
 
 @api.post(
     "/workers/{name}/shutdown",
-    response={200: ActionOut, **errors(401, 403, 404)},
+    response={200: ActionOut, **errors(401, 403, 404, 413, 422)},
     tags=["control"],
 )
 def shutdown(request, name: str = Name):
@@ -195,7 +199,9 @@ def shutdown(request, name: str = Name):
 # Rate limits -------------------------------------------------------------------------------
 
 
-@api.get("/jobs/{name}/rate-limit", response={200: RateOut, **errors(401, 404)}, tags=["control"])
+@api.get(
+    "/jobs/{name}/rate-limit", response={200: RateOut, **errors(401, 404, 422)}, tags=["control"]
+)
 def read_rate_limit(request, name: str = Name):
     """The job's rate limit per worker, and the effective total for the workers alive."""
     return rate_out(actions.catalog_job(name))
@@ -203,7 +209,7 @@ def read_rate_limit(request, name: str = Name):
 
 @api.put(
     "/jobs/{name}/rate-limit",
-    response={200: RateOut, **errors(401, 403, 404, 422)},
+    response={200: RateOut, **errors(400, 401, 403, 404, 413, 422)},
     tags=["control"],
 )
 def set_rate_limit(request, body: RateIn, name: str = Name):

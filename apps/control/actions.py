@@ -88,8 +88,10 @@ def purge_queue(actor: Actor, queue: str) -> Purged:
 
 
 def known_worker(name: str) -> str:
+    """A worker answering now: in the last inspection, or answering a ping (Celery
+    names workers `name@host`; other names are refused without asking)."""
     name = (name or "").strip()
-    if name in broker.alive_workers() or name in broker.alive_workers(refresh=True):
+    if "@" in name and (name in broker.alive_workers() or broker.answers(name)):
         return name
     raise ControlError(f"no worker {name[:100]!r} is answering", "worker")
 
@@ -110,8 +112,8 @@ def shrink_pool(actor: Actor, worker: str, n: int = 1) -> ControlAction:
 
 def autoscale(actor: Actor, worker: str, maximum: int, minimum: int) -> ControlAction:
     check(actor)
-    maximum, minimum = autoscale_bounds(maximum, minimum)
     worker = known_worker(worker)
+    maximum, minimum = autoscale_bounds(maximum, minimum)
     answer = _ask(worker, "autoscale", max=maximum, min=minimum)
     return record(actor, "autoscale", worker, max=maximum, min=minimum, answer=answer)
 

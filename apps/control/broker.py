@@ -52,9 +52,19 @@ def task_id_of(message) -> str:
     return str(task_id)[:255] if task_id else ""
 
 
-def alive_workers(*, refresh: bool = False) -> set[str]:
-    names = inspect.snapshot(refresh=refresh).worker_names
-    return names if names or refresh else inspect.snapshot(refresh=True).worker_names
+def alive_workers() -> set[str]:
+    """The workers that answered the dashboard's last inspection (at most a few s old)."""
+    return inspect.snapshot().worker_names
+
+
+def answers(worker: str) -> bool:
+    """Does this worker answer a ping now (for a worker newer than the last inspection)?"""
+    try:
+        replies = current_app.control.ping(destination=[worker], timeout=inspect.TIMEOUT)
+    except Exception as exc:
+        log.warning("could not ping %s: %s", worker, exc)
+        return False
+    return any(worker in reply for reply in replies or ())
 
 
 def consumers() -> dict[str, list[str]]:

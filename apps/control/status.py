@@ -79,6 +79,8 @@ def queue_rows() -> list[QueueRow]:
 
 def worker_detail(name: str) -> dict | None:
     """What the worker says about its pool and queues now; None if it does not answer."""
+    if "@" not in name:
+        return None
     control = current_app.control.inspect(destination=[name], timeout=inspect.TIMEOUT)
     stats = (control.stats() or {}).get(name)
     if stats is None:

@@ -32,7 +32,7 @@ class Command(ControlCommand):
         stop.add_argument("worker", metavar="WORKER")
 
     def handle_list(self, **options) -> None:
-        for name in sorted(broker.alive_workers(refresh=True)):
+        for name in sorted(broker.alive_workers()):
             self.stdout.write(name)
 
     def handle_show(self, *, worker: str, **options) -> None:
