@@ -1,4 +1,4 @@
-"""`manage.py queues|workers|ratelimits`: the same actions from a shell, exit status 2 on bad input."""
+"""`manage.py queues|workers|ratelimits`: the actions from a shell; status 2 on bad input."""
 
 import subprocess
 

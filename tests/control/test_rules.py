@@ -29,7 +29,7 @@ def test_a_rate_in_celerys_format_is_stored_with_its_unit(text, stored):
 @pytest.mark.parametrize(
     "text",
     ["", "0/m", "-1/m", "10/d", "10/min", "1.5/m", "10 / m", "abc", "1" * 40, "10/m\x00",
-     f"{MAX_RATE + 1}/s", "１０/m", "10/m\x0b1", "nan", "inf/s"],
+     f"{MAX_RATE + 1}/s", "\uff11\uff10/m", "10/m\x0b1", "nan", "inf/s"],
 )  # fmt: skip
 def test_a_bad_rate_is_refused_naming_the_field(text):
     with pytest.raises(ControlError) as refused:
