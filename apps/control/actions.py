@@ -80,6 +80,7 @@ def purge_queue(actor: Actor, queue: str) -> Purged:
     for start in range(0, len(task_ids), CANCEL_CHUNK):
         chunk = task_ids[start : start + CANCEL_CHUNK]
         cancelled += Run.objects.filter(task_id__in=chunk).finish(State.CANCELLED, note=note)
+    broker.forget_snapshot()
     record(actor, "purge_queue", queue, dropped=len(task_ids), cancelled=cancelled)
     return Purged(len(task_ids), cancelled)
 
@@ -189,3 +190,4 @@ def _broadcast(command: str, **arguments) -> None:
     except Exception as exc:  # stored already: workers apply it when they (re)start
         log.warning("could not broadcast %s %s: %s", command, arguments, exc)
     broker.forget_consumers()
+    broker.forget_snapshot()

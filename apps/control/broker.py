@@ -87,3 +87,8 @@ def consumers() -> dict[str, list[str]]:
 
 def forget_consumers() -> None:
     cache.delete(CONSUMERS_KEY)
+
+
+def forget_snapshot() -> None:
+    """After an action, the next page asks the broker again (queue depths, workers)."""
+    cache.delete(inspect.CACHE_KEY)

@@ -12,7 +12,8 @@ from tests.helpers import make_superuser, make_user
 
 from .helpers import ADD, send_adds
 
-pytestmark = pytest.mark.django_db
+# Nothing here depends on the database's vendor: the SQLite pass is enough.
+pytestmark = [pytest.mark.django_db, pytest.mark.once]
 
 
 def post(client, url: str, body: dict | None = None, method: str = "post"):

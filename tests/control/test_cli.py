@@ -12,7 +12,8 @@ from apps.devstack.processes import PYTHON
 
 from .helpers import ADD, send_adds
 
-pytestmark = pytest.mark.django_db
+# Nothing here depends on the database's vendor: the SQLite pass is enough.
+pytestmark = [pytest.mark.django_db, pytest.mark.once]
 
 
 def refused(*args) -> CommandError:

@@ -9,7 +9,8 @@ from apps.jobs.models import Run, State
 
 from .helpers import cli, send_adds
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Nothing here depends on the database's vendor: the SQLite pass is enough.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.once]
 
 
 def test_purge_drops_the_counted_messages_and_cancels_their_runs_with_a_note(test_queue):

@@ -17,6 +17,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres_pass
 
 
 def start_worker(start_process, queue: str, name: str):
+    """A real `celery worker` for the queue, once it answers."""
     command = processes.worker_command(1, "-Q", queue, "-n", name,
                                        "--without-mingle", "--without-gossip")  # fmt: skip
     child = start_process(command)
