@@ -73,7 +73,11 @@ def consumers() -> dict[str, list[str]]:
     if cached is not None:
         return cached
     try:
-        replies = current_app.control.inspect(timeout=inspect.TIMEOUT).active_queues() or {}
+        # Stop waiting once the workers of the last full inspection answered.
+        asking = current_app.control.inspect(
+            timeout=inspect.TIMEOUT, limit=inspect.expected_workers()
+        )
+        replies = asking.active_queues() or {}
     except Exception as exc:  # the broker is down: nobody is known to consume
         log.warning("could not ask workers for their queues: %s", exc)
         replies = {}

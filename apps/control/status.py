@@ -25,7 +25,7 @@ class RateSummary:
     queue: str
     rate: str | None  # in force per worker (stored, else the code's), None: no limit
     stored: bool
-    workers: int  # consuming the job's queue now
+    workers: int | None  # consuming the job's queue now (None: not asked)
     paused: bool
 
     @property
@@ -34,18 +34,23 @@ class RateSummary:
         if not self.rate:
             return "no limit"
         number, _, unit = self.rate.partition("/")
+        if self.workers is None:
+            return "not asked"
         if self.workers == 0:
             return "none: no worker consumes the queue"
         return f"{int(float(number)) * self.workers}/{unit or 's'}"
 
 
-def rate_summary(job: Job) -> RateSummary:
+def rate_summary(job: Job, *, ask_workers: bool = True) -> RateSummary:
+    """The job's limit; with ask_workers, how many workers consume its queue (up to
+    a second's wait for their answers, so the job's page asks after loading)."""
     stored = RateLimit.objects.filter(job_name=job.name).values_list("rate", flat=True).first()
     queue = job.queue or current_app.conf.task_default_queue
     declared = declared_rate(job.name)
     return RateSummary(
         job_name=job.name, queue=queue, rate=stored or _as_text(declared),
-        stored=stored is not None, workers=len(broker.consumers().get(queue, [])),
+        stored=stored is not None,
+        workers=len(broker.consumers().get(queue, [])) if ask_workers else None,
         paused=queue in paused_queues(),
     )  # fmt: skip
 

@@ -10,4 +10,5 @@ urlpatterns = [
     path("control/workers/<str:worker>/", views.worker_page, name="worker"),
     path("control/workers/<str:worker>/<slug:action>", views.worker_action, name="worker-action"),
     path("control/jobs/<str:name>/rate-limit", views.rate_limit, name="rate-limit"),
+    path("control/jobs/<str:name>/rate-total", views.rate_total, name="rate-total"),
 ]

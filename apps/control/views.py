@@ -152,10 +152,21 @@ def rate_limit(request: HttpRequest, name: str) -> HttpResponse:
     return back(request, reverse("jobs:job", args=[job.name]))
 
 
+@require_http_methods(["GET"])
+@login_required
+def rate_total(request: HttpRequest, name: str) -> HttpResponse:
+    """The job's page loads this part after itself: it waits for the workers' answers."""
+    job = get_job(name)
+    if job is None:
+        raise Http404("No such job.")
+    summary = status.rate_summary(job)
+    return render(request, "control/rate_total.html", {"summary": summary})
+
+
 def rate_limit_context(user, job: Job) -> dict:
     return {
         "job": job,
-        "summary": status.rate_summary(job),
+        "summary": status.rate_summary(job, ask_workers=False),
         "note": status.PER_WORKER_NOTE,
         "can_control": may_control(user),
     }

@@ -68,3 +68,17 @@ def test_only_superusers_and_holders_of_the_permission_may_control():
     with pytest.raises(ControlDenied):
         check(Actor("web", staff))
     check(Actor.cli())  # the operator's shell
+
+
+@pytest.mark.parametrize(
+    ("rate", "workers", "total"),
+    [("10/m", 3, "30/m"), ("5/s", 1, "5/s"), ("10/m", 0, "none: no worker consumes the queue"),
+     (None, 4, "no limit")],
+)  # fmt: skip
+def test_the_effective_total_is_the_per_worker_limit_times_the_workers_consuming(
+    rate, workers, total
+):
+    from apps.control.status import RateSummary
+
+    summary = RateSummary("job", "celery", rate, stored=True, workers=workers, paused=False)
+    assert summary.total == total

@@ -63,7 +63,9 @@ def test_the_job_page_says_the_limit_is_per_worker_and_sets_it(client):
     assert RateLimit.objects.get(job_name=ADD).rate == "10/m"
     assert "<strong>10/m</strong> per worker" in answer.text
     assert "each worker separately" in answer.text
-    assert "effective total now" in answer.text
+    total = client.get(reverse("control:rate-total", args=[ADD])).text
+    assert "0 workers consuming celery" in total
+    assert 'effective total now: <strong class="effective-total">none: no worker' in total
 
 
 def test_a_bad_rate_on_the_job_page_is_refused_naming_the_field(root_client):
