@@ -6,6 +6,7 @@ Every action in actions.py calls `check(actor)`, which asks it for the web and t
 whoever has the shell may act) and is recorded under the shell's user name.
 """
 
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,8 @@ from typing import Any
 from apps.jobs.cli import os_user
 
 from .models import Via
+
+log = logging.getLogger(__name__)
 
 PERMISSION = "control.control_queues"
 MAX_POOL_STEP = 64  # processes added or removed by one grow/shrink
@@ -90,3 +93,17 @@ def autoscale_bounds(maximum: int, minimum: int) -> tuple[int, int]:
     if not 0 <= minimum <= maximum <= MAX_AUTOSCALE or maximum < 1:
         raise ControlError(f"autoscale needs 0 <= min <= max, 1 <= max <= {MAX_AUTOSCALE}", "max")
     return maximum, minimum
+
+
+def stored_rate_limits() -> dict[str, str]:
+    """The stored limits a worker may apply: a row Celery could not read (written by
+    hand or by an older version) is skipped with a log line, never applied."""
+    from .models import RateLimit
+
+    limits = {}
+    for job_name, rate in RateLimit.objects.values_list("job_name", "rate"):
+        try:
+            limits[job_name] = parse_rate(rate)
+        except ControlError as exc:
+            log.warning("rate limit of %s skipped: %s", job_name[:200], exc)
+    return limits

@@ -11,6 +11,7 @@ from apps.jobs.catalog import Job, queue_names
 from . import broker
 from .actions import declared_rate, paused_queues
 from .models import RateLimit
+from .rules import stored_rate_limits
 
 PER_WORKER_NOTE = (
     "Celery applies a rate limit in each worker separately: with several workers "
@@ -27,6 +28,7 @@ class RateSummary:
     stored: bool
     workers: int | None  # consuming the job's queue now (None: not asked)
     paused: bool
+    ignored: str = ""  # a stored value that is not a rate limit (not applied)
 
     @property
     def total(self) -> str:
@@ -44,14 +46,15 @@ class RateSummary:
 def rate_summary(job: Job, *, ask_workers: bool = True) -> RateSummary:
     """The job's limit; with ask_workers, how many workers consume its queue (up to
     a second's wait for their answers, so the job's page asks after loading)."""
-    stored = RateLimit.objects.filter(job_name=job.name).values_list("rate", flat=True).first()
+    raw = RateLimit.objects.filter(job_name=job.name).values_list("rate", flat=True).first()
+    stored = stored_rate_limits().get(job.name)
     queue = job.queue or current_app.conf.task_default_queue
     declared = declared_rate(job.name)
     return RateSummary(
         job_name=job.name, queue=queue, rate=stored or _as_text(declared),
         stored=stored is not None,
         workers=len(broker.consumers().get(queue, [])) if ask_workers else None,
-        paused=queue in paused_queues(),
+        paused=queue in paused_queues(), ignored=raw if raw and not stored else "",
     )  # fmt: skip
 
 
@@ -74,7 +77,7 @@ def queue_rows() -> list[QueueRow]:
     snap = inspect.snapshot()
     paused = paused_queues()
     consumers = broker.consumers()
-    names = sorted(set(queue_names()) | paused)
+    names = sorted(name for name in set(queue_names()) | paused if name.strip())
     return [
         QueueRow(name, snap.queues.get(name) if snap.broker_ok else None, name in paused,
                  len(consumers.get(name, [])))

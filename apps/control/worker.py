@@ -59,10 +59,10 @@ def stored_pauses() -> set[str]:
 
 
 def stored_rate_limits() -> dict[str, str] | None:
-    from .models import RateLimit
+    from .rules import stored_rate_limits
 
     try:
-        return dict(RateLimit.objects.values_list("job_name", "rate"))
+        return stored_rate_limits()
     except Exception:
         log.exception("could not read rate limits")
         return None
