@@ -97,3 +97,16 @@ def test_a_bad_pool_step_from_the_page_is_refused_with_a_message(root_client, n)
 
 def test_a_worker_that_does_not_answer_has_no_page(root_client):
     assert root_client.get(reverse("control:worker", args=["nobody@nowhere"])).status_code == 404
+
+
+def test_the_admin_lists_what_was_done_read_only(root_client, test_queue):
+    root_client.post(reverse("control:pause", args=[test_queue]), {"next": "/jobs/"})
+
+    listing = root_client.get(reverse("admin:control_controlaction_changelist"))
+
+    assert listing.status_code == 200
+    assert "pause_queue" in listing.text and test_queue in listing.text
+    row = ControlAction.objects.get()
+    assert root_client.post(reverse("admin:control_controlaction_delete", args=[row.pk]),
+                            {"post": "yes"}).status_code == 403  # fmt: skip
+    assert ControlAction.objects.exists()
