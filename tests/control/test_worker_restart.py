@@ -26,10 +26,11 @@ def start_worker(start_process, queue: str, name: str):
     return child
 
 
-def rate_limit_of(worker: str, task_name: str) -> str:
+def rate_limit_of(worker: str, task_name: str) -> str | None:
+    """The task's rate limit in the worker's registry, as `inspect registered` shows it."""
     replies = celery_app.control.inspect(destination=[worker], timeout=1).registered("rate_limit")
-    line = next(t for t in replies[worker] if t.startswith(task_name + " "))
-    return line.split("rate_limit=")[1].rstrip("]")
+    line = next(t for t in replies[worker] if t.split(" ")[0] == task_name)
+    return line.split("rate_limit=")[1].rstrip("]") if "rate_limit=" in line else None
 
 
 def pool_size(worker: str) -> int | None:
