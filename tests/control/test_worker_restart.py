@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from apps.control import actions
+from apps.control.rules import ControlError
 from apps.devstack import processes
 from apps.jobs.models import Run, State
 from project import celery_app
@@ -16,10 +17,10 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres_pass
               pytest.mark.slow]  # fmt: skip
 
 
-def start_worker(start_process, queue: str, name: str):
+def start_worker(start_process, queue: str, name: str, *extra: str):
     """A real `celery worker` for the queue, once it answers."""
     command = processes.worker_command(1, "-Q", queue, "-n", name,
-                                       "--without-mingle", "--without-gossip")  # fmt: skip
+                                       "--without-mingle", "--without-gossip", *extra)  # fmt: skip
     child = start_process(command)
     wait_for(lambda: active_queues(name) is not None or child.poll() is not None, timeout=60)
     assert child.poll() is None, Path(child.log_path).read_text()[-3000:]
@@ -39,15 +40,26 @@ def pool_size(worker: str) -> int | None:
     return None if processes is None else len(processes)
 
 
+def autoscaler(worker: str) -> dict:
+    replies = celery_app.control.inspect(destination=[worker], timeout=1).stats() or {}
+    return (replies.get(worker) or {}).get("autoscaler") or {}
+
+
 def test_a_pause_and_a_rate_limit_survive_a_worker_restart_and_nothing_is_lost(
     start_process, test_queue
 ):
+    """Also: autoscale bounds and a worker's refusal (grow with autoscale), then pool
+    grow and shrink, each observed through `inspect stats`."""
     first = "ctl-first@localhost"
-    worker = start_worker(start_process, test_queue, first)
+    worker = start_worker(start_process, test_queue, first, "--autoscale=2,1")
     assert test_queue in active_queues(first)
 
     actions.pause_queue(cli(), test_queue)
     wait_for(lambda: test_queue not in active_queues(first))
+    actions.autoscale(cli(), first, 3, 1)
+    wait_for(lambda: autoscaler(first).get("max") == 3)
+    with pytest.raises(ControlError, match="refused pool_grow"):
+        actions.grow_pool(cli(), first, 1)  # Celery: not with autoscale
     actions.set_rate_limit(cli(), ADD, "100/m")
     assert rate_limit_of(first, ADD) == "100/m" or wait_for(
         lambda: rate_limit_of(first, ADD) == "100/m"
