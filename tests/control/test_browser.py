@@ -21,7 +21,7 @@ SCREENSHOTS = os.environ.get("SWITCHYARD_SCREENSHOTS", "")
 @pytest.mark.browser
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_a_person_pauses_a_queue_from_the_dashboard_and_resumes_it(
+def test_a_person_pauses_and_resumes_a_queue_then_grows_a_workers_pool(
     page, live_server, start_process, test_queue, tmp_path
 ):
     from playwright.sync_api import expect
@@ -54,3 +54,18 @@ def test_a_person_pauses_a_queue_from_the_dashboard_and_resumes_it(
     expect(row.locator(".queue-state")).to_have_text("active")
     pks = [r.pk for r in runs]
     wait_for(lambda: Run.objects.filter(pk__in=pks, state=State.SUCCEEDED).count() == 2)
+
+    page.get_by_role("link", name=worker).click()  # the dashboard's worker list
+    expect(page.locator(".pool-processes")).to_have_text("1")
+    page.get_by_role("button", name="Grow").click()
+    expect(page.locator(".messages")).to_contain_text(f"{worker}: pool grown.")
+
+    # The pool starts the new process on its own thread, a moment after it answered.
+    def shows_two() -> bool:
+        page.reload()
+        return page.locator(".pool-processes").inner_text() == "2"
+
+    wait_for(shows_two)
+    page.screenshot(path=tmp_path / "control-worker.png", full_page=True)
+    if SCREENSHOTS:
+        shutil.copy(tmp_path / "control-worker.png", SCREENSHOTS)
