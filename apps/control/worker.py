@@ -35,6 +35,7 @@ class StoredControls(bootsteps.Step):
             log.warning("queues paused, not consumed: %s", ", ".join(sorted(paused)))
             queues.deselect(sorted(paused & set(queues.consume_from)))
         apply_rate_limits(worker.app)
+        _close_connection()
         super().__init__(worker, **kwargs)
 
 
@@ -46,6 +47,16 @@ class Resync(bootsteps.StartStopStep):
         sync_queues(consumer)
         apply_rate_limits(consumer.app)
         consumer.reset_rate_limits()
+        _close_connection()
+
+
+def _close_connection() -> None:
+    """The worker's main process reads a few rows at start; it keeps no idle session
+    (its pool processes open their own)."""
+    from django.db import connection
+
+    if not connection.in_atomic_block:
+        connection.close()
 
 
 def stored_pauses() -> set[str]:
