@@ -3,7 +3,7 @@
 Imported by api.py before its catch-all routes. Errors keep the API's shape: 403 when
 the caller may not control queues and workers (`control.control_queues`), 404 for an
 unknown queue, worker or job, 422 for a bad value (naming the field), 409 when a worker
-refuses (e.g. grow on a pool that cannot).
+refuses (e.g. grow on a pool that cannot), 503 when the broker is unreachable.
 """
 
 from typing import Literal
@@ -14,7 +14,13 @@ from pydantic import ConfigDict
 
 from apps.control import actions, status
 from apps.control.models import Via
-from apps.control.rules import Actor, ControlDenied, ControlError, may_control
+from apps.control.rules import (
+    Actor,
+    BrokerUnreachable,
+    ControlDenied,
+    ControlError,
+    may_control,
+)
 
 from .api import api, error_response, errors
 from .schemas import NO_NUL
@@ -26,6 +32,11 @@ Name = Path(..., max_length=200, pattern=NO_NUL)
 @api.exception_handler(ControlDenied)
 def on_denied(request, exc: ControlDenied):
     return error_response(request, 403, str(exc))
+
+
+@api.exception_handler(BrokerUnreachable)
+def on_broker_down(request, exc: BrokerUnreachable):
+    return error_response(request, 503, str(exc))
 
 
 @api.exception_handler(ControlError)
@@ -136,7 +147,7 @@ def resume_queue(request, name: str = Name):
 
 @api.post(
     "/queues/{name}/purge",
-    response={200: PurgeOut, **errors(400, 401, 403, 404, 413, 422)},
+    response={200: PurgeOut, **errors(400, 401, 403, 404, 413, 422, 503)},
     tags=["control"],
 )
 def purge_queue(request, body: PurgeIn, name: str = Name):
@@ -161,7 +172,7 @@ def read_worker(request, name: str = Name):
 
 @api.post(
     "/workers/{name}/grow",
-    response={200: ActionOut, **errors(400, 401, 403, 404, 409, 413, 422)},
+    response={200: ActionOut, **errors(400, 401, 403, 404, 409, 413, 422, 503)},
     tags=["control"],
 )
 def grow_pool(request, body: PoolIn, name: str = Name):
@@ -170,7 +181,7 @@ def grow_pool(request, body: PoolIn, name: str = Name):
 
 @api.post(
     "/workers/{name}/shrink",
-    response={200: ActionOut, **errors(400, 401, 403, 404, 409, 413, 422)},
+    response={200: ActionOut, **errors(400, 401, 403, 404, 409, 413, 422, 503)},
     tags=["control"],
 )
 def shrink_pool(request, body: PoolIn, name: str = Name):
@@ -179,7 +190,7 @@ def shrink_pool(request, body: PoolIn, name: str = Name):
 
 @api.post(
     "/workers/{name}/autoscale",
-    response={200: ActionOut, **errors(400, 401, 403, 404, 409, 413, 422)},
+    response={200: ActionOut, **errors(400, 401, 403, 404, 409, 413, 422, 503)},
     tags=["control"],
 )
 def autoscale(request, body: AutoscaleIn, name: str = Name):
@@ -188,7 +199,7 @@ def autoscale(request, body: AutoscaleIn, name: str = Name):
 
 @api.post(
     "/workers/{name}/shutdown",
-    response={200: ActionOut, **errors(401, 403, 404, 413, 422)},
+    response={200: ActionOut, **errors(401, 403, 404, 413, 422, 503)},
     tags=["control"],
 )
 def shutdown(request, name: str = Name):

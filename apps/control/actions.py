@@ -123,16 +123,18 @@ def shutdown_worker(actor: Actor, worker: str) -> ControlAction:
     """Warm shutdown: the worker takes nothing new, finishes its running jobs, exits."""
     check(actor)
     worker = known_worker(worker)
-    current_app.control.broadcast("shutdown", destination=[worker], reply=False)
+    with broker.reachable():
+        current_app.control.broadcast("shutdown", destination=[worker], reply=False)
     broker.forget_consumers()
     return record(actor, "shutdown_worker", worker)
 
 
 def _ask(worker: str, command: str, **arguments) -> str:
     """Send one command to one worker and return its answer; its refusal is a ControlError."""
-    replies = current_app.control.broadcast(
-        command, arguments=arguments, destination=[worker], reply=True, timeout=REPLY_TIMEOUT
-    )
+    with broker.reachable():
+        replies = current_app.control.broadcast(
+            command, arguments=arguments, destination=[worker], reply=True, timeout=REPLY_TIMEOUT
+        )
     answer = next((r[worker] for r in replies or () if worker in r), None)
     if answer is None:
         raise ControlError(f"worker {worker} did not answer {command} in {REPLY_TIMEOUT:g} s")

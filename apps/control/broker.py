@@ -1,5 +1,6 @@
 """What control needs from the broker and the workers, with the timeouts of apps.jobs.inspect."""
 
+import contextlib
 import logging
 
 from celery import current_app
@@ -8,6 +9,8 @@ from kombu.exceptions import ChannelError
 
 from apps.jobs import inspect
 
+from .rules import BrokerUnreachable
+
 log = logging.getLogger(__name__)
 
 CONSUMERS_KEY = "control:consumers"
@@ -15,9 +18,22 @@ CONSUMERS_SECONDS = 5
 DRAIN_LIMIT = 10_000_000  # a safety bound: purge reads at most this many messages
 
 
+@contextlib.contextmanager
+def reachable():
+    """Any transport error inside means "the broker is unreachable" to a person."""
+    try:
+        yield
+    except ChannelError:
+        raise
+    except Exception as exc:
+        log.warning("broker unreachable: %s", exc)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise BrokerUnreachable(f"the broker is unreachable: {first}") from exc
+
+
 def waiting(queue: str) -> int:
     """Messages waiting in the queue now (what a purge would drop)."""
-    with inspect.broker_connection() as conn:
+    with reachable(), inspect.broker_connection() as conn:
         conn.ensure_connection(max_retries=1, interval_start=0, timeout=inspect.TIMEOUT)
         return inspect.queue_depth(conn, queue)
 
@@ -28,7 +44,7 @@ def drain(queue: str) -> list[str]:
     Reading the messages one by one (not the broker's purge) says exactly which runs
     lost their message, on Redis and AMQP alike."""
     task_ids = []
-    with inspect.broker_connection() as conn, conn.channel() as channel:
+    with reachable(), inspect.broker_connection() as conn, conn.channel() as channel:
         while len(task_ids) < DRAIN_LIMIT:
             try:
                 message = channel.basic_get(queue, no_ack=True)

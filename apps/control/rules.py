@@ -32,6 +32,10 @@ class ControlError(Exception):
         self.field = field
 
 
+class BrokerUnreachable(ControlError):
+    """The broker did not answer: nothing was done (API 503, CLI exit 1)."""
+
+
 class ControlDenied(Exception):
     """The actor may not control queues and workers."""
 

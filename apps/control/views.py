@@ -17,7 +17,7 @@ from apps.jobs.catalog import Job, get_job
 
 from . import actions, broker, status
 from .models import Via
-from .rules import Actor, ControlDenied, ControlError, may_control
+from .rules import Actor, BrokerUnreachable, ControlDenied, ControlError, may_control
 
 WORKER_ACTIONS = ("grow", "shrink", "autoscale", "shutdown")
 
@@ -81,11 +81,11 @@ def purge(request: HttpRequest, queue: str) -> HttpResponse:
     try:
         queue = actions.known_queue(queue)
         waiting = broker.waiting(queue)
+    except BrokerUnreachable as exc:
+        messages.error(request, str(exc))
+        return back(request)
     except ControlError as exc:
         raise Http404(str(exc)) from None
-    except Exception as exc:  # the broker is down: nothing to purge now
-        messages.error(request, f"The broker is unreachable: {exc}"[:300])
-        return back(request)
     context = {"queue": queue, "waiting": waiting, "next": request.GET.get("next", "/")}
     return render(request, "control/purge_confirm.html", context)
 
