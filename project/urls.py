@@ -8,4 +8,5 @@ urlpatterns = [
     path("", include("apps.jobs.urls")),
     path("", include("apps.ops.urls")),  # /, /healthz, /readyz, /metrics
     path("", include("apps.reports.urls")),
+    path("", include("apps.control.urls")),
 ]

@@ -360,6 +360,9 @@ def actionable_run(user, run_id: int) -> Run:
     return run
 
 
+# Queue and worker control (apps.control), registered before the catch-all below.
+from . import control  # noqa: E402, F401
+
 # Anything else under /api/ ------------------------------------------------------------------
 
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]

@@ -2,7 +2,8 @@
 
 A place is a name the jobs templates render with `{% page_parts "<place>" %}`:
 - "runs": above the /runs/ table (the context has `filters`, the RunFilterForm);
-- "run": in a run's live part (the context has `run`).
+- "run": in a run's live part (the context has `run`);
+- "job": below a job's form on /jobs/<name>/ (the context has `job`).
 An app adds a part from its AppConfig.ready() with `add(place, part)`, where
 `part(context)` returns rendered HTML (apps.reports adds the CSV export button and an
 export run's download link).

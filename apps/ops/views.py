@@ -6,6 +6,8 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from apps.control import status as control_status
+from apps.control.rules import may_control
 from apps.jobs import inspect
 
 from . import charts, dashboard, health, metrics
@@ -45,9 +47,11 @@ def part_context(name: str, request: HttpRequest, snap: inspect.Snapshot) -> dic
         return {"snap": snap, "beat": dashboard.beat_status(),
                 "incidents": dashboard.open_incidents(request.user)}  # fmt: skip
     if name == "workers":
-        return {"snap": snap, "workers": dashboard.workers(snap)}
+        return {"snap": snap, "workers": dashboard.workers(snap),
+                "can_control": may_control(request.user)}  # fmt: skip
     if name == "queues":
-        return {"snap": snap}
+        return {"snap": snap, "queue_rows": control_status.queue_rows(),
+                "can_control": may_control(request.user)}  # fmt: skip
     if name == "runs":
         return {"active_runs": dashboard.in_progress(request.user)}
     if name == "stuck":

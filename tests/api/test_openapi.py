@@ -18,6 +18,29 @@ EXPECTED = {
     ("get", "/api/runs/{run_id}"): {"200", "401", "404", "422"},
     ("post", "/api/runs/{run_id}/cancel"): {"202", "401", "403", "404", "409", "413", "422"},
     ("post", "/api/runs/{run_id}/retry"): {"201", "400", "401", "403", "404", "413", "422"},
+    # Queue and worker control (apps/api/control.py)
+    ("get", "/api/queues"): {"200", "401"},
+    ("post", "/api/queues/{name}/pause"): {"200", "401", "403", "404", "413", "422"},
+    ("post", "/api/queues/{name}/resume"): {"200", "401", "403", "404", "413", "422"},
+    ("post", "/api/queues/{name}/purge"): {"200", "400", "401", "403", "404", "413", "422", "503"},
+    ("get", "/api/workers/{name}"): {"200", "401", "403", "404", "422"},
+    **{
+        ("post", f"/api/workers/{{name}}/{action}"): {
+            "200",
+            "400",
+            "401",
+            "403",
+            "404",
+            "409",
+            "413",
+            "422",
+            "503",
+        }
+        for action in ("grow", "shrink", "autoscale")
+    },
+    ("post", "/api/workers/{name}/shutdown"): {"200", "401", "403", "404", "413", "422", "503"},
+    ("get", "/api/jobs/{name}/rate-limit"): {"200", "401", "404", "422"},
+    ("put", "/api/jobs/{name}/rate-limit"): {"200", "400", "401", "403", "404", "413", "422"},
 }
 
 

@@ -21,13 +21,14 @@ ALLOWED = {
     "devstack": set(),
     "audit": {"jobs"},
     "scheduling": {"jobs", "audit"},
-    "api": {"jobs", "audit"},
+    "api": {"jobs", "audit", "control"},
     "djtasks": {"jobs"},
     "reports": {"jobs"},
     "maintenance": {"jobs"},
     "checks": {"jobs"},
     "demo": {"jobs"},
-    "ops": {"jobs", "scheduling"},
+    "control": {"jobs"},
+    "ops": {"jobs", "scheduling", "control"},
 }
 
 

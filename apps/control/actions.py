@@ -1,0 +1,195 @@
+"""Every control action, one plain function each: check who acts, check the input, act,
+record it (ControlAction). Views, the API and the CLI call these and nothing else.
+
+Raises ControlDenied (the actor may not) or ControlError (bad input: nothing done).
+"""
+
+import logging
+from dataclasses import dataclass
+
+from celery import current_app
+from django.db import transaction
+
+from apps.jobs.catalog import get_job, queue_names
+from apps.jobs.models import Run, State
+
+from . import broker
+from .models import ControlAction, QueuePause, RateLimit
+from .rules import Actor, ControlError, autoscale_bounds, check, parse_rate, pool_step
+
+log = logging.getLogger(__name__)
+
+RESUME_COMMAND = "switchyard_resume"  # apps/control/worker.py: add_consumer where configured
+REPLY_TIMEOUT = 2.0
+CANCEL_CHUNK = 500
+
+
+def record(actor: Actor, action: str, target: str, **detail) -> ControlAction:
+    """The one place a control action is written down (who, when, through which door)."""
+    return ControlAction.objects.create(
+        user=actor.user, label=actor.name[:150], via=actor.via,
+        action=action, target=target[:200], detail=detail,
+    )  # fmt: skip
+
+
+# Queues ------------------------------------------------------------------------------------
+
+
+def known_queue(name: str) -> str:
+    name = (name or "").strip()
+    if name in queue_names() or QueuePause.objects.filter(queue=name).exists():
+        return name
+    raise ControlError(f"unknown queue {name[:60]!r}; known: {', '.join(queue_names())}", "queue")
+
+
+def paused_queues() -> set[str]:
+    return set(QueuePause.objects.values_list("queue", flat=True))
+
+
+def pause_queue(actor: Actor, queue: str) -> ControlAction:
+    """Stored first, so a worker starting now reads it; then every worker alive is told."""
+    check(actor)
+    queue = known_queue(queue)
+    QueuePause.objects.get_or_create(queue=queue, defaults={"paused_by": actor.name[:150]})
+    transaction.on_commit(lambda: _broadcast("cancel_consumer", queue=queue))
+    return record(actor, "pause_queue", queue)
+
+
+def resume_queue(actor: Actor, queue: str) -> ControlAction:
+    """Workers configured for the queue consume it again (others are not added to it)."""
+    check(actor)
+    queue = known_queue(queue)
+    QueuePause.objects.filter(queue=queue).delete()
+    transaction.on_commit(lambda: _broadcast(RESUME_COMMAND, queue=queue))
+    return record(actor, "resume_queue", queue)
+
+
+@dataclass(frozen=True)
+class Purged:
+    dropped: int
+    cancelled: int
+
+
+def purge_queue(actor: Actor, queue: str) -> Purged:
+    """Drop every waiting message; the runs they carried end cancelled with a note."""
+    check(actor)
+    queue = known_queue(queue)
+    task_ids = broker.drain(queue)
+    note = f"Message dropped: queue {queue} purged by {actor.name} ({actor.via})."
+    cancelled = 0
+    for start in range(0, len(task_ids), CANCEL_CHUNK):
+        chunk = task_ids[start : start + CANCEL_CHUNK]
+        cancelled += Run.objects.filter(task_id__in=chunk).finish(State.CANCELLED, note=note)
+    broker.forget_snapshot()
+    record(actor, "purge_queue", queue, dropped=len(task_ids), cancelled=cancelled)
+    return Purged(len(task_ids), cancelled)
+
+
+# Workers -----------------------------------------------------------------------------------
+
+
+def known_worker(name: str) -> str:
+    """A worker answering now: in the last inspection, or answering a ping (Celery
+    names workers `name@host`; other names are refused without asking)."""
+    name = (name or "").strip()
+    if "@" in name and (name in broker.alive_workers() or broker.answers(name)):
+        return name
+    raise ControlError(f"no worker {name[:100]!r} is answering", "worker")
+
+
+def grow_pool(actor: Actor, worker: str, n: int = 1) -> ControlAction:
+    check(actor)
+    n, worker = pool_step(n), known_worker(worker)
+    answer = _ask(worker, "pool_grow", n=n)
+    return record(actor, "grow_pool", worker, n=n, answer=answer)
+
+
+def shrink_pool(actor: Actor, worker: str, n: int = 1) -> ControlAction:
+    check(actor)
+    n, worker = pool_step(n), known_worker(worker)
+    answer = _ask(worker, "pool_shrink", n=n)
+    return record(actor, "shrink_pool", worker, n=n, answer=answer)
+
+
+def autoscale(actor: Actor, worker: str, maximum: int, minimum: int) -> ControlAction:
+    check(actor)
+    worker = known_worker(worker)
+    maximum, minimum = autoscale_bounds(maximum, minimum)
+    answer = _ask(worker, "autoscale", max=maximum, min=minimum)
+    return record(actor, "autoscale", worker, max=maximum, min=minimum, answer=answer)
+
+
+def shutdown_worker(actor: Actor, worker: str) -> ControlAction:
+    """Warm shutdown: the worker takes nothing new, finishes its running jobs, exits."""
+    check(actor)
+    worker = known_worker(worker)
+    with broker.reachable():
+        current_app.control.broadcast("shutdown", destination=[worker], reply=False)
+    broker.forget_consumers()
+    return record(actor, "shutdown_worker", worker)
+
+
+def _ask(worker: str, command: str, **arguments) -> str:
+    """Send one command to one worker and return its answer; its refusal is a ControlError."""
+    with broker.reachable():
+        replies = current_app.control.broadcast(
+            command, arguments=arguments, destination=[worker], reply=True, timeout=REPLY_TIMEOUT
+        )
+    answer = next((r[worker] for r in replies or () if worker in r), None)
+    if answer is None:
+        raise ControlError(f"worker {worker} did not answer {command} in {REPLY_TIMEOUT:g} s")
+    if "error" in answer:
+        raise ControlError(f"worker {worker} refused {command}: {answer['error']}"[:300])
+    return str(answer.get("ok", ""))[:300]
+
+
+# Rate limits -------------------------------------------------------------------------------
+
+
+def catalog_job(name: str):
+    job = get_job((name or "").strip())
+    if job is None:
+        raise ControlError(f"unknown job {str(name)[:100]!r}", "job")
+    return job
+
+
+def set_rate_limit(actor: Actor, job_name: str, rate: str | None) -> ControlAction:
+    """Store the limit and tell every worker alive; `rate` None or empty clears it."""
+    check(actor)
+    job = catalog_job(job_name)
+    if not (rate or "").strip():
+        return clear_rate_limit(actor, job.name)
+    rate = parse_rate(rate)
+    RateLimit.objects.update_or_create(
+        job_name=job.name, defaults={"rate": rate, "set_by": actor.name[:150]}
+    )
+    transaction.on_commit(lambda: _broadcast("rate_limit", task_name=job.name, rate_limit=rate))
+    return record(actor, "set_rate_limit", job.name, rate=rate)
+
+
+def clear_rate_limit(actor: Actor, job_name: str) -> ControlAction:
+    """Back to the limit the job's code declares (none for most jobs)."""
+    check(actor)
+    job = catalog_job(job_name)
+    RateLimit.objects.filter(job_name=job.name).delete()
+    declared = declared_rate(job.name)
+    transaction.on_commit(
+        lambda: _broadcast("rate_limit", task_name=job.name, rate_limit=declared)
+    )
+    return record(actor, "clear_rate_limit", job.name, declared=declared)
+
+
+def declared_rate(task_name: str) -> str | None:
+    """The rate limit in the task's code (its class attribute, which the worker's
+    `rate_limit` control never changes)."""
+    task = current_app.tasks.get(task_name)
+    return type(task).rate_limit if task is not None else None
+
+
+def _broadcast(command: str, **arguments) -> None:
+    try:
+        current_app.control.broadcast(command, arguments=arguments, reply=False)
+    except Exception as exc:  # stored already: workers apply it when they (re)start
+        log.warning("could not broadcast %s %s: %s", command, arguments, exc)
+    broker.forget_consumers()
+    broker.forget_snapshot()

@@ -1,0 +1,18 @@
+from django.apps import AppConfig
+
+
+class ControlConfig(AppConfig):
+    name = "apps.control"
+    verbose_name = "Queue and worker control"
+
+    def ready(self) -> None:
+        from celery import current_app
+
+        from apps.jobs import page_parts
+
+        from . import page_parts as ours
+        from . import worker
+
+        current_app.steps["worker"].add(worker.StoredControls)
+        current_app.steps["consumer"].add(worker.Resync)
+        page_parts.add("job", ours.rate_limit_form)

@@ -1,0 +1,114 @@
+"""What control needs from the broker and the workers, with the timeouts of apps.jobs.inspect."""
+
+import contextlib
+import logging
+
+from celery import current_app
+from django.core.cache import cache
+from kombu.exceptions import ChannelError
+
+from apps.jobs import inspect
+
+from .rules import BrokerUnreachable
+
+log = logging.getLogger(__name__)
+
+CONSUMERS_KEY = "control:consumers"
+CONSUMERS_SECONDS = 5
+DRAIN_LIMIT = 10_000_000  # a safety bound: purge reads at most this many messages
+
+
+@contextlib.contextmanager
+def reachable():
+    """Any transport error inside means "the broker is unreachable" to a person."""
+    try:
+        yield
+    except ChannelError:
+        raise
+    except Exception as exc:
+        log.warning("broker unreachable: %s", exc)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise BrokerUnreachable(f"the broker is unreachable: {first}") from exc
+
+
+def waiting(queue: str) -> int:
+    """Messages waiting in the queue now (what a purge would drop)."""
+    with reachable(), inspect.broker_connection() as conn:
+        conn.ensure_connection(max_retries=1, interval_start=0, timeout=inspect.TIMEOUT)
+        return inspect.queue_depth(conn, queue)
+
+
+def drain(queue: str) -> list[str]:
+    """Take every waiting message off the queue; the task ids they carried.
+
+    Reading the messages one by one (not the broker's purge) says exactly which runs
+    lost their message, on Redis and AMQP alike."""
+    task_ids = []
+    with reachable(), inspect.broker_connection() as conn, conn.channel() as channel:
+        while len(task_ids) < DRAIN_LIMIT:
+            try:
+                message = channel.basic_get(queue, no_ack=True)
+            except ChannelError:
+                break  # no such queue (AMQP)
+            if message is None:
+                break
+            task_ids.append(task_id_of(message))
+    return [task_id for task_id in task_ids if task_id]
+
+
+def task_id_of(message) -> str:
+    """Celery's protocol 2 keeps the id in the headers, protocol 1 in the body."""
+    task_id = (message.headers or {}).get("id")
+    if not task_id:
+        try:
+            body = message.decode()
+        except Exception:  # a message we cannot read still counts as dropped
+            body = None
+        task_id = body.get("id") if isinstance(body, dict) else None
+    return str(task_id)[:255] if task_id else ""
+
+
+def alive_workers() -> set[str]:
+    """The workers that answered the dashboard's last inspection (at most a few s old)."""
+    return inspect.snapshot().worker_names
+
+
+def answers(worker: str) -> bool:
+    """Does this worker answer a ping now (for a worker newer than the last inspection)?"""
+    try:
+        replies = current_app.control.ping(destination=[worker], timeout=inspect.TIMEOUT)
+    except Exception as exc:
+        log.warning("could not ping %s: %s", worker, exc)
+        return False
+    return any(worker in reply for reply in replies or ())
+
+
+def consumers() -> dict[str, list[str]]:
+    """Each queue and the workers consuming it now (inspect active_queues), cached briefly."""
+    cached = cache.get(CONSUMERS_KEY)
+    if cached is not None:
+        return cached
+    try:
+        # Stop waiting once the workers of the last full inspection answered.
+        asking = current_app.control.inspect(
+            timeout=inspect.TIMEOUT, limit=inspect.expected_workers()
+        )
+        replies = asking.active_queues() or {}
+    except Exception as exc:  # the broker is down: nobody is known to consume
+        log.warning("could not ask workers for their queues: %s", exc)
+        replies = {}
+    found: dict[str, list[str]] = {}
+    for worker, queues in replies.items():
+        for queue in queues or ():
+            found.setdefault(queue.get("name", ""), []).append(worker)
+    cache.set(CONSUMERS_KEY, found, CONSUMERS_SECONDS)
+    return found
+
+
+def forget_consumers() -> None:
+    cache.delete(CONSUMERS_KEY)
+
+
+def forget_snapshot() -> None:
+    """After an action, the next page asks the broker again (queue depths, workers)."""
+    cache.delete(inspect.CACHE_KEY)
