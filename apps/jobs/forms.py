@@ -77,7 +77,11 @@ class RunFilterForm(forms.Form):
             "queued_at__gte": _day_start(data.get("date_from")),
             "queued_at__lt": _day_start(data.get("date_to"), days_later=1),
         }
-        return runs.filter(**{key: value for key, value in exact.items() if value})
+        runs = runs.filter(**{key: value for key, value in exact.items() if value})
+        if data.get("source") != Source.PIPELINE:
+            # A pipeline's steps show on its own page; filtered by source, here too.
+            runs = runs.filter(pipeline__isnull=True)
+        return runs
 
 
 def _day_start(day: dt.date | None, days_later: int = 0) -> dt.datetime | None:

@@ -25,7 +25,8 @@ ALLOWED = {
     "reports": {"jobs"},
     "maintenance": {"jobs"},
     "checks": {"jobs"},
-    "demo": {"jobs"},
+    "demo": {"jobs", "pipelines"},
+    "pipelines": {"jobs"},
     "ops": {"jobs", "scheduling"},
 }
 
