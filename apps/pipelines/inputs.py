@@ -7,11 +7,12 @@ step's run, so its page, a re-run and a search show the values it ran with.
 """
 
 import logging
+import time
 
 from celery import states
 from django_celery_results.models import TaskResult
 
-from apps.jobs.models import Run
+from apps.jobs.models import Run, State
 from apps.jobs.presenting import decoded
 
 from .declare import RESULT_KEY
@@ -59,12 +60,32 @@ def member_index(step: str) -> int:
         return -1
 
 
-def stored_results(task_ids: list[str]) -> list:
-    rows = TaskResult.objects.filter(task_id__in=task_ids, status=states.SUCCESS).only(
-        "task_id", "result", "content_type"
+# Celery sends a chain's next task before it stores the result of the one that ended
+# (celery.app.trace: "callback tasks must be applied before the result is stored"), so
+# the next step may start a moment before its input is stored: it waits for it.
+WAIT_FOR_RESULT = 30.0
+
+
+def stored_results(task_ids: list[str], wait: float = WAIT_FOR_RESULT) -> list:
+    found: dict = {}
+    deadline, pause = time.monotonic() + wait, 0.01
+    while True:
+        rows = TaskResult.objects.filter(
+            task_id__in=[t for t in task_ids if t not in found], status=states.SUCCESS
+        ).only("task_id", "result", "content_type")
+        found.update((row.task_id, decoded(row)) for row in rows)
+        missing = [t for t in task_ids if t not in found]
+        if not missing:
+            return [found[t] for t in task_ids]
+        if time.monotonic() > deadline or not still_ending(missing):
+            raise MissingResult(f"no stored result for step task {missing[0]}")
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)
+
+
+def still_ending(task_ids: list[str]) -> bool:
+    """Did each of these steps succeed or is it still running (its result may come)?"""
+    gone = Run.objects.filter(task_id__in=task_ids).exclude(
+        state__in=[State.SUCCEEDED, State.STARTED, State.PROGRESS]
     )
-    found = {row.task_id: decoded(row) for row in rows}
-    missing = [t for t in task_ids if t not in found]
-    if missing:
-        raise MissingResult(f"no stored result for step task {missing[0]}")
-    return [found[t] for t in task_ids]
+    return not gone.exists()
