@@ -23,7 +23,7 @@ SHOWN = 24
 RESULT_CHARS = 120
 FIRST = {State.FAILED: 0, State.PROGRESS: 1, State.STARTED: 1, State.RETRYING: 1}
 COLUMNS = ("pk", "task_id", "step", "state", "started_at", "finished_at", "worker",
-           "retries", "note", "queued_at", "job_name")  # fmt: skip
+           "retries", "note", "queued_at", "job_name", "pipeline")  # fmt: skip
 
 
 @dataclass
