@@ -7,10 +7,14 @@ that failed or are running first: the page stays one query for the steps' states
 for the shown steps' results.
 """
 
+import datetime as dt
+import functools
+import json
 from collections import Counter
 from dataclasses import dataclass
 
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django_celery_results.models import TaskResult
 
 from apps.jobs.models import Run, State
@@ -22,14 +26,44 @@ from .running import typed_values
 SHOWN = 24
 RESULT_CHARS = 120
 FIRST = {State.FAILED: 0, State.PROGRESS: 1, State.STARTED: 1, State.RETRYING: 1}
+LABELS = dict(State.choices)
 COLUMNS = ("pk", "task_id", "step", "state", "started_at", "finished_at", "worker",
-           "retries", "note", "queued_at", "job_name", "pipeline")  # fmt: skip
+           "retries", "note", "job_name")  # fmt: skip
+
+
+@dataclass
+class StepBox:
+    pk: int
+    task_id: str
+    step: str
+    state: str
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    worker: str
+    retries: int
+    note: str
+    job_name: str
+    result_text: str = ""
+
+    @property
+    def state_label(self) -> str:
+        return LABELS.get(self.state, self.state)
+
+    @property
+    def run_seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+    @property
+    def url(self) -> str:
+        return reverse("jobs:run", args=[self.pk])
 
 
 @dataclass
 class Column:
     name: str
-    steps: list[Run]
+    steps: list[StepBox]
     counts: list[tuple[str, int]]
     hidden: int
 
@@ -39,37 +73,48 @@ def graph_part(context) -> str:
     pipeline = get_pipeline(getattr(run, "job_name", ""))
     if pipeline is None:
         return ""
-    steps = {s.step: s for s in run.steps.only(*COLUMNS)}
-    columns = layout(pipeline, run, steps)
+    # Tuples, not model instances: a fan-out of 1,000 steps is read on every poll.
+    rows = Run.objects.filter(pipeline_id=run.pk).values_list(*COLUMNS)
+    steps = {row[2]: row for row in rows}
+    columns = [column(name, [steps[n] for n in members if n in steps])
+               for name, members in layout(pipeline, run, steps)]  # fmt: skip
     add_results([s for c in columns for s in c.steps])
-    failed_at = next((s.step for s in steps.values() if s.state == State.FAILED), "")
+    failed_at = next((row[2] for row in steps.values() if row[3] == State.FAILED), "")
     return render_to_string("pipelines/_graph.html", {
         "run": run, "columns": columns, "failed_at": failed_at, "total": len(steps),
         "reruns_from_failure": run.state in (State.FAILED, State.CANCELLED),
     })  # fmt: skip
 
 
-def layout(pipeline, run: Run, steps: dict[str, Run]) -> list[Column]:
+def layout(pipeline, run: Run, steps: dict) -> list[tuple[str, list[str]]]:
+    """(stage, its step names) in order, from the plan of the run's parameters."""
     try:
-        stages = pipeline.plan(typed_values(pipeline, run.parameters))
-        names = [(stage.name, [s.name for s in stage.steps]) for stage in stages]
+        return stage_names(pipeline.name, json.dumps(run.parameters, sort_keys=True))
     except (PlanError, TypeError, ValueError, KeyError):
-        names = [(name, [name]) for name in steps]  # the plan changed since: a list
-    return [column(stage, [steps[n] for n in members if n in steps]) for stage, members in names]
+        return [(name, [name]) for name in steps]  # the plan changed since: a list
 
 
-def column(name: str, members: list[Run]) -> Column:
-    counts = Counter(s.get_state_display() for s in members)
+@functools.lru_cache(maxsize=64)
+def stage_names(name: str, parameters: str) -> list[tuple[str, list[str]]]:
+    """Worked out once per pipeline and parameters (a plan depends on nothing else)."""
+    pipeline = get_pipeline(name)
+    stages = pipeline.plan(typed_values(pipeline, json.loads(parameters)))
+    return [(stage.name, [s.name for s in stage.steps]) for stage in stages]
+
+
+def column(name: str, members: list[tuple]) -> Column:
+    counts = Counter(LABELS.get(row[3], row[3]) for row in members)
     shown = members
     if len(members) > SHOWN:  # failed and running ones first
-        shown = sorted(members, key=lambda s: FIRST.get(s.state, 2))[:SHOWN]
-    return Column(name, shown, sorted(counts.items()), len(members) - len(shown))
+        shown = sorted(members, key=lambda row: FIRST.get(row[3], 2))[:SHOWN]
+    boxes = [StepBox(*row) for row in shown]
+    return Column(name, boxes, sorted(counts.items()), len(members) - len(shown))
 
 
-def add_results(steps: list[Run]) -> None:
+def add_results(steps: list[StepBox]) -> None:
     done = {s.task_id: s for s in steps if s.state == State.SUCCEEDED}
-    for s in steps:
-        s.result_text = ""
+    if not done:
+        return
     rows = TaskResult.objects.filter(task_id__in=done).only("task_id", "result", "content_type")
     for row in rows:
         text = str(decoded(row))
