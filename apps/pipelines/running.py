@@ -41,16 +41,32 @@ def start_from_task(pipeline: Pipeline, values: dict) -> None:
 
 def start(pipeline: Pipeline, run: Run, values: dict) -> None:
     stages = pipeline.plan(values)
+    if already_sent(run):
+        log.warning("pipeline run %s was started before; its steps are not sent again", run.pk)
+        return
     reused = reusable_steps(run, pipeline)
     steps = record_steps(run, stages, reused)
     total = len(steps)
     done = sum(1 for s in steps if s.state == State.SUCCEEDED)
     Run.objects.filter(pk=run.pk).report_progress(done, total, progress_text(done, total))
+    if Run.objects.filter(pk=run.pk, cancel_requested_at__isnull=False).exists():
+        cancel(run)  # cancelled while its steps were being recorded
+        return
     canvas = build_canvas(run, stages, {s.step: s for s in steps})
     if canvas is None:
         settle(run.pk)
     else:
         canvas.apply_async()
+
+
+def already_sent(run: Run) -> bool:
+    """The pipeline's task delivered again (its worker lost after it sent the canvas): a
+    step has left `waiting`, so the canvas went out and is not sent twice. (Lost before
+    any step left `waiting`, the canvas is sent again; a step then delivered twice runs
+    once if the first delivery has finished.)"""
+    return (
+        run.steps.exclude(state=State.WAITING).exclude(note__startswith="Result reused").exists()
+    )
 
 
 def step_task_id(run: Run, step_name: str) -> str:

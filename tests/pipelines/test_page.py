@@ -65,3 +65,22 @@ def test_a_user_who_may_not_run_the_steps_sees_the_pipeline_they_started(client)
     run = make_pipeline_run(count=2)
     Run.objects.filter(pk=run.pk).update(requested_by=alice)
     assert client.get(run.get_absolute_url()).status_code == 200
+
+
+def test_a_pipeline_row_whose_parameters_no_plan_accepts_is_drawn_as_a_list(client):
+    client.force_login(make_superuser())
+    run = make_pipeline_run(count=2)
+    Run.objects.filter(pk=run.pk).update(parameters={"count": "many", "pause": [None]})
+    body = client.get(run.get_absolute_url(), **HTMX).content.decode()
+    assert 'data-step="square[1]"' in body and 'data-step="double"' in body
+
+
+def test_a_running_pipeline_is_not_stuck_when_the_worker_that_started_it_is_gone():
+    from apps.jobs import sweeper
+
+    run = make_pipeline_run(count=1)
+    Run.objects.filter(pk=run.pk).update(worker="gone@host")
+    lone = Run.objects.create(task_id="lone", job_name="apps.demo.tasks.add", worker="gone@host",
+                              source=Source.WEB, state=State.STARTED,
+                              queued_at=timezone_now())  # fmt: skip
+    assert list(sweeper.stuck_runs(alive_workers=set())) == [lone]
