@@ -75,15 +75,19 @@ def graph_part(context) -> str:
     pipeline = get_pipeline(getattr(run, "job_name", ""))
     if pipeline is None:
         return ""
-    # Tuples, not model instances: a fan-out of 1,000 steps is read on every poll.
-    rows = Run.objects.filter(pipeline_id=run.pk).values_list(*COLUMNS)
-    steps = {row[2]: row for row in rows}
-    columns = [column(name, [steps[n] for n in members if n in steps])
-               for name, members in layout(pipeline, run, steps)]  # fmt: skip
-    add_results([s for c in columns for s in c.steps])
-    failed_at = next((row[2] for row in steps.values() if row[3] == State.FAILED), "")
+    # Every step's name and state (a fan-out of 1,000 is read on every poll), then the
+    # rest of the steps drawn.
+    states = dict(Run.objects.filter(pipeline_id=run.pk).values_list("step", "state"))
+    stages = [(name, [n for n in members if n in states])
+              for name, members in layout(pipeline, run, states)]  # fmt: skip
+    drawn = {n for _, members in stages for n in shown(members, states)}
+    rows = Run.objects.filter(pipeline_id=run.pk, step__in=drawn).values_list(*COLUMNS)
+    boxes = {row[2]: StepBox(*row) for row in rows}
+    columns = [column(name, members, states, boxes) for name, members in stages]
+    add_results(list(boxes.values()))
+    failed_at = next((name for name, state in states.items() if state == State.FAILED), "")
     return render_to_string("pipelines/_graph.html", {
-        "run": run, "columns": columns, "failed_at": failed_at, "total": len(steps),
+        "run": run, "columns": columns, "failed_at": failed_at, "total": len(states),
         "reruns_from_failure": run.state in (State.FAILED, State.CANCELLED),
     })  # fmt: skip
 
@@ -105,13 +109,17 @@ def stage_names(name: str, parameters: str) -> list[tuple[str, list[str]]]:
     return [(stage.name, [s.name for s in stage.steps]) for stage in stages]
 
 
-def column(name: str, members: list[tuple]) -> Column:
-    counts = Counter(LABELS.get(row[3], row[3]) for row in members)
-    shown = members
-    if len(members) > SHOWN:  # failed and running ones first
-        shown = sorted(members, key=lambda row: FIRST.get(row[3], 2))[:SHOWN]
-    boxes = [StepBox(*row) for row in shown]
-    return Column(name, boxes, sorted(counts.items()), len(members) - len(shown))
+def shown(members: list[str], states: dict[str, str]) -> list[str]:
+    """The steps of a stage drawn as boxes: all, or SHOWN with failed and running first."""
+    if len(members) <= SHOWN:
+        return members
+    return sorted(members, key=lambda name: FIRST.get(states[name], 2))[:SHOWN]
+
+
+def column(name: str, members: list[str], states: dict, boxes: dict) -> Column:
+    counts = Counter(LABELS.get(states[m], states[m]) for m in members)
+    drawn = [boxes[m] for m in shown(members, states) if m in boxes]
+    return Column(name, drawn, sorted(counts.items()), len(members) - len(drawn))
 
 
 def add_results(steps: list[StepBox]) -> None:
