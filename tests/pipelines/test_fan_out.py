@@ -19,6 +19,7 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.scale  # about 40 s: `make scale`; the short version is test_running's chord
 @pytest.mark.postgres_pass
 @pytest.mark.slow
 def test_a_fan_out_of_a_thousand_steps_and_its_chord_complete(celery_worker):

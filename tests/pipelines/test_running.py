@@ -10,7 +10,8 @@ from tests.helpers import make_superuser, wait_for
 
 from . import pipelines_for_tests as P
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow,
+              pytest.mark.postgres_pass]  # fmt: skip
 
 
 def root():
