@@ -28,6 +28,9 @@ from .worker.recording import CELERY_STATES
 
 log = logging.getLogger(__name__)
 BATCH = 500
+# Apps above jobs add sweeps of their own, run after these by the same task (apps.pipelines:
+# a pipeline whose step ended outside its task, e.g. by a time limit, moves on).
+more_sweeps: list = []
 RESEND_AT_MOST = 3
 LOST_NOTE = "Sent again: its message was lost by the broker."
 

@@ -10,3 +10,5 @@ def sweep() -> None:
     sweeper.send_pending()
     sweeper.resend_lost()
     sweeper.reconcile()
+    for more in sweeper.more_sweeps:
+        more()

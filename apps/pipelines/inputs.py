@@ -20,6 +20,11 @@ from .running import HEADER
 
 log = logging.getLogger(__name__)
 
+# Celery sends a chain's next task before it stores the result of the one that ended
+# (celery.app.trace: "callback tasks must be applied before the result is stored"), so
+# the next step may start a moment before its input is stored: it waits for it.
+WAIT_FOR_RESULT = 30.0
+
 
 class MissingResult(LookupError):
     """An earlier step's result is not stored (it did not succeed, or was pruned)."""
@@ -41,16 +46,16 @@ def fill(request, kwargs: dict) -> dict:
     return filled
 
 
-def results_of(pipeline_id: int, name: str):
+def results_of(pipeline_id: int, name: str, wait: float = WAIT_FOR_RESULT):
     """The result of step `name`, or the results of stage `name` (its steps `name[i]`)
     in order."""
     steps = Run.objects.filter(pipeline_id=pipeline_id)
     single = steps.filter(step=name).values_list("task_id", flat=True).first()
     if single is not None:
-        return stored_results([single])[0]
+        return stored_results([single], wait)[0]
     members = steps.filter(step__startswith=f"{name}[").values_list("step", "task_id")
     ordered = sorted(members, key=lambda m: member_index(m[0]))
-    return stored_results([task_id for _, task_id in ordered])
+    return stored_results([task_id for _, task_id in ordered], wait)
 
 
 def member_index(step: str) -> int:
@@ -58,12 +63,6 @@ def member_index(step: str) -> int:
         return int(step.rsplit("[", 1)[1].rstrip("]"))
     except (IndexError, ValueError):
         return -1
-
-
-# Celery sends a chain's next task before it stores the result of the one that ended
-# (celery.app.trace: "callback tasks must be applied before the result is stored"), so
-# the next step may start a moment before its input is stored: it waits for it.
-WAIT_FOR_RESULT = 30.0
 
 
 def stored_results(task_ids: list[str], wait: float = WAIT_FOR_RESULT) -> list:

@@ -18,6 +18,7 @@ import uuid
 from celery import chain, chord, current_app, current_task, group
 from celery.exceptions import Ignore
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
@@ -27,6 +28,7 @@ from apps.jobs.models import NOT_STARTED, Run, Source, State
 from .declare import Pipeline, Result, Stage, Step, get_pipeline
 
 log = logging.getLogger(__name__)
+BATCH = 500
 HEADER = "switchyard_pipeline"  # on each step's message: its pipeline run's id
 UNFINISHED = (*NOT_STARTED, State.STARTED, State.PROGRESS, State.RETRYING)
 
@@ -191,11 +193,42 @@ def settle(pipeline_id: int) -> None:
 
 
 def final_result(run: Run):
-    from .inputs import results_of
+    """The last stage's result(s); None if they are not stored (pruned) or the plan
+    cannot be worked out again."""
+    from .inputs import MissingResult, results_of
 
     pipeline = get_pipeline(run.job_name)
-    stages = pipeline.plan(typed_values(pipeline, run.parameters)) if pipeline else []
-    return results_of(run.pk, stages[-1].name) if stages else None
+    try:
+        stages = pipeline.plan(typed_values(pipeline, run.parameters)) if pipeline else []
+        return results_of(run.pk, stages[-1].name, wait=0) if stages else None
+    except (MissingResult, TypeError, ValueError, KeyError):
+        return None
+
+
+def sweep() -> int:
+    """Pipelines the worker's handler did not move on: a step ended outside its task (a
+    hard time limit, a lost pool process, the jobs sweeper's reconcile), so no postrun
+    signal came. Fails those with a failed step; settles those whose steps all
+    succeeded. Returns how many pipeline runs it looked at."""
+    active = Run.objects.filter(state__in=[State.STARTED, State.PROGRESS],
+                                steps__isnull=False).distinct()  # fmt: skip
+    failed = Run.objects.filter(pipeline__in=active, state=State.FAILED)
+    looked = 0
+    for pipeline_id, step in failed.values_list("pipeline_id", "step")[:BATCH]:
+        looked += guarded(fail, pipeline_id, step)
+    unfinished = Run.objects.filter(pipeline=OuterRef("pk")).exclude(state=State.SUCCEEDED)
+    for pipeline_id in active.exclude(Exists(unfinished)).values_list("pk", flat=True)[:BATCH]:
+        looked += guarded(settle, pipeline_id)
+    return looked
+
+
+def guarded(action, *args) -> int:
+    """One pipeline's trouble is logged and never stops the sweep."""
+    try:
+        action(*args)
+    except Exception:  # logged; the next sweep tries again
+        log.exception("could not move pipeline run %s on", args[0])
+    return 1
 
 
 def typed_values(pipeline: Pipeline, parameters: dict) -> dict:

@@ -84,3 +84,27 @@ def test_a_running_pipeline_is_not_stuck_when_the_worker_that_started_it_is_gone
                               source=Source.WEB, state=State.STARTED,
                               queued_at=timezone_now())  # fmt: skip
     assert list(sweeper.stuck_runs(alive_workers=set())) == [lone]
+
+
+def test_the_sweep_fails_a_pipeline_whose_step_failed_outside_its_task():
+    from apps.jobs.tasks import sweep
+
+    run = make_pipeline_run(count=2)
+    # As the jobs sweeper's reconcile leaves a step a hard time limit killed: no postrun.
+    run.steps.filter(step="square[0]").update(state=State.FAILED)
+    sweep()
+    run.refresh_from_db()
+    assert (run.state, run.note) == (State.FAILED, "Failed at step square[0].")
+    assert set(run.steps.exclude(step="square[0]").values_list("state", flat=True)) == {
+        State.SKIPPED
+    }
+
+
+def test_the_sweep_ends_a_pipeline_whose_steps_all_succeeded_without_a_word():
+    from apps.jobs.tasks import sweep
+
+    run = make_pipeline_run(count=2)
+    run.steps.update(state=State.SUCCEEDED)
+    sweep()
+    run.refresh_from_db()
+    assert run.state == State.SUCCEEDED
