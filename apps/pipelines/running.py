@@ -161,9 +161,19 @@ def step_ended(pipeline_id: int, step_task_id: str, succeeded: bool) -> None:
         settle(pipeline_id)
         return
     step = Run.objects.filter(task_id=step_task_id).only("step", "state").first()
-    if step is None or step.state != State.FAILED:
-        return  # cancelled, or skipped because another step failed first
-    fail(pipeline_id, step.step)
+    if step is not None and step.state == State.FAILED:
+        fail(pipeline_id, step.step)
+    elif step is not None and step.state == State.CANCELLED:
+        step_cancelled(pipeline_id, step.step)
+    # else: skipped (another step failed first), or a duplicate of a finished step
+
+
+def step_cancelled(pipeline_id: int, step_name: str) -> None:
+    """A step cancelled on its own (its run's Cancel): the steps after it can never run,
+    so the whole pipeline is cancelled."""
+    run = Run.objects.filter(pk=pipeline_id).first()
+    if run is not None and not run.is_finished and run.cancel_requested_at is None:
+        cancel(run, note=f"Cancelled: step {step_name} was cancelled.")
 
 
 def fail(pipeline_id: int, step_name: str) -> None:
@@ -213,9 +223,12 @@ def sweep() -> int:
     active = Run.objects.filter(state__in=[State.STARTED, State.PROGRESS],
                                 steps__isnull=False).distinct()  # fmt: skip
     failed = Run.objects.filter(pipeline__in=active, state=State.FAILED)
+    cancelled = Run.objects.filter(pipeline__in=active, state=State.CANCELLED)
     looked = 0
     for pipeline_id, step in failed.values_list("pipeline_id", "step")[:BATCH]:
         looked += guarded(fail, pipeline_id, step)
+    for pipeline_id, step in cancelled.values_list("pipeline_id", "step")[:BATCH]:
+        looked += guarded(step_cancelled, pipeline_id, step)
     unfinished = Run.objects.filter(pipeline=OuterRef("pk")).exclude(state=State.SUCCEEDED)
     for pipeline_id in active.exclude(Exists(unfinished)).values_list("pk", flat=True)[:BATCH]:
         looked += guarded(settle, pipeline_id)
@@ -246,19 +259,20 @@ def progress_text(done: int, total: int) -> str:
 # Cancel ----------------------------------------------------------------------------------
 
 
-def cancel(run: Run, by=None) -> bool | None:
+def cancel(run: Run, by=None, note: str = "") -> bool | None:
     """dispatch.cancel_run for a pipeline's run (None for any other run)."""
     if get_pipeline(run.job_name) is None or not run.steps.exists():
         return None  # not a pipeline, or one whose task has not built it: a plain cancel
     who = f" by {by.get_username()}" if getattr(by, "is_authenticated", False) else ""
+    note = note or f"Cancelled{who}."
+    run.cancel(by)  # first: a step that stops now sees its pipeline's cancel under way
     waiting = run.steps.filter(state__in=NOT_STARTED)
     ids = list(waiting.values_list("task_id", flat=True))
     waiting.finish(State.CANCELLED, note=f"Cancelled with its pipeline{who}.")
     for step in run.steps.filter(state__in=UNFINISHED):
         dispatch.cancel_run(step, by)
     revoke(ids)
-    run.cancel(by)
-    Run.objects.filter(pk=run.pk).finish(State.CANCELLED, note=f"Cancelled{who}.")
+    Run.objects.filter(pk=run.pk).finish(State.CANCELLED, note=note)
     return True
 
 

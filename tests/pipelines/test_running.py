@@ -119,3 +119,13 @@ def test_cancel_stops_running_steps_and_cancels_those_not_started(celery_worker)
     run.refresh_from_db()
     assert run.state == State.CANCELLED
     assert steps_of(run)["after"].note.startswith("Cancelled with its pipeline")
+
+
+def test_cancelling_one_running_step_cancels_its_pipeline(celery_worker):
+    run = start_pipeline(P.slow, seconds=30)
+    wait_for(lambda: run.steps.filter(state=State.PROGRESS).count() == 2, timeout=30)
+    assert cancel_run(steps_of(run)["wait1"], by=root())
+    run = wait_finished(run, timeout=30)
+    assert (run.state, run.note) == (State.CANCELLED, "Cancelled: step wait1 was cancelled.")
+    wait_for(lambda: steps_of(run)["wait2"].state == State.CANCELLED, timeout=30)
+    assert steps_of(run)["after"].state == State.CANCELLED
