@@ -90,11 +90,14 @@ class Pipeline:
 
     def plan(self, values: Mapping[str, Any]) -> list[Stage]:
         """The stages for these (typed) parameter values, checked."""
-        stages = [
-            s if isinstance(s, Stage) else Stage(s.name, (s,)) for s in self.plan_of(**values)
-        ]
+        stages = plan_stages(self.plan_of(**values))
         check_plan(stages)
         return stages
+
+
+def plan_stages(plan: Iterable[Step | Stage]) -> list[Stage]:
+    """A plan function's list, each lone step a stage of its own."""
+    return [s if isinstance(s, Stage) else Stage(s.name, (s,)) for s in plan]
 
 
 def check_plan(stages: list[Stage]) -> None:
@@ -114,7 +117,7 @@ def check_plan(stages: list[Stage]) -> None:
 
 
 def _check_step(step: Step, seen: set[str]) -> None:
-    if not NAME.match(step.name.replace("[", "").replace("]", "")) or step.name in seen:
+    if not NAME.fullmatch(step.name.replace("[", "").replace("]", "")) or step.name in seen:
         raise PlanError(f"step name {step.name!r} is not valid or not unique")
     if catalog.get_job(step.job_name) is None:
         raise PlanError(f"step {step.name!r}: no catalog job {step.job_name!r}")
