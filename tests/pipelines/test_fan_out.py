@@ -34,6 +34,7 @@ def test_a_fan_out_of_a_thousand_steps_and_its_chord_complete(celery_worker):
 
 
 @pytest.mark.django_db
+@pytest.mark.once  # the same few queries on either database; building 1,000 steps costs
 def test_the_page_of_a_thousand_steps_takes_as_many_queries_as_one_of_three(client):
     client.force_login(make_superuser())
     small, large = make_pipeline_run(count=3), make_pipeline_run(count=1000)

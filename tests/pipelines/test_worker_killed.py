@@ -34,11 +34,11 @@ def test_a_worker_killed_in_the_middle_of_a_chord_does_not_stop_the_pipeline(
     start_process, own_redis
 ):
     fleet = Fleet(start_process, {"CELERY_BROKER_URL": own_redis.url,
-                                  "CELERY_VISIBILITY_TIMEOUT": "4"})  # fmt: skip
+                                  "CELERY_VISIBILITY_TIMEOUT": "3"})  # fmt: skip
     fleet.start("pipe")
     fleet.wait_ready("pipe")
     job = get_job(sum_of_squares.name)
-    run = start_run(job, {"count": 4, "pause": 1.5}, source=Source.CLI, label="test")
+    run = start_run(job, {"count": 4, "pause": 1.0}, source=Source.CLI, label="test")
     members = Run.objects.filter(pipeline__task_id=run.task_id, step__startswith="square[")
     wait_for(lambda: members.filter(state=State.STARTED).count() == 2, timeout=90)
     fleet.restart("pipe")  # SIGKILL the worker and its pool, start it again
