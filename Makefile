@@ -6,7 +6,7 @@ ADDRESS ?= 127.0.0.1:8000
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-sqlite test-postgres lint chaos bench bench-quick clean
+.PHONY: run test test-sqlite test-postgres lint chaos scale bench bench-quick clean
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ test-postgres: $(STAMP)
 # docs/reliability.md.
 chaos: $(STAMP)
 	CHAOS_JOBS=1000 $(BIN)/python -m tests.run_suite tests/reliability -m chaos
+
+# Scenarios at full scale, left out of `make test` (a pipeline's 1,000-step fan-out).
+scale: $(STAMP)
+	$(BIN)/python -m tests.run_suite --only postgres -m scale
 
 # Benchmarks (not part of `make test`): each starts its own Redis and PostgreSQL and
 # rewrites its section of docs/performance.md. bench-quick takes minutes, bench hours.

@@ -119,6 +119,7 @@ INSTALLED_APPS = [
     "apps.djtasks",
     "apps.audit",
     "apps.control",
+    "apps.pipelines",
 ]
 # The demo jobs (apps.demo: Celery's walkthrough task `add` and its two periodic tasks,
 # countdown, flaky; apps.demo.tasks_api: Django Tasks API examples). On by default, for

@@ -50,6 +50,19 @@ def flaky(self, failures: Annotated[int, Range(0, 10)] = 2) -> str:
     return f"succeeded after {failures} failure(s)"
 
 
+@job(title="Square a number", group="Demo")
+def square(x: SafeInt, pause: Annotated[float, Range(0, 60)] = 0) -> int:
+    """Return x * x, after `pause` seconds (a step of the demo pipeline)."""
+    time.sleep(pause)
+    return x * x
+
+
+@job(title="Add up numbers", group="Demo")
+def total(numbers: list[SafeInt]) -> int:
+    """Return the sum of the numbers (the join of the demo pipeline)."""
+    return sum(numbers)
+
+
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def mul(x: int, y: int) -> int:
     return x * y

@@ -132,14 +132,18 @@ def _typed(fn: Callable, job_params: tuple[P.Param, ...]) -> Callable:
 
     @functools.wraps(fn)
     def run(*args, **kwargs):
+        task = current_task
+        current = current_run.of(task.request) if task else None
+        if current is not None and current.skip:
+            _note_skipped_chord_part(task)
+            raise Ignore()
+        if current is not None:
+            for fill in _fillers:
+                kwargs = fill(task.request, kwargs)
         bound = signature.bind(*args, **kwargs)
         for name, value in bound.arguments.items():
             if name in by_name:
                 bound.arguments[name] = _typed_value(by_name[name], value)
-        task = current_task
-        current = current_run.of(task.request) if task else None
-        if current is not None and current.skip:
-            raise Ignore()
         try:
             return fn(*bound.args, **bound.kwargs)
         except JobCancelled:
@@ -147,6 +151,26 @@ def _typed(fn: Callable, job_params: tuple[P.Param, ...]) -> Callable:
             raise Ignore() from None
 
     return run
+
+
+# Apps above jobs may fill a job's keyword arguments just before its body runs: each
+# filler takes the task's request and the kwargs and returns them, filled (apps.pipelines:
+# a step's parameter taken from an earlier step's stored result).
+_fillers: list[Callable[[Any, dict], dict]] = []
+
+
+def fill_arguments_with(filler: Callable[[Any, dict], dict]) -> None:
+    if filler not in _fillers:
+        _fillers.append(filler)
+
+
+def _note_skipped_chord_part(task: Task) -> None:
+    """A chord member delivered again after its run finished (its worker was lost before
+    the message was acknowledged) is not run twice; but the chord may not have counted
+    it yet, so the result backend looks at the chord again (worker/backend.py)."""
+    note = getattr(task.backend, "recheck_chord", None)
+    if note is not None and getattr(task.request, "chord", None):
+        note(task.request)
 
 
 def _typed_value(param: P.Param, value: Any) -> Any:

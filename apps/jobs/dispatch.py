@@ -238,12 +238,22 @@ def _send_by_name(name: str):
     return publish
 
 
+# Apps above jobs that cancel their own runs differently (apps.pipelines: a pipeline run
+# cancels its steps) add a canceller here: `canceller(run, by)` returns None for a run
+# that is not theirs, else whether a cancel was made.
+cancellers: list = []
+
+
 def cancel_run(run: Run, by=None) -> bool:
     """Revoke a queued run; stop a running one (terminate if its job allows it)."""
     from .catalog import get_job
 
     if run.is_finished:
         return False
+    for canceller in cancellers:
+        answer = canceller(run, by)
+        if answer is not None:
+            return answer
     not_started = run.cancel(by)
     job = get_job(run.job_name)
     terminate = bool(job and job.cancellable and not not_started)

@@ -15,10 +15,14 @@ class Source(models.TextChoices):
     SCHEDULE = "schedule"
     SHELL = "shell"
     TASKS_API = "tasks_api", "Tasks API"
+    PIPELINE = "pipeline"  # a step of a pipeline run (apps.pipelines)
 
 
 class State(models.TextChoices):
     PENDING_SEND = "pending_send", "waiting to be sent"
+    # A pipeline's step recorded at the pipeline's start, sent by Celery's canvas once
+    # the steps before it are done (the sweeper leaves it alone).
+    WAITING = "waiting", "waiting for earlier steps"
     QUEUED = "queued"
     STARTED = "started"
     PROGRESS = "progress"
@@ -31,11 +35,11 @@ class State(models.TextChoices):
 
 FINISHED_STATES = (State.SUCCEEDED, State.FAILED, State.CANCELLED, State.SKIPPED)
 ACTIVE_STATES = (State.QUEUED, State.STARTED, State.PROGRESS, State.RETRYING)
-NOT_STARTED = (State.PENDING_SEND, State.QUEUED)
+NOT_STARTED = (State.PENDING_SEND, State.QUEUED, State.WAITING)
 # States from which a worker may (re)start a run: redelivery after a lost worker
 # restarts a STARTED run; a finished or cancelled run is never started again.
 STARTABLE_STATES = (State.PENDING_SEND, State.QUEUED, State.RETRYING, State.STARTED,
-                    State.PROGRESS)  # fmt: skip
+                    State.PROGRESS, State.WAITING)  # fmt: skip
 # States a stuck run may be sent again from (by hand: the sweeper's resend).
 RESENDABLE_STATES = (State.PENDING_SEND, State.QUEUED, State.STARTED, State.PROGRESS)
 
@@ -60,8 +64,10 @@ class RunQuerySet(models.QuerySet):
         return self.filter(state__in=FINISHED_STATES)
 
     def mark_queued(self) -> int:
-        """The broker took their messages: pending_send -> queued."""
-        return self.filter(state=State.PENDING_SEND).update(state=State.QUEUED)
+        """The broker took their messages: pending_send (or a waiting step) -> queued."""
+        return self.filter(state__in=(State.PENDING_SEND, State.WAITING)).update(
+            state=State.QUEUED
+        )
 
     def publish_failed(self) -> int:
         """Written queued, but their messages never reached the broker: queued (never
@@ -177,6 +183,11 @@ class Run(models.Model):
         related_name="+",
     )  # fmt: skip
     handled_by_label = models.CharField(max_length=200, blank=True)
+    # A pipeline's step: the pipeline's own run and the step's name in it (apps.pipelines).
+    pipeline = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="steps"
+    )
+    step = models.CharField(max_length=200, blank=True)
 
     objects = RunQuerySet.as_manager()
 

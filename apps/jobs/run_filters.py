@@ -293,6 +293,9 @@ class RunFilter:
             "queued_at__lt": self.until,
         }
         runs = runs.filter(**{key: value for key, value in exact.items() if value})
+        if self.source != Source.PIPELINE:
+            # A pipeline's steps show on its own page; filtered by source, here too.
+            runs = runs.filter(pipeline__isnull=True)
         if self.handled is not None:
             runs = runs.filter(handled_at__isnull=not self.handled)
         if self.error_type:

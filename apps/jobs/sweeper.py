@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from celery import current_app
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
@@ -28,6 +28,9 @@ from .worker.recording import CELERY_STATES
 
 log = logging.getLogger(__name__)
 BATCH = 500
+# Apps above jobs add sweeps of their own, run after these by the same task (apps.pipelines:
+# a pipeline whose step ended outside its task, e.g. by a time limit, moves on).
+more_sweeps: list = []
 RESEND_AT_MOST = 3
 LOST_NOTE = "Sent again: its message was lost by the broker."
 
@@ -130,7 +133,10 @@ def stuck_runs(alive_workers: set[str] | None = None):
     cutoff = timezone.now() - timedelta(seconds=settings.STUCK_QUEUED_AFTER_SECONDS)
     stuck = Q(state=State.QUEUED, queued_at__lte=cutoff)
     if alive_workers is not None:
-        stuck |= Q(state__in=[State.STARTED, State.PROGRESS]) & ~Q(worker__in=alive_workers)
+        # A pipeline's run is moved on by its steps, not by the worker that started it.
+        has_steps = Exists(Run.objects.filter(pipeline=OuterRef("pk")))
+        stuck |= (Q(state__in=[State.STARTED, State.PROGRESS]) & ~Q(worker__in=alive_workers)
+                  & ~has_steps)  # fmt: skip
     return Run.objects.filter(stuck)
 
 

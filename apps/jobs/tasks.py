@@ -14,6 +14,8 @@ def sweep() -> None:
     sweeper.send_pending()
     sweeper.resend_lost()
     sweeper.reconcile()
+    for more in sweeper.more_sweeps:
+        more()
 
 
 @job(title="Act on many runs", group="Housekeeping")

@@ -26,7 +26,8 @@ ALLOWED = {
     "reports": {"jobs"},
     "maintenance": {"jobs"},
     "checks": {"jobs"},
-    "demo": {"jobs"},
+    "demo": {"jobs", "pipelines"},
+    "pipelines": {"jobs"},
     "control": {"jobs"},
     "ops": {"jobs", "scheduling", "control"},
 }

@@ -24,17 +24,26 @@ Same TaskResult table, same columns, same admin: only the writes differ.
   connection (`execute_prepared`). A connection pooler in front of PostgreSQL must then
   keep prepared statements per client: PgBouncer 1.21+ with `max_prepared_statements`,
   or session pooling.
+- Chords are joined by states, not by a count alone (`on_chord_part_return`): the stock
+  counter is decremented once per member return and the chord given up when it reaches
+  zero, so a member counted twice (run again after its worker was lost) or never (its
+  worker was lost between storing its result and counting it; the redelivery is skipped
+  as a duplicate) leaves the chord hanging. Here the counter only says when to look; the
+  body is sent once every member's result is stored, by whichever return deletes the
+  counter row first.
 """
 
 import functools
 import time
 
 import psycopg
-from celery import states
+from celery import maybe_signature, states
 from celery.app.task import get_actual_ignore_result
 from django.db import InterfaceError, OperationalError, connections, router
+from django.db.models import F
 from django.utils import timezone
-from django_celery_results.backends.database import DatabaseBackend
+from django_celery_results.backends.database import DatabaseBackend, trigger_callback
+from django_celery_results.models import ChordCounter, TaskResult
 
 from .. import current_run, secrets
 from ..models import Run
@@ -62,6 +71,28 @@ class SwitchyardBackend(DatabaseBackend):
         return not (
             request.is_eager or not task.track_started or get_actual_ignore_result(task, request)
         )
+
+    def on_chord_part_return(self, request, state, result, **kwargs) -> None:
+        """A chord member ended (or was skipped as a duplicate): count it, and once the
+        count says all may be done, send the body if every member's result is stored."""
+        group_id = request.group
+        if not group_id or not request.id:
+            return
+        counters = ChordCounter.objects.filter(group_id=group_id)
+        counters.filter(count__gt=0).update(count=F("count") - 1)
+        counter = counters.first()
+        if counter is None or counter.count > 0:
+            return
+        members = counter.group_result(app=self.app)
+        if not all_stored(member.id for member in members):
+            return  # counted twice: a later member's return looks again
+        if ChordCounter.objects.filter(pk=counter.pk).delete()[0]:  # once among returns
+            trigger_callback(self.app, maybe_signature(request.chord, app=self.app), members)
+
+    def recheck_chord(self, request) -> None:
+        """A chord member's duplicate delivery, skipped (apps.jobs.catalog): counted and
+        looked at again, since its first delivery may have stopped before counting."""
+        self.on_chord_part_return(request, None, None)
 
     def _store_result(self, task_id, result, status, traceback=None, request=None, using=None):
         content_type, content_encoding, result = self.encode_content(result)
@@ -98,6 +129,13 @@ class SwitchyardBackend(DatabaseBackend):
         if run_sql is not None:
             note_run_change(current, task_id, status, updated)
         return result
+
+
+def all_stored(task_ids) -> bool:
+    """Is every one of these tasks' final state (success or failure) stored?"""
+    ids = list(task_ids)
+    ready = TaskResult.objects.filter(task_id__in=ids, status__in=states.READY_STATES)
+    return ready.count() == len(ids)
 
 
 def started_at_of(current: current_run.CurrentRun | None, task_id: str, status: str):
