@@ -4,6 +4,7 @@ Each view is a thin wrapper around the catalog and `dispatch`; permissions come 
 `permissions.may_run` and `Run.objects.visible_to`.
 """
 
+import dataclasses
 import datetime as dt
 import itertools
 import json
@@ -133,12 +134,13 @@ def run_list(request: HttpRequest) -> HttpResponse:
     """The runs the user may see, filtered (an invalid standard filter is shown and left
     out; a refused parameter condition answers 400 with no runs), newest first."""
     filters = forms.RunFilterForm(request.GET)
-    runs = filters.apply(Run.objects.visible_to(request.user).select_related("requested_by"))
+    filters.is_valid()
     try:
         params = run_filters.read_params(request.GET)
     except run_filters.FilterError as error:
         return runs_page_response(request, filters, None, error.one_line(), status=400)
-    runs = run_filters.RunFilter(params=params).apply(runs)
+    found = dataclasses.replace(run_filters.standard_filter(filters.cleaned_data), params=params)
+    runs = found.apply(Run.objects.visible_to(request.user).select_related("requested_by"))
     page = runs_page(runs, request.GET.get("after"), request.GET.get("before"))
     return runs_page_response(request, filters, page)
 
