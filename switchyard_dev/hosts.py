@@ -167,7 +167,7 @@ class Topology:
         self.subnet = _free_subnet()
         self.bridge = f"{PREFIX}-{self.tag}-br"
         self.root = Path(tempfile.mkdtemp(prefix=f"{PREFIX}-{self.tag}-"))
-        os.chmod(self.root, 0o755)
+        os.chmod(self.root, 0o755)  # noqa: S103  (the postgres user reads its folder)
         self.hosts: dict[str, Host] = {}
         self._made_bridge = False
 
@@ -498,10 +498,9 @@ def _redis_port(spec: dict) -> int:
 
 
 def _redis_ping(address: str, port: int) -> bool:
-    with contextlib.suppress(OSError):
-        with socket.create_connection((address, port), timeout=1) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
+    with contextlib.suppress(OSError), socket.create_connection((address, port), 1) as sock:
+        sock.sendall(b"PING\r\n")
+        return sock.recv(64).startswith(b"+PONG")
     return False
 
 
@@ -554,18 +553,20 @@ class PostgresImage:
 
     def _create_database(self, host: Host, user: str, database: str) -> bool:
         """As the image's entrypoint does on first start: CREATE DATABASE POSTGRES_DB."""
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", database):
+            raise ValueError(f"POSTGRES_DB: not a plain identifier: {database!r}")
         psql = [str(_postgres_bindir() / "psql"), "-h", str(host.directory), "-U", user,
                 "-d", "postgres", "-tAc"]  # fmt: skip
         exists = subprocess.run(
             ["runuser", "-u", "postgres", "--", *psql,
-             f"SELECT 1 FROM pg_database WHERE datname = '{database}'"],
+             f"SELECT 1 FROM pg_database WHERE datname = '{database}'"],  # noqa: S608
             capture_output=True, text=True,
         )  # fmt: skip
         if exists.returncode != 0:
             return False
         if exists.stdout.strip() != "1":
-            subprocess.run(["runuser", "-u", "postgres", "--", *psql,
-                            f'CREATE DATABASE "{database}"'], check=True, capture_output=True)  # fmt: skip
+            create = ["runuser", "-u", "postgres", "--", *psql, f'CREATE DATABASE "{database}"']
+            subprocess.run(create, check=True, capture_output=True)
         return True
 
 
