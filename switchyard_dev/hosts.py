@@ -242,8 +242,7 @@ class Topology:
 
     def close(self) -> None:
         """Stop every process, then remove namespaces, links and /etc/netns folders."""
-        for host in self.hosts.values():
-            self._stop(host)
+        self._stop_all(list(self.hosts.values()))
         for host in self.hosts.values():
             subprocess.run(["ip", "netns", "del", host.namespace], capture_output=True)
             subprocess.run(["ip", "link", "del", host.veth], capture_output=True)
@@ -355,16 +354,21 @@ class Topology:
         self._stop(self.hosts[name])
 
     def _stop(self, host: Host, grace: float = 10) -> None:
-        """SIGTERM the group (warm shutdown), SIGKILL it after `grace` seconds."""
-        if host.process is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(host.process.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            host.process.wait(grace)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(host.process.pid, signal.SIGKILL)
-        host.process.wait()
+        self._stop_all([host], grace)
+
+    def _stop_all(self, hosts: list[Host], grace: float = 10) -> None:
+        """SIGTERM each group (warm shutdown), SIGKILL what is left after `grace` s."""
+        running = [host.process for host in hosts if host.process is not None]
+        for process in running:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for process in running:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(max(0.1, deadline - time.monotonic()))
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
     # The network --------------------------------------------------------------------------
 
