@@ -83,6 +83,7 @@ def test_killing_the_redis_primary_while_jobs_flow_loses_none_of_them(tmp_path, 
         assert wait(lambda: len(ledger.lines()) >= JOBS // 6, 300)
         topo.kill("redis")
         killed_at = time.monotonic()
+        killed_at_db = db.rows("SELECT now()")[0][0]
         promoted = wait(lambda: primary(sentinel) == topo.address("redis-replica"), 60)
         promoted_s = time.monotonic() - killed_at
         sender.join(900)
@@ -97,8 +98,13 @@ def test_killing_the_redis_primary_while_jobs_flow_loses_none_of_them(tmp_path, 
         redelivered = db.rows(
             "SELECT count(*) FROM jobs_run WHERE task_id = ANY(%s) AND deliveries > 1", task_ids
         )[0][0]
+        after_kill = dict(db.rows(
+            "SELECT worker, count(*) FROM jobs_run WHERE task_id = ANY(%s) AND started_at > %s "
+            "GROUP BY worker", task_ids, killed_at_db,
+        ))  # fmt: skip
         counts.extra.update(
             promoted_s=round(promoted_s, 1),
+            after_kill={worker.split("@")[-1]: n for worker, n in after_kill.items()},
             answered_waiting=started[0].states["pending_send"],
             request_max_s=round(max(started[0].latencies), 1),
             redelivered=redelivered,
@@ -110,3 +116,4 @@ def test_killing_the_redis_primary_while_jobs_flow_loses_none_of_them(tmp_path, 
         assert finished, f"{db.unfinished(task_ids)} runs unfinished"
         assert counts.lost == 0
         assert counts.executed >= JOBS
+        assert set(after_kill) == {"celery@worker-1", "celery@worker-2"}, "a worker stopped"
