@@ -290,6 +290,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 REDIS_SENTINEL_MASTER = env_str("REDIS_SENTINEL_MASTER")
 if REDIS_SENTINEL_MASTER:
     CELERY_BROKER_TRANSPORT_OPTIONS["master_name"] = REDIS_SENTINEL_MASTER
+elif "sentinel://" in CELERY_BROKER_URL + env_str("SCHEDULING_REDIS_URL"):
+    raise ImproperlyConfigured(
+        "A sentinel:// URL needs REDIS_SENTINEL_MASTER: the name of the primary the "
+        "Sentinels watch (`sentinel monitor NAME ...`)"
+    )
 # A dispatch while the broker is down fails fast (about a second) instead of hanging a
 # request; the run stays "waiting to be sent" and the sweeper sends it later.
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
