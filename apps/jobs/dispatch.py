@@ -86,7 +86,7 @@ def record_and_send(
         publish_it = functools.partial(publish, run, options, kwargs=dict(parameters))
         sending.after_commit(run.task_id, publish_it)
     else:
-        send(run, options, kwargs=dict(parameters))
+        send_unless_broker_down(run, options, kwargs=dict(parameters))
     return run
 
 
@@ -183,6 +183,19 @@ def insert(run: Run) -> None:
         sending.insert_run(run)
 
 
+def send_unless_broker_down(
+    run: Run, options: Mapping[str, Any] | None = None, kwargs: Mapping[str, Any] | None = None
+) -> bool:
+    """send(), unless a publish failed in the last few seconds (sending.broker_recently_down):
+    then the run waits as "pending_send" for the sweeper at once, instead of each request
+    waiting out the broker's connect and socket timeouts again (the sweeper always tries)."""
+    if sending.broker_recently_down():
+        log.warning("broker unreachable a moment ago; run %s waits to be sent", run.task_id)
+        _not_sent(run)
+        return False
+    return send(run, options, kwargs=kwargs)
+
+
 def send(
     run: Run, options: Mapping[str, Any] | None = None, kwargs: Mapping[str, Any] | None = None
 ) -> bool:
@@ -199,14 +212,21 @@ def send(
         publish(run, options, kwargs=kwargs)
     except OperationalError:
         log.warning("broker unreachable; run %s waits to be sent", run.task_id)
-        if run.state == State.QUEUED:
-            Run.objects.filter(pk=run.pk).publish_failed()
-            run.state = State.PENDING_SEND
+        sending.note_broker(up=False)
+        _not_sent(run)
         return False
+    sending.note_broker(up=True)
     if run.state == State.PENDING_SEND:
         Run.objects.filter(pk=run.pk).mark_queued()
         run.state = State.QUEUED
     return True
+
+
+def _not_sent(run: Run) -> None:
+    """Written queued, never published: back to pending_send, for the sweeper."""
+    if run.state == State.QUEUED:
+        Run.objects.filter(pk=run.pk).publish_failed()
+        run.state = State.PENDING_SEND
 
 
 def publish(

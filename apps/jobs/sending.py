@@ -24,6 +24,7 @@ sweeper sends once the broker is back).
 
 import functools
 import logging
+import time
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -254,12 +255,32 @@ def _existing(task_ids: list[str], alias: str) -> set[str]:
     return found
 
 
+# After a publish failed, runs started in this process within this many seconds wait as
+# "pending_send" at once, for the sweeper, instead of each request waiting out the
+# broker's connect and socket timeouts again (seconds each: issue 14, scenario 4).
+BROKER_BACKOFF_SECONDS = 5.0
+_broker_down_until = 0.0
+
+
+def broker_recently_down() -> bool:
+    return time.monotonic() < _broker_down_until
+
+
+def note_broker(*, up: bool) -> None:
+    global _broker_down_until
+    _broker_down_until = 0.0 if up else time.monotonic() + BROKER_BACKOFF_SECONDS
+
+
 def publish_together(outgoing: list[Outgoing]) -> int:
     """Publish on one producer, CHUNK messages per Redis pipeline (so that workers start
     on the first while the rest are built); if the broker fails, the runs of that chunk
     and of every later one go back to `pending_send` for the sweeper. Returns how many
     were published."""
     if not outgoing:
+        return 0
+    if broker_recently_down():
+        log.warning("broker unreachable a moment ago; %d runs wait to be sent", len(outgoing))
+        _failed(item.task_id for item in outgoing)
         return 0
     sent = 0
     token = _flushing.set(True)
@@ -274,7 +295,10 @@ def publish_together(outgoing: list[Outgoing]) -> int:
     except Exception:
         log.warning("could not publish %d runs; the sweeper sends them", len(outgoing) - sent,
                     exc_info=True)  # fmt: skip
+        note_broker(up=False)
         _failed(item.task_id for item in outgoing[sent:])
+    else:
+        note_broker(up=True)
     finally:
         _flushing.reset(token)
     return sent
