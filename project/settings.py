@@ -296,6 +296,10 @@ SWEEP_PENDING_AFTER_SECONDS = env_int("SWEEP_PENDING_AFTER_SECONDS", 10, 0, YEAR
 # sent again by the sweeper (a worker killed as it took the message loses it).
 SWEEP_LOST_AFTER_SECONDS = env_int("SWEEP_LOST_AFTER_SECONDS", 60, 1, YEAR_S)
 STUCK_QUEUED_AFTER_SECONDS = env_int("STUCK_QUEUED_AFTER_SECONDS", 600, 1, YEAR_S)
+# A worker holding started runs that answered no ping for this long is lost: the sweeper
+# (every 30 s) sends its idempotent runs again and fails the others, and the dashboard
+# shows it as lost. More than the sweep's 30 s, so one missed ping is not enough; 0: off.
+WORKER_LOST_AFTER_SECONDS = env_int("WORKER_LOST_AFTER_SECONDS", 45, 0, YEAR_S)
 # django-celery-results' tables and admin; each state stored with one upsert
 # (apps.jobs.worker.backend).
 CELERY_RESULT_BACKEND = "apps.jobs.worker.backend:SwitchyardBackend"

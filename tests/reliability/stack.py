@@ -82,10 +82,10 @@ class Fleet:
         self.workers: dict[str, subprocess.Popen] = {}
         self.kills: Counter = Counter()
 
-    def start(self, name: str) -> None:
+    def start(self, name: str, *extra: str, concurrency: int | None = None) -> None:
         command = processes.worker_command(
-            self.concurrency, "-n", f"{name}@%h", "--include", INCLUDE,
-            "--without-gossip", "--without-mingle",
+            concurrency or self.concurrency, "-n", f"{name}@%h", "--include", INCLUDE,
+            "--without-gossip", "--without-mingle", *extra,
         )  # fmt: skip
         self.workers[name] = self._start(command, **self.env)
 
