@@ -50,9 +50,12 @@ class RunQuerySet(models.QuerySet):
         progress --finish--> succeeded | failed | retrying (again claim_start) | cancelled
 
     `Run.cancel` and `Run.record_skipped` are the two transitions of one run by hand and
-    by beat. The worker's hot path writes claim_start and finish as prepared statements
-    built by `Run.claim_start_statement` / `Run.finish_statement` from the same values
-    and allowed states (apps/jobs/backend.py).
+    by beat. `take_back` / `fail_held` are the sweeper's, for runs a lost worker held.
+    A claim writes the execution's token (`attempt`); passed to report_progress and
+    finish, it makes them apply only while that execution still holds the run. The
+    worker's hot path writes claim_start and finish as prepared statements built by
+    `Run.claim_start_statement` / `Run.finish_statement` from the same values and
+    allowed states (apps/jobs/backend.py).
     """
 
     def active(self):
