@@ -282,6 +282,19 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": 2,
     "socket_timeout": 5,
 }
+# Redis Sentinel: CELERY_BROKER_URL lists the Sentinels, kombu's way
+# ("sentinel://s1:26379;sentinel://s2:26379;sentinel://s3:26379"), and this names the
+# primary they watch. Workers, beat and web find the new primary after a failover by
+# themselves, and so do Switchyard's own Redis clients (the beat lease, the overlap
+# locks: apps.scheduling.lease). Results are in the database, not in Redis.
+REDIS_SENTINEL_MASTER = env_str("REDIS_SENTINEL_MASTER")
+if REDIS_SENTINEL_MASTER:
+    CELERY_BROKER_TRANSPORT_OPTIONS["master_name"] = REDIS_SENTINEL_MASTER
+elif "sentinel://" in CELERY_BROKER_URL + env_str("SCHEDULING_REDIS_URL"):
+    raise ImproperlyConfigured(
+        "A sentinel:// URL needs REDIS_SENTINEL_MASTER: the name of the primary the "
+        "Sentinels watch (`sentinel monitor NAME ...`)"
+    )
 # A dispatch while the broker is down fails fast (about a second) instead of hanging a
 # request; the run stays "waiting to be sent" and the sweeper sends it later.
 CELERY_BROKER_CONNECTION_TIMEOUT = 2

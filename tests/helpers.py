@@ -31,11 +31,13 @@ def make_superuser(username: str = "root"):
 
 def point_celery_at(url: str) -> None:
     """Switch the test process's Celery app to another broker, dropping old pools."""
+    from apps.jobs import dispatch
     from project import celery_app
 
     celery_app.conf.broker_url = url
     celery_app._pool = None  # not closed: kombu's producer pools may still hold it
     celery_app.amqp._producer_pool = None
+    dispatch._broker_down_until = 0.0  # a failure on the last broker says nothing of this one
 
 
 def make_run(job_name: str = "apps.demo.tasks.add", **kw):

@@ -11,7 +11,7 @@ class JobsConfig(AppConfig):
 
         # connections first: its task_prerun handler must run before recording's.
         from . import permissions
-        from .worker import connections, recording, timers  # noqa: F401  (signals)
+        from .worker import broker_fixes, connections, recording, timers  # noqa: F401  (signals)
 
         # Celery imports tasks modules lazily (only in workers and beat); the catalog
         # must be full in every process: web, manage.py (jobs, migrate's permissions).

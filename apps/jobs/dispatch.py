@@ -5,6 +5,7 @@ Views, the API, admin actions and management commands are thin wrappers around
 """
 
 import logging
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from hashlib import sha256
@@ -20,6 +21,12 @@ from .models import Run, Source, State
 from .worker.recording import prerecorded
 
 log = logging.getLogger(__name__)
+
+# After a publish failed, runs started in this process within this many seconds wait as
+# "pending_send" at once, for the sweeper, instead of each request waiting out the
+# broker's connect and socket timeouts again (seconds each: issue 14, scenario 4).
+BROKER_BACKOFF_SECONDS = 5.0
+_broker_down_until = 0.0
 
 
 def start_run(
@@ -84,8 +91,17 @@ def record_and_send(
         if existing:
             return existing
         raise
-    transaction.on_commit(lambda: send(run, options))
+    transaction.on_commit(lambda: send_unless_broker_down(run, options))
     return run
+
+
+def send_unless_broker_down(run: Run, options: Mapping[str, Any] | None = None) -> bool:
+    """send(), unless a publish failed in the last BROKER_BACKOFF_SECONDS: then the run
+    waits as "pending_send" for the sweeper at once (the sweeper itself always tries)."""
+    if time.monotonic() < _broker_down_until:
+        log.warning("broker unreachable a moment ago; run %s waits to be sent", run.task_id)
+        return False
+    return send(run, options)
 
 
 def scoped_key(user, job_name: str, key: str | None) -> str | None:
@@ -114,6 +130,7 @@ def send(run: Run, options: Mapping[str, Any] | None = None) -> bool:
     If the broker is unreachable the run stays `pending_send`, and the sweeper sends
     it once the broker is back.
     """
+    global _broker_down_until
     if run.state == State.CANCELLED:
         return False  # cancelled before the transaction committed
     token = prerecorded.set(run.task_id)
@@ -123,9 +140,11 @@ def send(run: Run, options: Mapping[str, Any] | None = None) -> bool:
         publish(args=run.args, kwargs=run.parameters, task_id=run.task_id, **(options or {}))
     except OperationalError:
         log.warning("broker unreachable; run %s waits to be sent", run.task_id)
+        _broker_down_until = time.monotonic() + BROKER_BACKOFF_SECONDS
         return False
     finally:
         prerecorded.reset(token)
+    _broker_down_until = 0.0
     if run.state == State.PENDING_SEND:
         run.state = State.QUEUED
     return True

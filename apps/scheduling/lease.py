@@ -40,12 +40,14 @@ import os
 import socket
 import time
 import uuid
+from urllib.parse import urlsplit
 
 import redis
 from celery import current_app
 from django.conf import settings
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +80,16 @@ def owner_token() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+REDIS_SCHEMES = ("redis://", "rediss://", "sentinel://")
+
+
 def scheduling_redis_url() -> str:
-    """SCHEDULING_REDIS_URL, else the broker's URL if the broker is Redis, else ""."""
+    """SCHEDULING_REDIS_URL, else the broker's URL if the broker is Redis (or Redis
+    Sentinel), else ""."""
     if settings.SCHEDULING_REDIS_URL:
         return settings.SCHEDULING_REDIS_URL
     broker = current_app.conf.broker_url or ""
-    return broker if broker.startswith(("redis://", "rediss://")) else ""
+    return broker if broker.startswith(REDIS_SCHEMES) else ""
 
 
 def redis_client() -> redis.Redis | None:
@@ -95,10 +101,26 @@ def redis_client() -> redis.Redis | None:
 @functools.lru_cache(maxsize=4)
 def client_for(url: str) -> redis.Redis:
     """A client that fails fast: beat asks again on its next tick anyway."""
-    return redis.Redis.from_url(
-        url, socket_timeout=2, socket_connect_timeout=2, decode_responses=True,
-        retry=Retry(NoBackoff(), 0),
-    )  # fmt: skip
+    options = {"socket_timeout": 2, "socket_connect_timeout": 2, "decode_responses": True,
+               "retry": Retry(NoBackoff(), 0)}  # fmt: skip
+    if url.startswith("sentinel://"):
+        return sentinel_client(url, settings.REDIS_SENTINEL_MASTER, **options)
+    return redis.Redis.from_url(url, **options)
+
+
+def sentinel_client(url: str, master: str, **options) -> redis.Redis:
+    """A client of the primary that Sentinels name, asked again after each lost
+    connection (so it follows a failover). `url` as kombu takes it:
+    `sentinel://[:password@]host:port[/db];sentinel://host:port;...`, the password and
+    database being the primary's."""
+    nodes, password, db = [], None, 0
+    for part in url.split(";"):
+        parsed = urlsplit(part.strip())
+        nodes.append((parsed.hostname, parsed.port or 26379))
+        password = password or parsed.password
+        db = int(parsed.path.strip("/") or db)
+    timeouts = {key: options[key] for key in ("socket_timeout", "socket_connect_timeout")}
+    return Sentinel(nodes, **timeouts).master_for(master, db=db, password=password, **options)
 
 
 class Lease:

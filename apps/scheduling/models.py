@@ -28,6 +28,34 @@ class Overlap(models.TextChoices):
     SKIP = "skip", "skip while the previous run is still running"
 
 
+class LeaderFence(models.Model):
+    """A fenced lease: the token of the latest beat to take the leader lease. A beat
+    takes the next token when it becomes leader, and sends runs only in a transaction
+    that finds its own token still here: a leader that stalled past its lease while a
+    newer one took over sends nothing when it resumes (beat/leadership.py)."""
+
+    name = models.CharField(max_length=100, primary_key=True)
+    token = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.token}"
+
+    @classmethod
+    def next_token(cls, name: str) -> int:
+        """Raise the fence: every earlier holder's sends are refused from now on."""
+        with transaction.atomic():
+            cls.objects.get_or_create(name=name)
+            cls.objects.filter(name=name).update(token=models.F("token") + 1)
+            return cls.objects.get(name=name).token
+
+    @classmethod
+    def holds(cls, name: str, token: int) -> bool:
+        """Whether `token` is still the latest; in a transaction, the row stays locked
+        (PostgreSQL; SQLite's IMMEDIATE transactions lock the database) until it ends,
+        so no newer leader takes over between this check and the caller's writes."""
+        return bool(cls.objects.filter(name=name, token=token).update(token=token))
+
+
 class ScheduleOptions(models.Model):
     """Switchyard's rules for one django-celery-beat PeriodicTask."""
 

@@ -105,3 +105,12 @@ def test_a_duration_setting_beyond_a_year_is_refused_when_settings_load(tmp_path
 def test_env_example_lists_every_variable_settings_reads():
     listed = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=", ENV_EXAMPLE.read_text(), re.M))
     assert settings_variables() - listed == set()
+
+
+def test_a_sentinel_broker_without_the_primarys_name_is_refused_when_settings_load(tmp_path):
+    sentinels = "sentinel://sentinel-1:26379;sentinel://sentinel-2:26379"
+    result = manage(tmp_path, "check", CELERY_BROKER_URL=sentinels)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: A sentinel:// URL needs REDIS_SENTINEL_MASTER" in result.stderr
+    named = manage(tmp_path, "check", CELERY_BROKER_URL=sentinels, REDIS_SENTINEL_MASTER="main")
+    assert named.returncode == 0, named.stderr

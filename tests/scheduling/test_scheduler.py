@@ -189,6 +189,30 @@ def test_a_run_the_dead_leader_sent_is_not_sent_again(queue, scheduler, monkeypa
     assert task.last_run_at == datetime.fromisoformat(due)
 
 
+def test_a_leader_that_resumes_after_a_newer_one_took_over_sends_nothing(queue, scheduler):
+    """The old leader passed its lease check, then stalled (a partition, a long pause, a
+    slow query) past its lease while a newer leader took over and sent the due run: the
+    old leader's send is refused at send time (the fenced lease), not left to luck."""
+    from apps.scheduling.lease import redis_client
+
+    key = f"test:beat:{queue}"
+    old = scheduler(lease=make_lease(key, ttl=2))
+    old.tick()  # takes the lease: it has led for longer than a lease by the time "a" is due
+    time.sleep(max(0, old._look_up_until - time.time()) + 0.1)
+    make_schedule("a", due_in=-0.05, queue=queue)
+    old._refresh()
+    assert old._lead()
+    batch = old._pop_due(time.time())
+    assert [entry.name for _, entry in batch] == ["a"]
+    redis_client().delete(key)  # the old leader stalls here; its lease lapses
+    newer = scheduler(lease=make_lease(key, ttl=2))
+    newer.tick()
+    assert sent_schedules(queue) == ["a"]
+    old._dispatch(batch)  # it resumes where it stalled
+    assert sent_schedules(queue) == ["a"]
+    assert not old._leading
+
+
 def test_a_run_recorded_but_not_published_is_left_to_the_sweeper(queue, scheduler):
     task = make_schedule("a", due_in=-1, queue=queue)
     make_run(task_id=run_id("a", task.last_run_at), state=State.PENDING_SEND, schedule_name="a")

@@ -8,11 +8,14 @@ import uuid
 from datetime import UTC, datetime
 from functools import cached_property
 
+from django.db import transaction
+
 from apps.jobs.models import Run
 from apps.jobs.worker.recording import bulk_records, is_recorded
 
 from .. import overlap, publishing
 from .entries import CHUNK, DB_ERRORS, SwitchyardEntry
+from .leadership import Superseded
 
 log = logging.getLogger("apps.scheduling.schedulers")
 
@@ -30,6 +33,12 @@ class Sending:
         return self.producer.connection.transport.driver_type == "redis"
 
     def _dispatch(self, batch: list[tuple[float, SwitchyardEntry]]) -> None:
+        try:
+            self._dispatch_batch(batch)
+        except Superseded:
+            self._stand_down()
+
+    def _dispatch_batch(self, batch: list[tuple[float, SwitchyardEntry]]) -> None:
         ids = {entry.name: run_id(entry.name, entry.last_run_at) for _, entry in batch}
         # Only runs due before the last leader's lease ran out can have been sent by it.
         suspect = [ids[entry.name] for when, entry in batch if when <= self._look_up_until]
@@ -54,6 +63,7 @@ class Sending:
             elif task_id in sent or self._skipped(entry, task_id):
                 self._advance(entry, now)  # sent by the last leader (which died), or skipped
             elif not is_recorded(entry.task):  # nothing to look up after a crash:
+                self._check_fence()
                 self._advance(entry, now)  # record, then send
                 self._save_run_times()
                 self._publish(entry, task_id, when)
@@ -88,8 +98,9 @@ class Sending:
     def _send(self, items: list[tuple[float, SwitchyardEntry, str]], now: datetime) -> None:
         """Publish a batch in one Redis round trip, its run records in one INSERT.
 
-        The records (pending_send) are written before the buffered messages are
-        flushed, and marked queued after: a crash in between leaves them for the jobs
+        The records (pending_send) are written, in the transaction that checks the
+        fence (leadership.py), before the buffered messages are flushed, and marked
+        queued after: a crash in between leaves them for the jobs
         sweeper, as for any run whose sending failed.
         """
         if not items:
@@ -97,12 +108,16 @@ class Sending:
         records: list[Run] = []
         token = bulk_records.set(records)
         try:
-            with self.producer.batch(max_size=10 * len(items) + 10):  # no early flush
+            # No early flush; the transaction commits (inner) before the batch flushes.
+            with self.producer.batch(max_size=10 * len(items) + 10), transaction.atomic():
+                self._fenced()
                 for when, entry, task_id in items:
                     # Buffered: nothing to retry until the flush, which is not retried.
                     self._publish(entry, task_id, when, retry=False)
                 Run.objects.bulk_create(records, ignore_conflicts=True)
             flushed = True
+        except Superseded:
+            raise  # nothing was sent: the batch is dropped unflushed
         except DB_ERRORS:
             self._put_back([(when, entry) for when, entry, _ in items])  # nothing was sent
             raise
