@@ -37,8 +37,8 @@ test-postgres: $(STAMP)
 
 # The chaos suite at full size: 1,000 jobs through worker kills (`make test` sends 200),
 # then Redis, PostgreSQL and beat failures; on SQLite, then PostgreSQL. CHAOS_LONG adds
-# the scenarios too long for `make test` (lost workers at the default threshold, a
-# three-node RabbitMQ cluster with quorum queues). See docs/reliability.md.
+# lost workers at the default threshold; a three-node RabbitMQ cluster with quorum queues
+# runs here too (marker hosts_full). See docs/reliability.md.
 chaos: $(STAMP)
 	CHAOS_JOBS=1000 CHAOS_LONG=1 $(BIN)/python -m tests.run_suite tests/reliability -m chaos
 

@@ -8,8 +8,8 @@ sender publishes jobs, the leader node is SIGKILLed: publishers and workers fail
 another node, the queue elects a new leader from its replicas. Every run must succeed,
 none executed twice.
 
-A cluster takes about a minute to start here, so this runs in `make chaos` only
-(CHAOS_LONG=1), on one database (the broker is what it tests).
+A cluster takes about a minute to start here, so this runs in `make chaos` and
+`make chaos-hosts` only (marker hosts_full), on one database.
 """
 
 import json
@@ -27,12 +27,13 @@ from .stack import RECORD, Fleet, count_runs, describe, report, settle
 
 pytestmark = [
     pytest.mark.chaos,
-    pytest.mark.once,
+    pytest.mark.hosts,  # issue 14's scenario 6: `make chaos-hosts` runs it too
+    pytest.mark.hosts_full,  # never in `make test`
+    pytest.mark.postgres_pass,  # one pass is enough: the broker is what it tests
     pytest.mark.slow,
     pytest.mark.django_db(transaction=True),
     pytest.mark.timeout(900),
     pytest.mark.skipif(rabbitmq_start_script() is None, reason="RabbitMQ is not installed"),
-    pytest.mark.skipif(not os.environ.get("CHAOS_LONG"), reason="make chaos only (CHAOS_LONG=1)"),
 ]
 
 JOBS = int(os.environ.get("CHAOS_QUORUM_JOBS", "300"))
