@@ -314,6 +314,10 @@ SWEEP_PENDING_AFTER_SECONDS = env_int("SWEEP_PENDING_AFTER_SECONDS", 10, 0, YEAR
 # sent again by the sweeper (a worker killed as it took the message loses it).
 SWEEP_LOST_AFTER_SECONDS = env_int("SWEEP_LOST_AFTER_SECONDS", 60, 1, YEAR_S)
 STUCK_QUEUED_AFTER_SECONDS = env_int("STUCK_QUEUED_AFTER_SECONDS", 600, 1, YEAR_S)
+# A worker holding started runs that answered no ping for this long is lost: the sweeper
+# (every 30 s) sends its idempotent runs again and fails the others, and the dashboard
+# shows it as lost. More than the sweep's 30 s, so one missed ping is not enough; 0: off.
+WORKER_LOST_AFTER_SECONDS = env_int("WORKER_LOST_AFTER_SECONDS", 45, 0, YEAR_S)
 # django-celery-results' tables and admin; each state stored with one upsert
 # (apps.jobs.worker.backend).
 CELERY_RESULT_BACKEND = "apps.jobs.worker.backend:SwitchyardBackend"
@@ -340,6 +344,29 @@ CELERY_RESULT_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_ENABLE_UTC = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# On RabbitMQ, "quorum" declares the task queues as quorum queues: replicated over the
+# cluster's nodes, they keep every message while a majority of nodes is up (classic
+# queues live on one node). Celery then sets no global QoS, which quorum queues refuse
+# (CELERY_WORKER_DETECT_QUORUM_QUEUES), and sends countdown/ETA tasks through its native
+# delayed delivery, which needs topic exchanges. Quorum queues (RabbitMQ 3.x) ignore
+# message priorities. A queue keeps the type it was declared with: switch on an empty
+# virtual host. Redis ignores the setting. See docs/reliability.md.
+CELERY_TASK_DEFAULT_QUEUE_TYPE = env_str("CELERY_TASK_DEFAULT_QUEUE_TYPE", "classic")
+if CELERY_TASK_DEFAULT_QUEUE_TYPE not in ("classic", "quorum"):
+    raise ImproperlyConfigured(
+        f"CELERY_TASK_DEFAULT_QUEUE_TYPE={CELERY_TASK_DEFAULT_QUEUE_TYPE!r}: "
+        "expected classic or quorum"
+    )
+CELERY_WORKER_DETECT_QUORUM_QUEUES = True
+if CELERY_TASK_DEFAULT_QUEUE_TYPE == "quorum":
+    CELERY_TASK_CREATE_MISSING_QUEUE_TYPE = "quorum"  # the queues jobs name (queue=...)
+    CELERY_TASK_DEFAULT_EXCHANGE_TYPE = "topic"
+    CELERY_TASK_CREATE_MISSING_QUEUE_EXCHANGE_TYPE = "topic"
+    # Without publisher confirms a message published while the queue elects a new leader
+    # (a node lost) is dropped unseen: measured, 146 of 200 runs sent in those seconds
+    # (tests/reliability/test_rabbitmq_quorum.py). With them a publish the broker did not
+    # take fails, and the run waits to be sent again (the sweeper sends it).
+    CELERY_BROKER_TRANSPORT_OPTIONS["confirm_publish"] = True
 # Celery's task events (task-sent from every sender; received, started, succeeded... from
 # workers) are for monitors such as Flower. Switchyard reads none of them: its run records
 # say the same. Off (Celery's default), a trigger reaches its task sooner and a worker

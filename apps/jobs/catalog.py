@@ -185,9 +185,11 @@ def _typed_value(param: P.Param, value: Any) -> Any:
 def _mark_cancelled(task: Task) -> None:
     from .models import Run, State
 
+    current = current_run.of(task.request)
     Run.objects.filter(task_id=task.request.id).finish(
-        State.CANCELLED, note="Cancelled while running."
-    )
+        State.CANCELLED, note="Cancelled while running.",
+        attempt=current.attempt if current is not None else None,
+    )  # fmt: skip
     task.update_state(state=states.REVOKED, meta={"reason": "cancelled"})
 
 

@@ -8,7 +8,8 @@ nothing else is kept on the request.
 """
 
 import datetime as dt
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 
 ATTRIBUTE = "switchyard_run"
 
@@ -16,6 +17,11 @@ ATTRIBUTE = "switchyard_run"
 @dataclass(slots=True)
 class CurrentRun:
     task_id: str
+    # This execution's token, written on the run when it claims it: its progress and
+    # outcome (and result row) are stored only while the run still holds this token,
+    # so a worker cut off and taken over by the sweeper cannot overwrite what the
+    # execution that replaced it wrote (apps.jobs.sweeper.recover_lost_workers).
+    attempt: str = field(default_factory=lambda: uuid.uuid4().hex)
     # The result backend writes this run's start and outcome with its STARTED and final
     # results (one statement each), instead of the prerun and postrun handlers.
     backend_writes: bool = False

@@ -123,6 +123,21 @@ def broker_connection() -> Connection:
     )
 
 
+def ping_workers() -> set[str] | None:
+    """Names of the workers that answer a remote-control ping within TIMEOUT (each a
+    sign of life: `workers_answered`); None when the broker cannot be reached."""
+    try:
+        with broker_connection() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, timeout=TIMEOUT)
+            replies = current_app.control.ping(timeout=TIMEOUT, connection=conn) or []
+    except Exception as exc:  # any transport error: no answer from anyone, judge no one
+        log.warning("broker unreachable, workers not pinged: %s", exc)
+        return None
+    names = {name for reply in replies for name in reply}
+    workers_answered.send(sender=Snapshot, workers=tuple(Worker(name) for name in sorted(names)))
+    return names
+
+
 def ask_workers(conn: Connection, limit: int | None = None) -> tuple[Worker, ...]:
     asking = current_app.control.inspect(timeout=TIMEOUT, connection=conn, limit=limit)
     replies = asking.stats() or {}

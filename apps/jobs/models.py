@@ -42,6 +42,8 @@ STARTABLE_STATES = (State.PENDING_SEND, State.QUEUED, State.RETRYING, State.STAR
                     State.PROGRESS, State.WAITING)  # fmt: skip
 # States a stuck run may be sent again from (by hand: the sweeper's resend).
 RESENDABLE_STATES = (State.PENDING_SEND, State.QUEUED, State.STARTED, State.PROGRESS)
+# States in which a worker holds a run (the sweeper takes back those of a lost worker).
+HELD_STATES = (State.STARTED, State.PROGRESS)
 
 
 class RunQuerySet(models.QuerySet):
@@ -52,9 +54,12 @@ class RunQuerySet(models.QuerySet):
         progress --finish--> succeeded | failed | retrying (again claim_start) | cancelled
 
     `Run.cancel` and `Run.record_skipped` are the two transitions of one run by hand and
-    by beat. The worker's hot path writes claim_start and finish as prepared statements
-    built by `Run.claim_start_statement` / `Run.finish_statement` from the same values
-    and allowed states (apps/jobs/backend.py).
+    by beat. `take_back` / `fail_held` are the sweeper's, for runs a lost worker held.
+    A claim writes the execution's token (`attempt`); passed to report_progress and
+    finish, it makes them apply only while that execution still holds the run. The
+    worker's hot path writes claim_start and finish as prepared statements built by
+    `Run.claim_start_statement` / `Run.finish_statement` from the same values and
+    allowed states (apps/jobs/backend.py).
     """
 
     def active(self):
@@ -74,33 +79,58 @@ class RunQuerySet(models.QuerySet):
         delivered) -> pending_send, for the sweeper to send."""
         return self.filter(state=State.QUEUED, deliveries=0).update(state=State.PENDING_SEND)
 
-    def claim_start(self, *, worker: str, retries: int = 0, redelivered: bool = False) -> int:
-        """A worker starts them (one more delivery); never a finished or cancelled run."""
-        values = start_values(worker, retries, redelivered)
+    def claim_start(self, *, worker: str, retries: int = 0, redelivered: bool = False,
+                    attempt: str = "") -> int:  # fmt: skip
+        """A worker starts them (one more delivery); never a finished or cancelled run.
+        `attempt` names this execution: its later writes apply only while it holds it."""
+        values = start_values(worker, retries, redelivered, attempt)
         return self.filter(state__in=STARTABLE_STATES).update(
             **values, deliveries=F("deliveries") + 1
         )
 
-    def report_progress(self, done: float, total: float, message: str) -> int:
+    def held_by(self, attempt: str | None):
+        """Those the execution `attempt` still holds (None: no fence, every run)."""
+        return self if attempt is None else self.filter(attempt=attempt)
+
+    def report_progress(self, done: float, total: float, message: str,
+                        attempt: str | None = None) -> int:  # fmt: skip
         """Progress of a running run whose cancel nobody asked for."""
         return (
-            self.filter(cancel_requested_at__isnull=True)
+            self.held_by(attempt).filter(cancel_requested_at__isnull=True)
             .exclude(state__in=FINISHED_STATES)
             .update(state=State.PROGRESS, progress_done=done, progress_total=total,
                     progress_message=message[:500])
         )  # fmt: skip
 
-    def finish(self, state: State, *, at=None, note: str | None = None) -> int:
+    def finish(self, state: State, *, at=None, note: str | None = None,
+               attempt: str | None = None) -> int:  # fmt: skip
         """An outcome (succeeded, failed, cancelled; or retrying, which is not final):
-        a finished run stays as it is."""
+        a finished run stays as it is; with `attempt`, only while that execution holds it."""
         values = finish_values(state, at)
         if note is not None:
             values["note"] = note
-        return self.exclude(state__in=FINISHED_STATES).update(**values)
+        return self.held_by(attempt).exclude(state__in=FINISHED_STATES).update(**values)
 
     def mark_unsent(self, note: str) -> int:
-        """Back to pending_send, to be sent again with the same task id (stuck runs)."""
-        return self.filter(state__in=RESENDABLE_STATES).update(state=State.PENDING_SEND, note=note)
+        """Back to pending_send, to be sent again with the same task id (stuck runs). The
+        execution that held a started one no longer does: its late writes are refused."""
+        return self.filter(state__in=RESENDABLE_STATES).update(
+            state=State.PENDING_SEND, note=note, attempt=""
+        )
+
+    def take_back(self, note: str) -> int:
+        """Runs held by a worker presumed lost, to be sent again: pending_send, and no
+        longer held by the lost execution (its late writes are refused)."""
+        return self.filter(state__in=HELD_STATES).update(
+            state=State.PENDING_SEND, note=note, attempt=""
+        )
+
+    def fail_held(self, note: str) -> int:
+        """Runs held by a worker presumed lost that are not safe to run again: failed,
+        and no longer held by the lost execution (its late outcome is refused)."""
+        return self.filter(state__in=HELD_STATES).update(
+            **finish_values(State.FAILED), note=note, attempt=""
+        )
 
     def cancel_not_started(self, by=None) -> int:
         """Ask these runs to stop (cancel_requested_at) and cancel at once those not
@@ -188,6 +218,10 @@ class Run(models.Model):
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="steps"
     )
     step = models.CharField(max_length=200, blank=True)
+    # The execution that holds the run (a token its worker drew when it claimed it): its
+    # progress and outcome are written only while it is still this one. The sweeper
+    # clears it when it takes a run back from a lost worker, fencing out late writes.
+    attempt = models.CharField(max_length=32, blank=True)
 
     objects = RunQuerySet.as_manager()
 
@@ -239,17 +273,21 @@ class Run(models.Model):
 
     @staticmethod
     def claim_start_statement(connection, task_id: str, *, worker: str, retries: int = 0,
-                              redelivered: bool = False) -> tuple[str, list]:  # fmt: skip
+                              redelivered: bool = False, attempt: str = "",
+                              ) -> tuple[str, list]:  # fmt: skip
         """`claim_start` of one run as (sql, params), for the result backend's prepared
         statements: the same values and allowed states."""
-        values = start_values(worker, retries, redelivered)
+        values = start_values(worker, retries, redelivered, attempt)
         return _update_statement(connection, task_id, values, STARTABLE_STATES, claim=True)
 
     @staticmethod
-    def finish_statement(connection, task_id: str, state: State) -> tuple[str, list]:
-        """`finish` of one run as (sql, params), for the result backend."""
+    def finish_statement(connection, task_id: str, state: State,
+                         attempt: str | None = None) -> tuple[str, list]:  # fmt: skip
+        """`finish` of one run as (sql, params), for the result backend (with `attempt`:
+        only while that execution holds the run)."""
         values = finish_values(state)
-        return _update_statement(connection, task_id, values, FINISHED_STATES, claim=False)
+        return _update_statement(connection, task_id, values, FINISHED_STATES, claim=False,
+                                 attempt=attempt)  # fmt: skip
 
     @property
     def is_finished(self) -> bool:
@@ -284,10 +322,11 @@ class Run(models.Model):
         return self.requested_by_label or "unknown"
 
 
-def start_values(worker: str, retries: int = 0, redelivered: bool = False) -> dict:
+def start_values(worker: str, retries: int = 0, redelivered: bool = False,
+                 attempt: str = "") -> dict:  # fmt: skip
     """The run's new columns when a worker starts it (besides one more delivery)."""
     values = {"state": State.STARTED, "started_at": timezone.now(), "worker": worker or "",
-              "retries": retries or 0}  # fmt: skip
+              "retries": retries or 0, "attempt": attempt or ""}  # fmt: skip
     if redelivered:
         values["note"] = "Redelivered after its worker was lost."
     return values
@@ -300,26 +339,31 @@ def finish_values(state: State, at=None) -> dict:
     return {"state": state}
 
 
-def _update_statement(connection, task_id: str, values: dict, states, *, claim: bool):
+def _update_statement(connection, task_id: str, values: dict, states, *, claim: bool,
+                      attempt: str | None = None):  # fmt: skip
     """UPDATE one run's columns where its state is in `states` (claim: one more
-    delivery) or, for an outcome, where it is not (a finished run stays finished)."""
-    text = _update_text(connection.alias, tuple(values), len(states), claim)
+    delivery) or, for an outcome, where it is not (a finished run stays finished); with
+    `attempt`, only while that execution holds the run."""
+    fenced = attempt is not None
+    text = _update_text(connection.alias, tuple(values), len(states), claim, fenced)
     params = [value if value is None or type(value) is str
               else Run._meta.get_field(name).get_db_prep_save(value, connection)
               for name, value in values.items()]  # fmt: skip
-    return text, [*params, task_id, *map(str, states)]
+    return text, [*params, task_id, *map(str, states), *([attempt] if fenced else [])]
 
 
 @functools.cache
-def _update_text(alias: str, names: tuple[str, ...], states: int, claim: bool) -> str:
+def _update_text(alias: str, names: tuple[str, ...], states: int, claim: bool,
+                 fenced: bool = False) -> str:  # fmt: skip
     """Built once per set of columns: only quoted names from the model's meta in it."""
     quote = connections[alias].ops.quote_name
     column = {name: quote(Run._meta.get_field(name).column)
-              for name in (*names, "deliveries", "state", "task_id")}  # fmt: skip
+              for name in (*names, "deliveries", "state", "task_id", "attempt")}  # fmt: skip
     assignments = [f"{column[name]} = %s" for name in names]
     if claim:
         assignments.append(f"{column['deliveries']} = {column['deliveries']} + 1")
     placeholders = ", ".join(["%s"] * states)
     sql = f"UPDATE {quote(Run._meta.db_table)} SET {', '.join(assignments)} "  # noqa: S608
-    return sql + (f"WHERE {column['task_id']} = %s AND {'' if claim else 'NOT '}"
-                  f"{column['state']} IN ({placeholders})")  # fmt: skip
+    sql += (f"WHERE {column['task_id']} = %s AND {'' if claim else 'NOT '}"
+            f"{column['state']} IN ({placeholders})")  # fmt: skip
+    return sql + (f" AND {column['attempt']} = %s" if fenced else "")

@@ -3,6 +3,7 @@
 from celery import current_task
 from django.db import DatabaseError
 
+from . import current_run
 from .models import Run
 
 
@@ -26,8 +27,11 @@ def report_progress(done: float, total: float, message: str = "") -> None:
     message = scrub(str(message), values(request.task, request.args, request.kwargs))
     meta = {"done": done, "total": total, "message": message[:500]}
     task.update_state(state="PROGRESS", meta=meta)
+    current = current_run.of(task.request)
+    attempt = current.attempt if current is not None else None
     try:
-        updated = Run.objects.filter(task_id=task.request.id).report_progress(done, total, message)
+        runs = Run.objects.filter(task_id=task.request.id)
+        updated = runs.report_progress(done, total, message, attempt=attempt)
     except DatabaseError:
         return
     if (

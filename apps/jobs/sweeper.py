@@ -6,6 +6,11 @@
 - `resend_lost`: on Redis, a worker killed between taking a message and recording it
   as unacknowledged loses it; a run never delivered whose message the broker no longer
   holds is sent again (late-acked jobs only: a job not safe to run twice is not).
+- `recover_lost_workers`: a worker holding started runs that answered no ping for
+  WORKER_LOST_AFTER_SECONDS (apps.jobs.liveness) is lost; its runs of jobs safe to run
+  again are sent again, the others failed with a note. Either way the lost execution no
+  longer holds the run, so a worker that was only cut off writes nothing when it comes
+  back (models.Run.attempt).
 - `stuck_runs` / `resend`: queued too long with no worker, or started on a worker that
   is gone; shown on the dashboard and the run page, and re-sent from there.
 """
@@ -14,16 +19,18 @@ import logging
 import time
 from datetime import timedelta
 
+from billiard.exceptions import WorkerLostError
 from celery import current_app
 from django.conf import settings
+from django.db import DatabaseError, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
-from . import broker_held, secrets
+from . import broker_held, inspect, liveness, secrets
 from .catalog import queue_names
 from .dispatch import send
-from .models import Run, State
+from .models import HELD_STATES, Run, State
 from .worker.recording import CELERY_STATES
 
 log = logging.getLogger(__name__)
@@ -126,6 +133,61 @@ def _queue(run: Run) -> str:
     task = current_app.tasks.get(run.job_name)
     options = {"queue": task.queue} if getattr(task, "queue", None) else {}
     return current_app.amqp.router.route(options, run.job_name)["queue"].name
+
+
+def recover_lost_workers(answering: set[str] | None = None) -> dict[str, int]:
+    """Take back the runs of lost workers: send again those of jobs safe to run twice
+    (late-acked), fail the others with a note. `answering`: the workers that answered
+    just now (None: ping them). Counts of runs {"resent": n, "failed": n}."""
+    counts = {"resent": 0, "failed": 0}
+    if liveness.lost_after() is None:
+        return counts
+    if answering is None:
+        answering = inspect.ping_workers()
+        if answering is None:
+            return counts  # the broker is unreachable: no one is judged
+    for worker in liveness.lost_workers(answering):
+        for run in Run.objects.filter(worker=worker, state__in=HELD_STATES)[:BATCH]:
+            try:
+                outcome = take_back(run, worker)
+            except DatabaseError:
+                log.exception("run %s: could not take it back from lost worker %s", run.pk, worker)
+                continue
+            if outcome:
+                counts[outcome] += 1
+    return counts
+
+
+def take_back(run: Run, worker: str) -> str | None:
+    """Take one run back from a lost `worker`, if it still holds it (same execution):
+    "resent", "failed", or None (it moved on meanwhile, or its job is unknown here)."""
+    task = current_app.tasks.get(run.job_name)
+    if task is None:
+        log.warning("run %s of %s: job unknown to this process; left to a sweeper that "
+                    "knows whether it is safe to run again", run.pk, run.job_name)  # fmt: skip
+        return None
+    silent = f"its worker {worker} answered no ping for {settings.WORKER_LOST_AFTER_SECONDS} s"
+    held = Run.objects.filter(pk=run.pk, worker=worker, attempt=run.attempt)
+    # The run and its result row change together: a late outcome of the lost execution
+    # either came first (and the run is no longer held) or is refused (worker/backend.py).
+    with transaction.atomic():
+        if task.acks_late:
+            if not held.take_back(f"Sent again: {silent} while it ran."):
+                return None
+            current_app.backend.mark_as_retry(run.task_id, WorkerLostError(silent))
+        else:
+            note = f"Failed: {silent} while it ran; not run again (not idempotent)."
+            if not held.fail_held(note):
+                return None
+            current_app.backend.mark_as_failure(run.task_id, WorkerLostError(note))
+    log.warning("run %s: %s; %s", run.task_id, silent,
+                "sent again" if task.acks_late else "failed (not safe to run again)")  # fmt: skip
+    if not task.acks_late:
+        return "failed"
+    run.refresh_from_db()
+    if _claim(run):  # once among sweepers: send_pending may see it pending_send too
+        _send(run)  # if the broker refuses, it waits as pending_send for send_pending
+    return "resent"
 
 
 def stuck_runs(alive_workers: set[str] | None = None):

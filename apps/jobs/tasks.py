@@ -9,8 +9,9 @@ from .params import Choices, MaxLength, Range
 
 @shared_task(ignore_result=True, switchyard_record=False)
 def sweep() -> None:
-    """Housekeeping every 30 s: send runs left unsent or lost by the broker, reconcile
-    orphaned states."""
+    """Housekeeping every 30 s: take back the runs of lost workers, send runs left
+    unsent or lost by the broker, reconcile orphaned states."""
+    sweeper.recover_lost_workers()
     sweeper.send_pending()
     sweeper.resend_lost()
     sweeper.reconcile()

@@ -16,8 +16,8 @@ from django.db.models.functions import TruncHour
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
-from apps.jobs import inspect, sweeper
-from apps.jobs.models import Run, State
+from apps.jobs import inspect, liveness, sweeper
+from apps.jobs.models import HELD_STATES, Run, State
 from apps.jobs.permissions import may_see
 
 from . import heartbeat
@@ -34,10 +34,15 @@ class WorkerRow:
     concurrency: int | None
     active: int
     last_seen: datetime | None
+    # Not answering while holding started runs, for WORKER_LOST_AFTER_SECONDS or more:
+    # the sweeper takes its runs back (sends them again, or fails them).
+    lost: bool = False
+    held: tuple[Run, ...] = ()
 
 
-def workers(snap: inspect.Snapshot) -> list[WorkerRow]:
-    """Workers answering now, then the ones that answered in the last day but no longer."""
+def workers(snap: inspect.Snapshot, user=None) -> list[WorkerRow]:
+    """Workers answering now, then the ones that answered in the last day but no longer,
+    or hold started runs without answering, with the runs they hold (those `user` sees)."""
     seen = heartbeat.last_seen()
     busy = dict(
         Run.objects.filter(state__in=[State.STARTED, State.PROGRESS], worker__gt="")
@@ -48,19 +53,47 @@ def workers(snap: inspect.Snapshot) -> list[WorkerRow]:
     rows = [WorkerRow(w.name, True, w.concurrency, busy.get(w.name, 0), seen.get(w.name))
             for w in snap.workers]  # fmt: skip
     if snap.broker_ok:
-        gone = sorted(set(seen) - snap.worker_names)
-        rows += [WorkerRow(n, False, None, busy.get(n, 0), seen[n]) for n in gone]
+        silent = liveness.silent_holders(snap.worker_names)
+        held = held_runs(set(silent), user)
+        now = timezone.now()
+        rows += [WorkerRow(n, False, None, busy.get(n, 0), seen.get(n),
+                           lost=n in silent and liveness.is_lost(silent[n], now),
+                           held=held.get(n, ()))
+                 for n in sorted((set(seen) | set(silent)) - snap.worker_names)]  # fmt: skip
     return rows
 
 
-def in_progress(user, limit: int = 20) -> list[Run]:
+def held_runs(names: set[str], user, limit: int = 20) -> dict[str, tuple[Run, ...]]:
+    """The started runs each of these workers holds, newest first, `limit` in all."""
+    if not names:
+        return {}
+    runs = Run.objects.filter(worker__in=names, state__in=HELD_STATES)
+    if user is not None:
+        runs = runs.visible_to(user)
+    by_worker: dict[str, list[Run]] = {}
+    for run in runs.order_by("-started_at")[:limit]:
+        by_worker.setdefault(run.worker, []).append(run)
+    return {name: tuple(runs) for name, runs in by_worker.items()}
+
+
+def in_progress(user, snap: inspect.Snapshot | None = None, limit: int = 20) -> list[Run]:
+    """Active runs; each started one whose worker is not answering is marked
+    `worker_silent` (its progress is not live: the page says so instead)."""
     runs = Run.objects.visible_to(user).active().select_related("requested_by")
-    return list(runs.order_by("-queued_at")[:limit])
+    found = list(runs.order_by("-queued_at")[:limit])
+    answering = snap is not None and snap.broker_ok and liveness.answering_names(snap.worker_names)
+    for run in found:
+        run.worker_silent = (
+            answering is not False and run.state in HELD_STATES and (run.worker not in answering)
+        )
+    return found
 
 
 def stuck(user, snap: inspect.Snapshot, limit: int = 20) -> list[Run]:
-    """Runs no worker picked up in time, or whose worker is gone (broker permitting)."""
-    alive = snap.worker_names if snap.broker_ok else None
+    """Runs no worker picked up in time, or whose worker is gone (broker permitting).
+    While lost workers are taken back by the sweeper, runs on a silent worker show with
+    it in the workers' part instead."""
+    alive = snap.worker_names if snap.broker_ok and liveness.lost_after() is None else None
     runs = sweeper.stuck_runs(alive).visible_to(user).select_related("requested_by")
     return list(runs.order_by("queued_at")[:limit])
 

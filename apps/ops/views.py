@@ -1,5 +1,6 @@
 """The dashboard (staff), its live parts, and the probes /healthz, /readyz, /metrics."""
 
+from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -47,13 +48,14 @@ def part_context(name: str, request: HttpRequest, snap: inspect.Snapshot) -> dic
         return {"snap": snap, "beat": dashboard.beat_status(),
                 "incidents": dashboard.open_incidents(request.user)}  # fmt: skip
     if name == "workers":
-        return {"snap": snap, "workers": dashboard.workers(snap),
+        return {"snap": snap, "workers": dashboard.workers(snap, request.user),
+                "lost_after": settings.WORKER_LOST_AFTER_SECONDS,
                 "can_control": may_control(request.user)}  # fmt: skip
     if name == "queues":
         return {"snap": snap, "queue_rows": control_status.queue_rows(),
                 "can_control": may_control(request.user)}  # fmt: skip
     if name == "runs":
-        return {"active_runs": dashboard.in_progress(request.user)}
+        return {"active_runs": dashboard.in_progress(request.user, snap)}
     if name == "stuck":
         return {"stuck_runs": dashboard.stuck(request.user, snap)}
     if name == "failures":

@@ -235,3 +235,60 @@ def test_a_refresh_waits_only_for_as_many_workers_as_the_last_full_look_found(mo
     cache.delete(inspect.CACHE_KEY)
     inspect.snapshot()
     assert limits == [None, 2, None]
+
+
+def make_held_run(worker: str, seconds_ago: float, **kw) -> Run:
+    started = timezone.now() - timedelta(seconds=seconds_ago)
+    return make_run(state=State.PROGRESS, worker=worker, started_at=started, queued_at=started,
+                    progress_done=1, progress_total=2, **kw)  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_a_silent_worker_past_the_threshold_shows_as_lost_with_the_runs_it_held(
+    staff_client, settings
+):
+    settings.WORKER_LOST_AFTER_SECONDS = 45
+    given_snapshot("w1@host")
+    held = make_held_run("gone@host", seconds_ago=60)
+    page = staff_client.get("/dashboard/workers/").content.decode()
+    assert '<tr class="worker offline lost">' in page
+    assert "gone@host" in page and held.get_absolute_url() in page
+    assert "being taken back by the sweeper" in page
+
+
+@pytest.mark.django_db
+def test_a_worker_silent_for_less_than_the_threshold_is_not_answering_but_not_lost_yet(
+    staff_client, settings
+):
+    settings.WORKER_LOST_AFTER_SECONDS = 45
+    given_snapshot("w1@host")
+    held = make_held_run("quiet@host", seconds_ago=5)
+    page = staff_client.get("/dashboard/workers/").content.decode()
+    assert '<tr class="worker offline">' in page and "(not answering)" in page
+    assert held.get_absolute_url() in page and " lost" not in page
+
+
+@pytest.mark.django_db
+def test_a_run_on_a_silent_worker_shows_no_live_progress_bar_and_no_resend_button(
+    staff_client, settings
+):
+    settings.WORKER_LOST_AFTER_SECONDS = 45
+    given_snapshot("w1@host")
+    make_held_run("gone@host", seconds_ago=60)
+    live = make_held_run("w1@host", seconds_ago=60)
+    runs = staff_client.get("/dashboard/runs/").content.decode()
+    assert runs.count('role="progressbar"') == 1 and live.get_absolute_url() in runs
+    assert "its worker is not answering (last report: 50%)" in runs
+    assert "Re-send" not in staff_client.get("/dashboard/stuck/").content.decode()
+
+
+@pytest.mark.django_db
+def test_the_runs_a_lost_worker_held_are_listed_only_to_those_who_may_see_them(client, settings):
+    settings.WORKER_LOST_AFTER_SECONDS = 45
+    given_snapshot("w1@host")
+    held = make_held_run(
+        "gone@host", seconds_ago=60, job_name="apps.maintenance.tasks.run_command"
+    )
+    client.force_login(make_user("dora", jobs=("apps.demo.tasks.add",)))
+    page = client.get("/dashboard/workers/").content.decode()
+    assert "gone@host" in page and held.get_absolute_url() not in page

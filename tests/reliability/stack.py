@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import redis
@@ -82,10 +83,10 @@ class Fleet:
         self.workers: dict[str, subprocess.Popen] = {}
         self.kills: Counter = Counter()
 
-    def start(self, name: str) -> None:
+    def start(self, name: str, *extra: str, concurrency: int | None = None) -> None:
         command = processes.worker_command(
-            self.concurrency, "-n", f"{name}@%h", "--include", INCLUDE,
-            "--without-gossip", "--without-mingle",
+            concurrency or self.concurrency, "-n", f"{name}@%h", "--include", INCLUDE,
+            "--without-gossip", "--without-mingle", *extra,
         )  # fmt: skip
         self.workers[name] = self._start(command, **self.env)
 
@@ -298,3 +299,21 @@ def send_many_command(ledger: Ledger, count: int, seconds: float) -> list[str]:
     code = (f"from tests.reliability.stack import send_many; "
             f"send_many({str(ledger.path)!r}, {count}, {seconds})")  # fmt: skip
     return [processes.PYTHON, "manage.py", "shell", "-v", "0", "-c", code]
+
+
+def send_paced(ledger_path: str, count: int, per_second: float, sweep_for: float) -> None:
+    """Run by `manage.py shell -c` in a process with its own broker settings: send `count`
+    chaos jobs at `per_second`, printing their task ids, then sweep runs left unsent (a
+    publish that failed while the broker failed over) for up to `sweep_for` seconds."""
+    ledger = Ledger(Path(ledger_path))
+    ids = []
+    for _ in range(count):
+        ids.append(send(RECORD, ledger, 0.1).task_id)
+        print(ids[-1], flush=True)
+        time.sleep(1 / per_second)
+    deadline = time.monotonic() + sweep_for
+    while time.monotonic() < deadline:
+        if not Run.objects.filter(task_id__in=ids, state=State.PENDING_SEND).exists():
+            return
+        sweeper.send_pending(older_than=timedelta(seconds=1))
+        time.sleep(1)

@@ -48,7 +48,7 @@ from django_celery_results.models import ChordCounter, TaskResult
 from .. import current_run, secrets
 from ..models import Run
 from .connections import note_used
-from .recording import CELERY_STATES, claim_of
+from .recording import CELERY_STATES, claim_of, note_refused
 
 OUTCOMES = (states.SUCCESS, states.FAILURE, states.RETRY)
 
@@ -125,7 +125,9 @@ class SwitchyardBackend(DatabaseBackend):
                 return result
         elif started_at := started_at_of(current, task_id, status):
             row["date_started"] = started_at
-        updated = store(connection, upsert_sql(self.TaskModel, row, connection), run_sql)
+        attempt = current.attempt if current is not None else None
+        result_sql = upsert_sql(self.TaskModel, row, connection, attempt)
+        updated = store(connection, result_sql, run_sql)
         if run_sql is not None:
             note_run_change(current, task_id, status, updated)
         return result
@@ -155,9 +157,11 @@ def run_change(current, request, task_id: str, status: str, connection):
     if current is None or not current.backend_writes:
         return None
     if status == states.STARTED:
-        return Run.claim_start_statement(connection, task_id, **claim_of(request))
+        return Run.claim_start_statement(
+            connection, task_id, **claim_of(request), attempt=current.attempt
+        )
     if status in OUTCOMES and not current.skip:
-        return Run.finish_statement(connection, task_id, CELERY_STATES[status])
+        return Run.finish_statement(connection, task_id, CELERY_STATES[status], current.attempt)
     return None
 
 
@@ -168,6 +172,8 @@ def note_run_change(current, task_id: str, status: str, updated: int) -> None:
         current.skip = updated == 0 and Run.objects.filter(task_id=task_id).exists()
     else:
         current.outcome_stored = True
+        if updated == 0:
+            note_refused(task_id, current.attempt)
 
 
 def store(connection, result_sql: tuple[str, list] | None, run_sql=None) -> int:
@@ -218,12 +224,16 @@ def execute_prepared(connection, sql: str, params: list) -> tuple[int, tuple | N
     return rowcount, row
 
 
-def upsert_sql(model, row: dict, connection) -> tuple[str, list]:
-    """INSERT the result row, or UPDATE every column but task_id and date_created."""
+def upsert_sql(model, row: dict, connection, attempt: str | None = None) -> tuple[str, list]:
+    """INSERT the result row, or UPDATE every column but task_id and date_created; with
+    `attempt` (an execution of a run), the update only while that execution holds the
+    run: a worker whose run was taken back does not overwrite the result of the
+    execution that replaced it (the sweeper stores a row when it takes a run back)."""
     now = timezone.now()
     values = {"date_created": now, "date_done": now, **row}
-    text = upsert_text(model, connection.alias, tuple(values))
-    return text, db_values(model, values, connection)
+    text = upsert_text(model, connection.alias, tuple(values), attempt is not None)
+    params = db_values(model, values, connection)
+    return text, params + ([attempt] if attempt is not None else [])
 
 
 def db_values(model, values: dict, connection) -> list:
@@ -238,7 +248,7 @@ def db_values(model, values: dict, connection) -> list:
 
 
 @functools.cache
-def upsert_text(model, alias: str, names: tuple[str, ...]) -> str:
+def upsert_text(model, alias: str, names: tuple[str, ...], fenced: bool = False) -> str:
     quote = connections[alias].ops.quote_name
     columns = [quote(model._meta.get_field(name).column) for name in names]
     kept = {quote(model._meta.get_field(name).column) for name in ("task_id", "date_created")}
@@ -247,4 +257,16 @@ def upsert_text(model, alias: str, names: tuple[str, ...]) -> str:
     placeholders = ", ".join(["%s"] * len(columns))
     # Only quoted names from the models' meta in the text; every value is a parameter.
     sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders}) "  # noqa: S608
-    return sql + f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
+    sql += f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
+    return sql + (f" WHERE NOT EXISTS ({taken_back_text(alias, key)})" if fenced else "")
+
+
+@functools.cache
+def taken_back_text(alias: str, result_key: str) -> str:
+    """The run of the row being written, held by another execution than %s."""
+    quote = connections[alias].ops.quote_name
+    column = {name: quote(Run._meta.get_field(name).column) for name in ("task_id", "attempt")}
+    return (
+        f"SELECT 1 FROM {quote(Run._meta.db_table)} "  # noqa: S608
+        f"WHERE {column['task_id']} = EXCLUDED.{result_key} AND {column['attempt']} <> %s"
+    )

@@ -136,7 +136,8 @@ def record_start(task_id: str, task, **kwargs) -> None:
         current.backend_writes = True  # claimed with the STARTED result (backend.py)
         return
     try:
-        claimed = Run.objects.filter(task_id=task_id).claim_start(**claim_of(task.request))
+        runs = Run.objects.filter(task_id=task_id)
+        claimed = runs.claim_start(**claim_of(task.request), attempt=current.attempt)
     except DatabaseError:
         log.exception("could not mark run %s as started", task_id)
         return
@@ -152,7 +153,9 @@ def record_finish(task_id: str, task, state: str | None = None, **kwargs) -> Non
     current = current_run.of(task.request)
     if current is not None and (current.skip or current.outcome_stored):
         return  # not claimed, or written with the result (apps/jobs/backend.py)
-    _finish(task_id, CELERY_STATES[state])
+    attempt = current.attempt if current is not None else None
+    if not _finish(task_id, CELERY_STATES[state], attempt=attempt) and attempt is not None:
+        note_refused(task_id, attempt)
 
 
 def claim_of(request) -> dict:
@@ -221,9 +224,17 @@ def log_refused_message(message, exc=None, **kwargs) -> None:
     )  # fmt: skip
 
 
-def _finish(task_id: str, state: State, note: str | None = None) -> int:
+def note_refused(task_id: str, attempt: str) -> None:
+    """Log an outcome not stored because this execution no longer holds its run (the
+    sweeper took it back from a worker it found lost): a late write, fenced out."""
+    if Run.objects.filter(task_id=task_id).exclude(attempt=attempt).exists():
+        log.warning("run %s: outcome not stored, the run was taken back from this worker "
+                    "(it stopped answering) and is no longer its to write", task_id)  # fmt: skip
+
+
+def _finish(task_id: str, state: State, note: str | None = None, attempt=None) -> int:
     try:
-        return Run.objects.filter(task_id=task_id).finish(state, note=note)
+        return Run.objects.filter(task_id=task_id).finish(state, note=note, attempt=attempt)
     except DatabaseError:
         log.exception("could not update run %s", task_id)
         return 0
