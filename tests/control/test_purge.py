@@ -46,3 +46,16 @@ def test_the_purge_page_says_how_many_messages_it_will_drop_then_drops_them(
     answer = root_client.post(url, {"confirm": "yes", "next": "/"}, follow=True)
     assert "2 messages dropped, 2 runs cancelled" in answer.text
     assert {r.state for r in Run.objects.filter(pk__in=[r.pk for r in runs])} == {State.CANCELLED}
+
+
+def test_a_message_that_is_not_a_celery_task_counts_as_dropped(test_queue):
+    from project import celery_app
+
+    with celery_app.connection_for_write() as conn:
+        conn.SimpleQueue(test_queue).put({"not": "a task"})
+    send_adds(test_queue, 1)
+    assert broker.waiting(test_queue) == 2
+
+    purged = actions.purge_queue(cli(), test_queue)
+
+    assert (purged.dropped, purged.cancelled) == (2, 1)
