@@ -74,15 +74,16 @@ def purge_queue(actor: Actor, queue: str) -> Purged:
     """Drop every waiting message; the runs they carried end cancelled with a note."""
     check(actor)
     queue = known_queue(queue)
-    task_ids = broker.drain(queue)
+    dropped = broker.drain(queue)
+    task_ids = [task_id for task_id in dropped if task_id]
     note = f"Message dropped: queue {queue} purged by {actor.name} ({actor.via})."
     cancelled = 0
     for start in range(0, len(task_ids), CANCEL_CHUNK):
         chunk = task_ids[start : start + CANCEL_CHUNK]
         cancelled += Run.objects.filter(task_id__in=chunk).finish(State.CANCELLED, note=note)
     broker.forget_snapshot()
-    record(actor, "purge_queue", queue, dropped=len(task_ids), cancelled=cancelled)
-    return Purged(len(task_ids), cancelled)
+    record(actor, "purge_queue", queue, dropped=len(dropped), cancelled=cancelled)
+    return Purged(len(dropped), cancelled)
 
 
 # Workers -----------------------------------------------------------------------------------

@@ -39,12 +39,19 @@ def waiting(queue: str) -> int:
 
 
 def drain(queue: str) -> list[str]:
-    """Take every waiting message off the queue; the task ids they carried.
+    """Take every waiting message off the queue; the task id each carried ("" for a
+    message that is not a Celery task's).
 
     Reading the messages one by one (not the broker's purge) says exactly which runs
     lost their message, on Redis and AMQP alike."""
+    with reachable(), inspect.broker_connection() as conn:
+        conn.ensure_connection(max_retries=1, interval_start=0, timeout=inspect.TIMEOUT)
+        return _drain(conn, queue)
+
+
+def _drain(conn, queue: str) -> list[str]:
     task_ids = []
-    with reachable(), inspect.broker_connection() as conn, conn.channel() as channel:
+    with conn.channel() as channel:
         while len(task_ids) < DRAIN_LIMIT:
             try:
                 message = channel.basic_get(queue, no_ack=True)
@@ -53,7 +60,7 @@ def drain(queue: str) -> list[str]:
             if message is None:
                 break
             task_ids.append(task_id_of(message))
-    return [task_id for task_id in task_ids if task_id]
+    return task_ids
 
 
 def task_id_of(message) -> str:

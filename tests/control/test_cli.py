@@ -39,7 +39,7 @@ def test_purge_without_yes_only_counts_and_with_yes_drops(test_queue, capsys):
     error = refused("queues", "purge", test_queue)
 
     assert error.returncode == 1
-    assert "2 messages waiting in control-test would be dropped" in str(error)
+    assert f"2 messages waiting in {test_queue} would be dropped" in str(error)
     assert broker.waiting(test_queue) == 2
     call_command("queues", "purge", test_queue, "--yes")
     assert "2 messages dropped, 2 runs cancelled" in capsys.readouterr().out
