@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from celery import current_app
 from django.db import transaction
 
+from apps.audit import recording as audit
 from apps.jobs.catalog import get_job, queue_names
 from apps.jobs.models import Run, State
 
@@ -25,11 +26,15 @@ CANCEL_CHUNK = 500
 
 
 def record(actor: Actor, action: str, target: str, **detail) -> ControlAction:
-    """The one place a control action is written down (who, when, through which door)."""
-    return ControlAction.objects.create(
+    """The one place a control action is written down (who, when, through which door):
+    its own row, and an entry in the audit log beside schedule and token changes."""
+    done = ControlAction.objects.create(
         user=actor.user, label=actor.name[:150], via=actor.via,
         action=action, target=target[:200], detail=detail,
     )  # fmt: skip
+    audit.record(action, target, user=actor.user, via=actor.via, changes=detail,
+                 label=actor.name)  # fmt: skip
+    return done
 
 
 # Queues ------------------------------------------------------------------------------------

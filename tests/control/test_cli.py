@@ -6,9 +6,11 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from apps.audit.models import AuditEntry
 from apps.control import broker
 from apps.control.models import ControlAction, QueuePause, RateLimit
 from apps.devstack.processes import PYTHON
+from apps.jobs.cli import os_user
 
 from .helpers import ADD, send_adds
 
@@ -30,6 +32,13 @@ def test_pause_and_resume_are_stored_and_recorded_as_cli(test_queue, capsys):
     call_command("queues", "resume", test_queue)
     assert not QueuePause.objects.exists()
     assert set(ControlAction.objects.values_list("via", flat=True)) == {"cli"}
+
+
+def test_a_pause_from_the_shell_is_in_the_audit_log_with_its_door_and_who(test_queue):
+    call_command("queues", "pause", test_queue)
+
+    entry = AuditEntry.objects.get(additional_data__action="pause_queue")
+    assert (entry.via, entry.object_pk, entry.actor_label) == ("cli", test_queue, os_user())
 
 
 @pytest.mark.django_db(transaction=True)

@@ -28,7 +28,7 @@ ALLOWED = {
     "checks": {"jobs"},
     "demo": {"jobs", "pipelines"},
     "pipelines": {"jobs"},
-    "control": {"jobs"},
+    "control": {"jobs", "audit"},
     "ops": {"jobs", "scheduling", "control"},
 }
 
