@@ -11,7 +11,6 @@ from contextlib import contextmanager
 
 from auditlog.context import set_extra_data
 from auditlog.middleware import AuditlogMiddleware
-from django.urls import NoReverseMatch, reverse
 
 from .models import Via
 
@@ -26,14 +25,14 @@ def acting(user=None, *, via: str = Via.CLI, label: str = "") -> Iterator[None]:
         yield
 
 
-def via_of(path: str) -> str:
-    try:
-        admin = reverse("admin:index")
-    except NoReverseMatch:  # a URLconf without the admin (a test's, an embedding site's)
-        admin = None
-    if admin and path.startswith(admin):
+def via_of(request) -> str:
+    """The admin, the API or the web: by the URL namespace the request resolved to
+    (read when an entry is written), else by its path."""
+    match = getattr(request, "resolver_match", None)
+    spaces = set(match.namespaces) if match is not None else set()
+    if "admin" in spaces or (not spaces and request.path.startswith("/admin/")):
         return Via.ADMIN
-    if path.startswith("/api/"):
+    if "api" in spaces or (not spaces and request.path.startswith("/api/")):
         return Via.API
     return Via.WEB
 
@@ -57,5 +56,5 @@ class AuditMiddleware(AuditlogMiddleware):
             "remote_addr": self._get_remote_addr(request),
             "remote_port": self._get_remote_port(request),
             "actor_id": lambda: actor_id(request),
-            "via": via_of(request.path),
+            "via": lambda: via_of(request),
         }

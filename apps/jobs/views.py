@@ -97,8 +97,10 @@ def job_form(request: HttpRequest, name: str) -> HttpResponse:
 def again_initial(user, job: Job, rerun_pk: str | None) -> dict:
     """`?rerun=<run id>`: the form prefilled with that run's values but its secrets,
     which a re-run must be given again (apps/jobs/secrets.py)."""
-    run = Run.objects.visible_to(user).filter(pk=rerun_pk, job_name=job.name).first() if (
-        rerun_pk or "").isdigit() else None  # fmt: skip
+    pk = rerun_pk or ""
+    if not (pk.isascii() and pk.isdigit() and len(pk) <= 18):  # a database integer, or none
+        return {}
+    run = Run.objects.visible_to(user).filter(pk=int(pk), job_name=job.name).first()
     if run is None or not isinstance(run.parameters, dict):
         return {}
     hidden = set(secrets.secret_names(job.name))

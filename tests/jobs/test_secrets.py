@@ -247,3 +247,10 @@ def test_jobs_list_says_a_parameter_is_secret():
     out = StringIO()
     call_command("jobs", "list", stdout=out)
     assert "token: str (secret) (required)" in out.getvalue()
+
+
+@database
+@pytest.mark.parametrize("rerun", ["99999999999999999999999", "²", "-1", "1e3", "", "x"])
+def test_the_prefilled_form_ignores_a_run_id_that_is_not_one(client, alice, rerun):
+    response = client.get(f"/jobs/{NAME}/", {"rerun": rerun})
+    assert response.status_code == 200 and 'name="token"' in response.content.decode()
