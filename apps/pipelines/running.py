@@ -177,10 +177,12 @@ def step_cancelled(pipeline_id: int, step_name: str) -> None:
 
 
 def fail(pipeline_id: int, step_name: str) -> None:
-    """Failed at this step: the pipeline fails and the steps not started are skipped
-    (their messages, if sent, find them skipped and do not run)."""
+    """Failed at this step: the pipeline fails and the steps Celery has not sent (those
+    after the failed stage) are skipped. Steps of the same stage already sent still run:
+    a chord's join needs every member's stored outcome, and skipping a queued member
+    would leave it without one."""
     Run.objects.filter(pk=pipeline_id).finish(State.FAILED, note=f"Failed at step {step_name}.")
-    waiting = Run.objects.filter(pipeline_id=pipeline_id, state__in=NOT_STARTED)
+    waiting = Run.objects.filter(pipeline_id=pipeline_id, state=State.WAITING)
     waiting.finish(State.SKIPPED, note=f"Skipped: step {step_name} failed.")
 
 
