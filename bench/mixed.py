@@ -166,10 +166,18 @@ def spread_schedules(count: int, first_due: datetime) -> None:
         )
 
 
-def sessions(people: int) -> tuple[str, list[str], str]:
+def sessions(people: int, secret_key: str) -> tuple[str, list[str], str]:
     """The session cookie's name, one logged-in session per person (the superuser
-    "bench" that bench.admin_pages.load made), and an API token of that user."""
+    "bench" that bench.admin_pages.load made; signed with the web server's key), and an
+    API token of that user."""
     from django.conf import settings
+    from django.test.utils import override_settings
+
+    with override_settings(SECRET_KEY=secret_key):
+        return _sessions(people, settings)
+
+
+def _sessions(people: int, settings) -> tuple[str, list[str], str]:
     from django.contrib.auth import (
         BACKEND_SESSION_KEY,
         HASH_SESSION_KEY,
@@ -218,7 +226,7 @@ def start_processes(stack: Stack, args, logs: Path) -> Processes:
         SECURE_COOKIES="false",
         DEBUG="false",
         ALLOWED_HOSTS="127.0.0.1",
-        SECRET_KEY=secrets.token_urlsafe(50),
+        SECRET_KEY=SECRET_KEY,
     )
     workers = ["--workers", str(args.web_workers)] if args.web_workers else []
     web_command = [
@@ -255,6 +263,18 @@ def wait_until_ready(procs: Processes, logs: Path) -> None:
             raise RuntimeError("worker did not start:\n" + tail(logs / "worker.log"))
     if procs.beat.poll() is not None:
         raise RuntimeError("beat exited:\n" + tail(logs / "beat.log"))
+
+
+def check_logged_in(base_url: str, cookie: str, key: str, token: str) -> None:
+    """A person's session sees the results admin and the token starts a run (no
+    redirect to the login page: those would be timed instead of the pages)."""
+    people = requests.get(f"{base_url}{RESULTS}", cookies={cookie: key}, timeout=60,
+                          allow_redirects=False)  # fmt: skip
+    api = requests.get(f"{base_url}/api/jobs", timeout=60,
+                       headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+    if (people.status_code, api.status_code) != (200, 200):
+        raise RuntimeError(f"not logged in: results admin {people.status_code}, "
+                           f"API {api.status_code}")  # fmt: skip
 
 
 def tail(path: Path, chars: int = 3000) -> str:
@@ -332,7 +352,7 @@ def people_load(
             name, url = next(visits)
             began = time.time()
             try:
-                response = session.get(url, timeout=30)
+                response = session.get(url, timeout=30, allow_redirects=False)
                 status, body = response.status_code, response.text
             except requests.RequestException:
                 status, body = 0, ""
@@ -393,6 +413,7 @@ def groups(procs: Processes, clients: list) -> dict[str, list[int]]:
 
 
 REDIS_PID = 0
+SECRET_KEY = secrets.token_urlsafe(50)  # the web server's; the people's sessions signed with it
 
 
 def each_process(procs: Processes) -> dict[str, int]:
@@ -494,11 +515,12 @@ def run(stack: Stack, args, tmp: Path, loaded_up_to: int) -> Result:
     t0 = time.time() + lead
     first_due = datetime.fromtimestamp(t0, UTC)
     spread_schedules(args.schedules, first_due)
-    cookie, keys, token = sessions(args.people)
+    cookie, keys, token = sessions(args.people, SECRET_KEY)
     procs = start_processes(stack, args, tmp)
     clients: list = []
     try:
         wait_until_ready(procs, tmp)
+        check_logged_in(procs.base_url, cookie, keys[0], token)
         if time.time() > t0 - 2:
             print("!!! the stack took longer to start than planned: early runs are late")
         clients = start_load(procs.base_url, cookie, keys, token, steps, args, t0, tmp)
