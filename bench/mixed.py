@@ -635,10 +635,10 @@ the slowest page's p95; then CPU of each part as a share of one core (the machin
 What the target asks of 2 cores, by the other benchmarks here (each measured alone): a
 job costs the worker about 3.3 ms of CPU and PostgreSQL about 0.9 ms (one worker with 2
 processes stores about 320 results a second with the machine to itself: "Result storage
-throughput"); beat about 0.5 ms per run sent ("Beat at scale"); an API call about 6 ms
-of the web process's time, most of it waiting on PostgreSQL and Redis ("Trigger
-latency"), so one sync gunicorn worker answers at most about 150 calls a second with
-nothing else to do; a page 40-120 ms ("Pages at 1,000,000 rows"). 167 schedule runs and
+throughput"); beat about 0.5 ms per run sent ("Beat at scale"); an API call about 6-8 ms
+of the web process's time, much of it waiting on PostgreSQL and Redis ("Trigger
+latency"), so one sync gunicorn worker answers at most about 120-160 calls a second
+with nothing else to do; a page 40-120 ms ("Pages at 1,000,000 rows"). 167 schedule runs and
 200 API runs a second are 367 jobs a second: about 1.5 cores for the worker and
 PostgreSQL alone, and more than a second of the single web worker's time every second.
 So at the target the worker and the one web worker cannot both keep up on this machine,
