@@ -511,7 +511,7 @@ def run(stack: Stack, args, tmp: Path, loaded_up_to: int) -> Result:
 
     REDIS_PID = redis_server_pid(stack.redis_url)
     steps = steps_of(args)
-    lead = 25 + args.schedules / 2500  # processes up, beat's entries loaded
+    lead = 40 + args.schedules / 2500  # processes up (on a busy machine), beat loaded
     t0 = time.time() + lead
     first_due = datetime.fromtimestamp(t0, UTC)
     spread_schedules(args.schedules, first_due)
