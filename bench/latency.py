@@ -274,18 +274,24 @@ also writes the run record (one INSERT) before publishing. An API POST reads its
 last-used time is written at most once a minute, and the 201 answer reads no stored
 result for a run not started yet (issue 15: two statements fewer per call than before).
 
-Where the rest goes (issue 15, timestamps at each stage of 40 form POSTs on an idle
-machine; medians from the client's call): the request reaches gunicorn at about 1.5 ms
-(python-requests builds it and opens a new connection: gunicorn's sync worker keeps no
-connection alive; a raw socket does the same round trip in 1.4 ms where requests takes
-2.9), `queued_at` at about 5.5 ms (a `SELECT 1` health check, the session and the user,
-2-3 ms of Django: middleware, CSRF, the form), Celery's `before_task_publish` about 1.8
-ms later (the INSERT), the LPUSH about 1.4 ms after that, the worker's main process has
-the message about 1.2 ms later and its pool process starts the task 1.3-2.6 ms after
-that, while the web process is still writing the run's "queued" state and answering. So
-the floor and raw Celery's own hand-off already take about as long as the goal allows:
-under 10 ms needs a cheaper dispatch (issue 15's other half) and, from this client, a
-kept-alive connection.
+Where the rest goes (issue 15; timestamps at each stage of 40 form POSTs, gunicorn's
+request hooks and Celery's signals, on a lightly loaded machine; medians from the
+client's call): `queued_at` at 5.3-5.8 ms, Celery's `before_task_publish` at 7.1 ms (the
+INSERT), `after_task_publish` at 8.6 ms (Celery and kombu building and pushing the
+message), the worker's main process has it at 9.7-10.1 ms, its pool process starts the
+task at 11.4-12.3 ms, while the web process is still writing the run's "queued" state
+and answering (12.2 ms). Served in-process (Django's test client, no HTTP), the same
+POST takes 6.3-6.7 ms, 1.7 ms of it in its four statements (session 0.4, user 0.25,
+INSERT 0.6, UPDATE 0.5 ms), and /healthz 0.4 ms: of the floor's 3.9 ms, about 1.5 ms is
+python-requests itself (a raw socket does the same request in 1.4 ms, requests in 2.9),
+the rest gunicorn with a new connection per request (its sync worker keeps none alive)
+and Django's 0.4 ms.
+So the floor and raw Celery's own hand-off already take about as long as the goal
+allows: under 10 ms needs a cheaper dispatch (issue 15's other half) and a client that
+keeps its connection. The API's two statements fewer were measured A/B (two gunicorns,
+the commit before and after, one worker and database, triggers alternating, on a
+machine loaded by other work): API POST response p50 41.7 -> 33.2 ms, to started 29.4
+-> 24.5 ms; the form POST, unchanged, 29.9 and 30.1 ms.
 """
 
 
