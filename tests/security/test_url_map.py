@@ -25,7 +25,10 @@ PUBLIC = {
 # Refused to anonymous callers from elsewhere than METRICS_ALLOWED_IPS (401/403).
 NETWORK_OR_TOKEN = {"ops:metrics"}
 # Patterns an earlier pattern answers for: their view is never reached.
-SHADOWED = {"api:api-root": "ninja's default root; /api/ is answered by api:api_root"}
+SHADOWED = {
+    "api:api-root": "ninja's default root; /api/ is answered by api:api_root",
+    "api:set_rate_limit": "PUT on api:get_rate_limit's path: one ninja view answers both",
+}
 OUTSIDE = "203.0.113.9"  # TEST-NET-3: not an allowed metrics address
 # Routes that name one run; bob must learn nothing through any of them.
 RUN_PARAMETERS = {"pk", "run_id"}
