@@ -18,7 +18,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser
 from pydantic import ValidationError as PydanticValidationError
 
-from apps.jobs import bulk
+from apps.jobs import bulk, failures
 from apps.jobs.catalog import Job, ParameterError, all_jobs, get_job
 from apps.jobs.dispatch import cancel_run, rerun, start_run, start_runs
 from apps.jobs.keyset import keyset_page
@@ -33,6 +33,7 @@ from .schemas import (
     BulkOut,
     BulkPreview,
     Error,
+    FailureGroupOut,
     JobOut,
     RetryIn,
     RunFilters,
@@ -275,6 +276,21 @@ def bulk_preview(request, action: str = Query(..., pattern="^(retry|cancel|disca
     runs_filter = read_filters(QueryDict(urlencode(pairs)))
     count = bulk.preview(request.auth, action, runs_filter)
     return {"action": action, "count": count, "query": runs_filter.query()}
+
+
+@api.get("/runs/failed", response={200: list[FailureGroupOut], **errors(401, 422)}, tags=["runs"])
+def failed_for_good(request):
+    """Runs that failed for good (retries exhausted) and were not handled, grouped by
+    exception type and exact message, largest first (the newest 10,000 failures), with
+    the filters of /api/runs."""
+    runs = read_filters(request.GET).apply(Run.objects.visible_to(request.auth))
+    return [failure_group_out(group) for group in failures.failure_groups(runs)]
+
+
+def failure_group_out(group) -> dict:
+    query = urlencode(group.filters) if group.error_type else ""
+    return {"error_type": group.error_type, "message": group.message, "count": group.count,
+            "last_seen": group.last_seen, "jobs": sorted(group.jobs), "query": query}  # fmt: skip
 
 
 @api.post(

@@ -186,6 +186,18 @@ class BulkPreview(Schema):
     query: str = Field(description="The filters in canonical form: post them back.")
 
 
+class FailureGroupOut(Schema):
+    error_type: str = Field(description='e.g. "ValueError"; "" when no error was stored.')
+    message: str = Field(description="The exact message (grouping is on type + message).")
+    count: int
+    last_seen: datetime | None
+    jobs: list[str]
+    query: str = Field(
+        description="The group's filters: POST them to /api/runs/bulk to retry or discard "
+        'it ("" for failures with no stored error).'
+    )
+
+
 class BulkOut(Schema):
     action: str
     matched: int

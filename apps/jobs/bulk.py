@@ -17,7 +17,6 @@ failure is marked handled first (once, even if two people retry at once), and un
 if its parameters are refused.
 """
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -28,8 +27,6 @@ from .dispatch import rerun, start_run
 from .models import NOT_STARTED, Run, Source
 from .permissions import may_run
 from .run_filters import RunFilter
-
-log = logging.getLogger(__name__)
 
 INLINE_LIMIT = 500  # more runs than this: the action runs as a job of its own
 BATCH_SIZE = 1000

@@ -179,6 +179,19 @@ def run_line(run: Run) -> str:
             f"{run.who}")  # fmt: skip
 
 
+def failure_group_summary(group) -> dict[str, Any]:
+    """A group of `jobs runs --failures --json`, with its filters for `jobs runs`."""
+    return {"error_type": group.error_type, "message": group.message, "count": group.count,
+            "last_seen": _iso(group.last_seen), "jobs": sorted(group.jobs),
+            "filters": group.filters if group.error_type else None}  # fmt: skip
+
+
+def failure_group_line(group) -> str:
+    error = f"{group.error_type}: {group.message}" if group.error_type else "(no error stored)"
+    return (f"{group.count:>8}  last {_iso(group.last_seen)}  {error[:200]}  "
+            f"[{', '.join(sorted(group.jobs))}]")  # fmt: skip
+
+
 def _iso(moment: dt.datetime | None) -> str | None:
     return timezone.localtime(moment).isoformat() if moment else None
 

@@ -23,7 +23,7 @@ import datetime as dt
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlencode
 
 from django import forms
@@ -309,15 +309,8 @@ class RunFilter:
         """The canonical query string (what a confirmation carries)."""
         return urlencode([*self.pairs, *extra.items()])
 
-    def with_states(self, states: Iterable[str]) -> "RunFilter":
-        """This filter narrowed to `states` (those it allows, when it names some)."""
-        wanted = [s for s in states if not self.states or s in self.states]
-        return _replace(self, states=tuple(wanted) or ("-",))
-
 
 def _replace(f: RunFilter, **changes) -> RunFilter:
-    from dataclasses import replace
-
     return replace(f, **changes)
 
 

@@ -109,3 +109,22 @@ def test_discarding_100000_failed_runs_goes_through_the_bulk_job_with_progress(c
     assert Run.objects.filter(job_name=ADD, handled_at__isnull=False).count() == BIG
     assert Run.objects.filter(job_name=MUL, handled_at__isnull=True).count() == 3
     assert bulk.INLINE_LIMIT < BIG
+
+
+def test_a_retry_handed_to_the_bulk_job_runs_each_again_as_the_person_who_asked(
+    client, celery_worker, monkeypatch
+):
+    monkeypatch.setattr(bulk, "INLINE_LIMIT", 2)
+    make_failed_runs(5, parameters={"x": 2, "y": 3})
+    root = make_superuser()
+    client.force_login(root)
+
+    response = confirm_and_post(client, "retry", "state=failed")
+
+    job_run = Run.objects.get(job_name=bulk.JOB)
+    assert response["Location"] == f"/runs/{job_run.pk}/"
+    retried = Run.objects.filter(rerun_of__isnull=False)
+    wait_for(lambda: retried.filter(state=State.SUCCEEDED).count() == 5, timeout=60)
+    assert set(retried.values_list("requested_by", "source").distinct()) == {(root.pk, "web")}
+    wait_for(lambda: Run.objects.get(pk=job_run.pk).state == State.SUCCEEDED)
+    assert "5 of 5 runs retried." in client.get(f"/runs/{job_run.pk}/").content.decode()

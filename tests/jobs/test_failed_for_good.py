@@ -126,3 +126,35 @@ def test_only_the_newest_failures_are_grouped_and_the_page_says_so(client, monke
     assert "3 failures waiting; the groups below count the newest 2" in " ".join(
         response.content.decode().split()
     )
+
+
+def test_the_api_lists_the_groups_and_a_groups_query_retries_it_through_bulk(monkeypatch):
+    from tests.api.helpers import token_client
+
+    monkeypatch.setattr("apps.jobs.dispatch.send", lambda run, options=None: False)
+    for _ in range(2):
+        make_failure(message="db down")
+    make_failure(COUNTDOWN, message="other")
+    api = token_client(make_superuser())
+    groups = api.get("/api/runs/failed", {"job": ADD}).json()
+    assert [(g["error_type"], g["message"], g["count"], g["jobs"]) for g in groups] == [
+        ("ValueError", "db down", 2, [ADD])
+    ]
+    body = {"action": "retry", "query": groups[0]["query"], "expected": 2}
+    done = api.post("/api/runs/bulk", body, content_type="application/json").json()
+    assert done["done"] == 2
+    assert api.get("/api/runs/failed", {"job": ADD}).json() == []
+    assert api.get("/api/runs/failed", {"colour": "red"}).status_code == 422
+
+
+def test_the_cli_lists_the_groups():
+    from tests.jobs.test_cli import jobs
+
+    for _ in range(2):
+        make_failure(message="db down")
+    code, out, _ = jobs("runs", "--failures")
+    assert code == 0
+    assert out.split()[0] == "2" and "ValueError: db down" in out and f"[{ADD}]" in out
+    listed = json.loads(jobs("runs", "--failures", "--json")[1])
+    assert listed[0]["filters"]["error_message"] == "db down"
+    assert jobs("runs", "--failures", "--retry")[0] == 2  # one thing at a time

@@ -15,7 +15,7 @@ import json
 from django.core.management.base import CommandError
 from django.core.serializers.json import DjangoJSONEncoder
 
-from apps.jobs import bulk, cli, run_filters
+from apps.jobs import bulk, cli, failures, run_filters
 from apps.jobs.catalog import Job, ParameterError, all_jobs, get_job
 from apps.jobs.command_base import BAD_INPUT, OneLineErrorsCommand
 from apps.jobs.dispatch import cancel_run, rerun, start_run, start_runs
@@ -115,6 +115,8 @@ class Command(OneLineErrorsCommand):
                     **options) -> None:  # fmt: skip
         runs_filter = read_cli_filters(options)
         action = next((a for a in bulk.Action.values if options.get(a)), None)
+        if options.get("failures"):
+            return self.list_failures(runs_filter, as_json)
         if action is None:
             return self.list_runs(runs_filter, limit, as_json)
         count = bulk.preview(None, action, runs_filter)
@@ -138,6 +140,13 @@ class Command(OneLineErrorsCommand):
             return self.emit([cli.run_line_summary(run) for run in shown])
         for run in shown:
             self.stdout.write(cli.run_line(run))
+
+    def list_failures(self, runs_filter, as_json: bool) -> None:
+        groups = failures.failure_groups(runs_filter.apply(Run.objects.all()))
+        if as_json:
+            return self.emit([cli.failure_group_summary(group) for group in groups])
+        for group in groups:
+            self.stdout.write(cli.failure_group_line(group))
 
     def started(self, run: Run, *, wait: bool, timeout: float, as_json: bool, verbosity: int,
                 **options) -> None:  # fmt: skip
@@ -186,6 +195,8 @@ def add_runs_parser(actions) -> None:
     runs.add_argument("--limit", type=list_limit, default=50, metavar="N",
                       help="runs listed (default 50, at most 10000)")  # fmt: skip
     act = runs.add_mutually_exclusive_group()
+    act.add_argument("--failures", action="store_true",
+                     help="failed for good, grouped by error (instead of runs)")  # fmt: skip
     for name in bulk.Action.values:
         act.add_argument(f"--{name}", action="store_true", help=bulk.Action(name).label)
     runs.add_argument("--yes", action="store_true", help="act (without it: the count only)")
