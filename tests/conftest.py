@@ -41,6 +41,17 @@ def django_db_modify_db_settings(tmp_path_factory) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _no_broker_back_off_from_an_earlier_test():
+    """A publish that failed in one test (a broker stopped on purpose) must not make the
+    next test's starts wait as pending_send (apps.jobs.sending.BROKER_BACKOFF_SECONDS)."""
+    from apps.jobs import sending
+
+    sending.note_broker(up=True)
+    yield
+    sending.note_broker(up=True)
+
+
+@pytest.fixture(autouse=True)
 def _plain_http_in_tests(settings) -> None:
     """Production settings redirect to HTTPS; the test client speaks plain HTTP."""
     settings.SECURE_SSL_REDIRECT = False
