@@ -33,3 +33,18 @@ def _quick_answers(request, monkeypatch):
     it, except where real workers must answer (tests that start them)."""
     if "start_process" not in request.fixturenames:
         monkeypatch.setattr(inspect, "TIMEOUT", 0.2)
+
+
+@pytest.fixture(autouse=True)
+def _no_rate_limit_left_behind():
+    """A rate limit a test broadcasts reaches every worker, the session's in-process one
+    too (it shares this process's app): put each task's declared limit back after the
+    test, so that later tests' jobs are not throttled."""
+    yield
+    for name, task in list(celery_app.tasks.items()):
+        declared = type(task).rate_limit
+        if task.rate_limit != declared:
+            task.rate_limit = declared
+            celery_app.control.broadcast(
+                "rate_limit", arguments={"task_name": name, "rate_limit": declared}, reply=False
+            )
