@@ -158,6 +158,12 @@ def test_an_unknown_filter_or_a_far_date_is_refused_by_the_api_and_the_cli():
     assert jobs("runs", "--state", "exploded")[0] == 2
 
 
+def model_fields(run) -> dict:
+    return {
+        f.attname: getattr(run, f.attname) for f in run._meta.concrete_fields if f.attname != "id"
+    }
+
+
 def test_on_postgresql_an_equality_search_is_served_by_the_gin_index():
     from django.db import connection
 
@@ -166,10 +172,24 @@ def test_on_postgresql_an_equality_search_is_served_by_the_gin_index():
 
     if connection.vendor != "postgresql":
         pytest.skip("the GIN index exists on PostgreSQL only")
+    other = make_run(parameters={"customer_id": 1000})
     make_run(parameters={"customer_id": 42})
+    # Many others, so that the planner knows `pipeline_id IS NULL` (steps stay off /runs/)
+    # selects nearly every row, as on a real table.
+    Run.objects.bulk_create(
+        Run(
+            **{
+                **model_fields(other),
+                "task_id": f"other-{n}",
+                "parameters": {"customer_id": 1000 + n},
+            }
+        )
+        for n in range(20_000)
+    )
     runs = read([("param.customer_id", "42")]).apply(Run.objects.all())
     sql, params = runs.query.sql_with_params()
-    with connection.cursor() as cursor:  # a tiny table: only the plan's shape can be asked
+    with connection.cursor() as cursor:  # a small table still: only the plan's shape is asked
+        cursor.execute("ANALYZE jobs_run")
         cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute("SET LOCAL enable_indexscan = off")
         cursor.execute(f"EXPLAIN {sql}", params)

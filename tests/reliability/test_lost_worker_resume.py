@@ -59,8 +59,15 @@ def rescuer_takes_the_victims_queues(fleet: Fleet) -> None:
     """Only once the victims hold their runs, or the idle rescuer would take them first."""
     rescuer = fleet.nodename("rescuer")
     for queue in VICTIMS.values():
-        replies = celery_app.control.add_consumer(queue, destination=[rescuer], reply=True)
-        assert replies and rescuer in replies[0], replies
+        # The reply may come late on a busy machine: wait for the consuming itself.
+        celery_app.control.add_consumer(queue, destination=[rescuer], reply=True, timeout=5)
+        assert wait_for(lambda q=queue: q in queues_of(rescuer), timeout=60), queue
+
+
+def queues_of(worker: str) -> set[str]:
+    """The queues `worker` consumes, as it answers `inspect active_queues`."""
+    replies = celery_app.control.inspect(destination=[worker], timeout=2).active_queues() or {}
+    return {queue["name"] for queue in replies.get(worker, [])}
 
 
 def send_to(queue: str, job_name: str, ledger: Ledger, seconds: float) -> Run:
