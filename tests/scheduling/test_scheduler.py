@@ -130,6 +130,19 @@ def test_a_crontab_schedule_runs_once_when_due(queue, scheduler):
     assert sent_schedules(queue) == ["cron"]
 
 
+def without(timed: tuple[str, ...], queries: list[str]) -> list[str]:
+    """The statements left once timed writes, and the savepoints that held only them, go."""
+    left: list[str] = []
+    for sql in queries:
+        if sql in timed:
+            continue
+        if sql == "RELEASE" and left and left[-1] == "SAVEPOINT":
+            left.pop()  # a savepoint around a timed write only
+            continue
+        left.append(sql)
+    return left
+
+
 def test_a_tick_costs_the_same_few_queries_whether_it_sends_3_runs_or_30(queue, scheduler):
     def queries_for(count: int, prefix: str) -> list[str]:
         tasks = [make_schedule(f"{prefix}{i}", due_in=3, queue=queue) for i in range(count)]
@@ -147,7 +160,7 @@ def test_a_tick_costs_the_same_few_queries_whether_it_sends_3_runs_or_30(queue, 
     # The same statements for 30 runs as for 3. Writes on a timer (the heartbeat, a save
     # of run times) may fall into either tick, so those are bounded, not matched.
     timed = ("UPDATE", "WITH")
-    assert [sql for sql in few if sql not in timed] == [sql for sql in many if sql not in timed]
+    assert without(timed, few) == without(timed, many)
     assert many.count("INSERT") == 1  # the run records
     for queries in (few, many):  # runs marked queued, run times, a heartbeat; twice at most
         assert sum(queries.count(kind) for kind in timed) <= 6, queries
