@@ -390,6 +390,27 @@ def read_query(query) -> RunFilter:
     return read((key, value) for key, values in query.lists() for value in values)
 
 
+def read_text(text: str) -> RunFilter:
+    """From a query string as text (what a run of the CSV export stores)."""
+    return read_query(QueryDict(text))
+
+
+def check_text(text: str) -> None:
+    """A stored query string's check, as a job parameter's Validator (ValueError)."""
+    try:
+        read_text(text)
+    except FilterError as error:
+        raise ValueError(error.one_line()) from None
+
+
+def page_pairs(query) -> list[tuple[str, str]]:
+    """The pairs of a QueryDict that /runs/ reads as filters: anything else in its URL
+    (paging, a stray key) is left out, as the page leaves it out."""
+    known = set(RunFilterForm.base_fields)
+    return [(key, value) for key, values in query.lists() for value in values
+            if key in known or key == "param" or key.startswith(PARAM_PREFIX)]  # fmt: skip
+
+
 def read_params(query) -> tuple[ParamCondition, ...]:
     """Only the parameter conditions of a QueryDict (the /runs/ page, whose other
     filters its form reads); raises FilterError."""

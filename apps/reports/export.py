@@ -12,12 +12,13 @@ import os
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from apps.jobs.forms import RunFilterForm
+from apps.jobs import run_filters
 from apps.jobs.models import Run
 from apps.jobs.progress import report_progress
 
@@ -26,7 +27,8 @@ from .models import Export
 EXPORT_JOB = "apps.reports.tasks.export_runs"
 EXPORT_FOLDER = "exports"
 BATCH_SIZE = 2000
-FILTER_FIELDS = ("job", "state", "source", "user", "date_from", "date_to")
+# The export job's own filter fields, before it took /runs/'s whole query (`filters`).
+FIELDS_BEFORE_QUERY = ("job", "state", "source", "user", "date_from", "date_to")
 COLUMNS = (
     ("id", "id"),
     ("task_id", "task_id"),
@@ -67,12 +69,20 @@ def export_runs(run: Run, filters: Mapping[str, object], now=None) -> dict:
 
 
 def filtered_runs(filters: Mapping[str, object], owner) -> QuerySet:
-    """The same filters and visibility as /runs/ (everything when no one asked)."""
-    form = RunFilterForm({k: v for k, v in filters.items() if v not in (None, "")})
-    if not form.is_valid():
-        raise ValueError(f"invalid filters: {form.errors.as_text()}")
+    """The same filters and visibility as /runs/ (everything when no one asked): the
+    `filters` query string /runs/ had, and the older single fields (job, state, ...)."""
+    pairs = [(name, _text(filters.get(name))) for name in FIELDS_BEFORE_QUERY]
+    pairs += parse_qsl(str(filters.get("filters") or ""))
+    try:
+        found = run_filters.read((name, value) for name, value in pairs if value)
+    except run_filters.FilterError as error:
+        raise ValueError(f"invalid filters: {error.one_line()}") from None
     runs = Run.objects.visible_to(owner) if owner is not None else Run.objects.all()
-    return form.apply(runs)
+    return found.apply(runs)
+
+
+def _text(value: object) -> str:
+    return value.isoformat() if isinstance(value, dt.date) else str(value or "")
 
 
 def write_csv(path: Path, runs: QuerySet, batch_size: int = BATCH_SIZE) -> int:

@@ -3,22 +3,21 @@ the Export CSV button above /runs/ and the download link on an export run's page
 
 from django.template.loader import render_to_string
 
+from apps.jobs import run_filters
 from apps.jobs.catalog import get_job
 from apps.jobs.permissions import may_run
 
-from .export import EXPORT_JOB, FILTER_FIELDS
+from .export import EXPORT_JOB
 from .models import Export
 
 
 def export_button(context) -> str:
-    """A POST form carrying the current /runs/ filters (a bound form or a QueryDict)."""
+    """A POST form carrying every filter /runs/ applies now (parameter conditions too)."""
     request = context["request"]
     job = get_job(EXPORT_JOB)
-    filters = context.get("filters")
-    data = getattr(filters, "data", filters) or request.GET
     return render_to_string("reports/export_button.html", {
         "show": job is not None and may_run(request.user, job),
-        "filters": [(name, data.get(name)) for name in FILTER_FIELDS if data.get(name)],
+        "filters": [(name, value) for name, value in run_filters.page_pairs(request.GET) if value],
         "csrf_token": context.get("csrf_token"),
     })  # fmt: skip
 

@@ -5,10 +5,10 @@ from typing import Annotated
 
 from celery import current_task
 
-from apps.jobs import dates
+from apps.jobs import dates, run_filters
 from apps.jobs.catalog import job
 from apps.jobs.models import Run, Source, State
-from apps.jobs.params import Choices, MaxLength, Range
+from apps.jobs.params import Choices, MaxLength, Range, Validator
 
 from . import export
 
@@ -24,15 +24,20 @@ def export_runs(
     user: Annotated[str, MaxLength(150)] = "",
     date_from: Day | None = None,
     date_to: Day | None = None,
+    filters: Annotated[str, MaxLength(16000), Validator(run_filters.check_text)] = "",
 ) -> dict:
     """Write the runs matching the /runs/ filters to a CSV file for the one who asked.
+
+    `filters` is /runs/'s query string (every filter of the page, parameter conditions
+    too, e.g. `state=failed&param.customer_id=42`); the single fields before it still
+    work, and both narrow the runs together.
 
     Only the user who started the export (and superusers) can download it, until
     EXPORT_EXPIRY_HOURS have passed. Progress is reported every 2,000 rows.
     """
     run = Run.objects.select_related("requested_by").get(task_id=current_task.request.id)
     filters = {"job": job, "state": state, "source": source, "user": user,
-               "date_from": date_from, "date_to": date_to}  # fmt: skip
+               "date_from": date_from, "date_to": date_to, "filters": filters}  # fmt: skip
     return export.export_runs(run, filters)
 
 

@@ -10,12 +10,13 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from apps.jobs import run_filters
 from apps.jobs.catalog import ParameterError, get_job
 from apps.jobs.dispatch import start_run
 from apps.jobs.models import Source
 from apps.jobs.permissions import may_run
 
-from .export import EXPORT_JOB, FILTER_FIELDS
+from .export import EXPORT_JOB
 from .models import Export
 
 
@@ -26,13 +27,14 @@ def start_export(request: HttpRequest) -> HttpResponse:
     job = get_job(EXPORT_JOB)
     if job is None or not may_run(request.user, job):
         raise PermissionDenied
-    filters = {name: request.POST.get(name, "").strip() for name in FILTER_FIELDS}
-    filters = {name: value for name, value in filters.items() if value}
+    pairs = [(name, value.strip()) for name, value in run_filters.page_pairs(request.POST)]
+    back = f"{reverse('jobs:runs')}?{urlencode(pairs)}"
     try:
-        run = start_run(job, filters, source=Source.WEB, user=request.user)
-    except ParameterError as exc:
+        found = run_filters.read((name, value) for name, value in pairs if value)
+        run = start_run(job, {"filters": found.query()}, source=Source.WEB, user=request.user)
+    except (run_filters.FilterError, ParameterError) as exc:
         messages.error(request, f"Export not started: {exc.one_line()}")
-        return redirect(f"{reverse('jobs:runs')}?{urlencode(filters)}")
+        return redirect(back)
     return redirect(run)
 
 

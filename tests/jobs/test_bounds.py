@@ -62,6 +62,10 @@ OUT_OF_RANGE = [
     ("apps.reports.tasks.export_runs", {"source": "bogus"}, "source"),
     ("apps.reports.tasks.export_runs", {"user": "x" * 151}, "user"),
     ("apps.reports.tasks.export_runs", {"job": "a\nb"}, "job"),
+    ("apps.reports.tasks.export_runs", {"filters": "param.1x=2"}, "filters"),
+    ("apps.reports.tasks.export_runs", {"filters": "state=sleeping"}, "filters"),
+    ("apps.reports.tasks.export_runs", {"filters": "colour=red"}, "filters"),
+    ("apps.reports.tasks.export_runs", {"filters": "date_to=9999-12-31"}, "filters"),
 ]  # fmt: skip
 
 

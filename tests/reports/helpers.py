@@ -18,10 +18,11 @@ def make_runs(count: int, *, batch_size: int = 5000, **kw) -> None:
     kw.setdefault("job_name", "apps.demo.tasks.add")
     kw.setdefault("source", Source.SCHEDULE)
     kw.setdefault("state", State.SUCCEEDED)
+    parameters = kw.pop("parameters", {})
     for start in range(0, count, batch_size):
         Run.objects.bulk_create(
             Run(task_id=str(uuid.uuid4()), queued_at=now - dt.timedelta(seconds=n),
-                parameters={"n": n}, **kw)
+                parameters={"n": n, **parameters}, **kw)
             for n in range(start, min(start + batch_size, count))
         )  # fmt: skip
 

@@ -90,9 +90,21 @@ def test_an_export_holds_only_the_runs_its_owner_may_see(media):
     assert sorted(jobs) == sorted([EXPORT_JOB, "apps.demo.tasks.add"])
 
 
+def test_the_runs_list_query_applies_whole_parameter_conditions_and_several_states_too(media):
+    make_runs(2, state=State.FAILED, parameters={"customer_id": 42})
+    make_runs(1, state=State.CANCELLED, parameters={"customer_id": 42})
+    make_runs(3, state=State.SUCCEEDED, parameters={"customer_id": 42})
+    make_runs(4, state=State.FAILED, parameters={"customer_id": 7})
+    filters = {"filters": "state=failed&state=cancelled&param.customer_id=42"}
+    result = export.export_runs(make_export_run(make_superuser()), filters)
+    assert result["rows"] == 3
+
+
 def test_invalid_filters_are_refused(media):
     with pytest.raises(ValueError, match="invalid filters"):
         export.export_runs(make_export_run(), {"state": "sleeping"})
+    with pytest.raises(ValueError, match=r"invalid filters: param\.1x"):
+        export.export_runs(make_export_run(), {"filters": "param.1x=2"})
 
 
 def test_cells_that_a_spreadsheet_would_run_as_formulas_are_quoted(media):

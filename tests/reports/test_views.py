@@ -3,9 +3,11 @@
 import datetime as dt
 
 import pytest
+from django.http import QueryDict
 from django.urls import reverse
 from django.utils import timezone
 
+from apps.jobs import run_filters
 from apps.jobs.models import Run, Source, State
 from apps.reports import export
 from apps.reports.models import Export
@@ -45,13 +47,42 @@ def download_url(run: Run) -> str:
 
 def test_export_starts_a_run_with_the_current_filters_and_shows_its_page(client, alice):
     client.force_login(alice)
-    response = client.post(START_URL, {"state": "failed", "job": "apps.demo.tasks.add",
-                                       "date_from": "2026-01-01", "ignored": "x"})  # fmt: skip
+    posted = {
+        "state": ["failed", "cancelled"],
+        "job": "apps.demo.tasks.add",
+        "param.customer_id": "42",
+        "date_from": "2026-01-01",
+        "ignored": "x",
+        "after": "5",
+    }
+    response = client.post(START_URL, posted)
     run = Run.objects.get(job_name=EXPORT_JOB)
     assert response.status_code == 302 and response["Location"] == run.get_absolute_url()
-    assert run.parameters == {"job": "apps.demo.tasks.add", "state": "failed", "source": "",
-                              "user": "", "date_from": "2026-01-01", "date_to": None}  # fmt: skip
+    stored = run_filters.read_text(run.parameters["filters"])
+    assert stored == run_filters.read_query(QueryDict(
+        "state=failed&state=cancelled&job=apps.demo.tasks.add&param.customer_id=42&date_from=2026-01-01"
+    ))  # fmt: skip
     assert (run.source, run.requested_by) == (Source.WEB, alice)
+
+
+def test_the_export_button_carries_every_filter_of_the_runs_list(client, alice):
+    client.force_login(alice)
+    page = client.get(reverse("jobs:runs"), {"state": ["failed", "cancelled"],
+                                             "param.customer_id": "42", "worker": "w1",
+                                             "after": "9"}).content.decode()  # fmt: skip
+    button = page[page.index('class="export-csv"') :]
+    button = button[: button.index("</form>")]
+    for name, value in [("state", "failed"), ("state", "cancelled"),
+                        ("param.customer_id", "42"), ("worker", "w1")]:  # fmt: skip
+        assert f'name="{name}" value="{value}"' in button
+    assert 'name="after"' not in button
+
+
+def test_a_bad_parameter_condition_goes_back_to_the_runs_list_with_a_message(client, alice):
+    client.force_login(alice)
+    response = client.post(START_URL, {"param.1x": "2"}, follow=True)
+    assert "Export not started: param.1x" in response.content.decode()
+    assert not Run.objects.filter(job_name=EXPORT_JOB).exists()
 
 
 def test_bad_filters_go_back_to_the_runs_list_with_a_message(client, alice):
