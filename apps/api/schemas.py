@@ -9,7 +9,7 @@ from pydantic import ConfigDict
 
 from apps.jobs import presenting
 from apps.jobs.catalog import Job
-from apps.jobs.models import Run, Source, State
+from apps.jobs.models import NOT_STARTED, Run, Source, State
 
 # Database ids are 64-bit; larger numbers are refused as input rather than overflowing.
 MAX_ID = 2**63 - 1
@@ -121,6 +121,19 @@ class RunSummary(Schema):
         None, description="A failure somebody dealt with (discarded or retried): when."
     )
     handled_by: str = Field("", description="And who.")
+    pipeline: int | None = Field(
+        None, description="For a pipeline's step: the pipeline's own run (its id)."
+    )
+    step: str = Field("", description="For a pipeline's step: its name in the pipeline.")
+
+
+class StepOut(Schema):
+    id: int
+    step: str
+    job: str
+    state: State
+    started_at: datetime | None
+    finished_at: datetime | None
 
 
 class RunOut(RunSummary):
@@ -128,6 +141,11 @@ class RunOut(RunSummary):
         None, description="The job's return value (or exception) once finished, as JSON data."
     )
     traceback: str | None = Field(None, description="Plain text, for failed runs.")
+    steps: list[StepOut] = Field(
+        default_factory=list,
+        description="A pipeline's run: its steps in the order they were recorded (each is "
+        "a run of its own: GET /api/runs/{id}). Empty for any other run.",
+    )
 
 
 MOMENT = r"^\d{4}-\d{2}-\d{2}([T ][0-9:.]+([+-]\d{2}:\d{2}|Z)?)?$"
@@ -233,13 +251,28 @@ def job_out(job: Job) -> dict:
 
 def run_summary(run: Run) -> dict:
     """A run in a list: the run record alone (`presenting.summary`), no query."""
-    return summary_out(presenting.summary(run))
+    return {**summary_out(presenting.summary(run)), **place(run)}
 
 
 def run_detail(run: Run) -> dict:
     """The summary plus Celery's stored result and traceback, as data (never HTML)."""
     view = presenting.describe(run)
-    return {**summary_out(view), "result": view.result, "traceback": view.traceback}
+    return {**summary_out(view), **place(run), "result": view.result,
+            "traceback": view.traceback, "steps": steps_out(run)}  # fmt: skip
+
+
+def place(run: Run) -> dict:
+    """Where a run stands in a pipeline (a step's pipeline and name; nothing otherwise)."""
+    return {"pipeline": run.pipeline_id, "step": run.step}
+
+
+def steps_out(run: Run) -> list[dict]:
+    """A pipeline run's steps (recorded when it starts: none before, so no query)."""
+    if run.state in NOT_STARTED or run.pipeline_id is not None:
+        return []
+    fields = ("id", "step", "job_name", "state", "started_at", "finished_at")
+    return [{**row, "job": row.pop("job_name")}
+            for row in run.steps.order_by("pk").values(*fields)]  # fmt: skip
 
 
 NO_PROGRESS = {"done": None, "total": None, "percent": None, "message": ""}

@@ -64,3 +64,22 @@ def test_beat_sends_a_scheduled_pipeline_and_its_steps_carry_the_schedule(celery
     assert set(run.steps.values_list("schedule_name", "source", "state")) == {
         ("nightly squares", Source.PIPELINE, State.SUCCEEDED)
     }
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres_pass
+def test_the_api_shows_a_pipeline_s_steps_and_each_step_names_its_pipeline(celery_worker):
+    api = token_client(make_user("alice", jobs=(PIPELINE,)))
+    started = post_json(api, f"/api/jobs/{PIPELINE}/runs", {"parameters": {"count": 2}})
+    assert started.status_code == 201 and started.json()["steps"] == []  # not started yet
+    run_id = started.json()["id"]
+    wait_for(lambda: Run.objects.filter(pk=run_id, state=State.SUCCEEDED).exists())
+    run = api.get(f"/api/runs/{run_id}").json()
+    steps = run["steps"]
+    recorded = Run.objects.filter(pipeline_id=run_id).order_by("pk")
+    assert [(s["id"], s["step"], s["state"]) for s in steps] == [
+        (step.pk, step.step, State.SUCCEEDED) for step in recorded
+    ]
+    assert len(steps) == 4 and run["pipeline"] is None
+    first = api.get(f"/api/runs/{steps[0]['id']}").json()
+    assert (first["pipeline"], first["step"], first["steps"]) == (run_id, steps[0]["step"], [])
