@@ -243,7 +243,6 @@ def test_a_beat_leader_cut_off_from_redis_past_its_lease_hands_over_and_sends_no
     assert takeover < 1.5 * LEASE, takeover
     assert counts.lost == 0, detail
     assert counts.extra["runs_twice"] == 0, detail
-    # A second message of one run: only one the old leader had recorded but could not
-    # confirm (its flush timed out: the run waited to be sent) and the sweeper sent. A
-    # worker skips it once the run has finished (it claims runs from startable states).
-    assert all(attempts >= 1 for _, _, attempts in detail["messages_twice"].values()), detail
+    # The old leader's flush that timed out in the cut (its runs then sent by the
+    # sweeper) is dropped, not delivered when the link is back: apps.jobs.abandoned_writes.
+    assert counts.extra["messages_twice"] == 0, detail
