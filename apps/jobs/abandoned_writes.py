@@ -13,8 +13,11 @@ any publisher, web, beat or worker, and for a lease renewal or a BRPOP as well).
 Here a connection closed while the kernel still holds bytes that Redis has not
 acknowledged (`SIOCOUTQ`, Linux) is closed with `SO_LINGER` 0: the kernel drops them
 and resets the connection instead. A connection closed with nothing outstanding (every
-close of a healthy connection, whose replies were read) closes as before, and nothing
-changes on the publish path: one ioctl per connection closed, none per command.
+close of a healthy connection, whose replies were read) closes as before. So that a
+process that dies (killed while cut off, say) drops them too, every TCP connection is
+opened with `SO_LINGER` 0, which the close in good order turns off again. Nothing
+changes on the publish path: one setsockopt per connection opened, an ioctl and a
+setsockopt per connection closed, none per command.
 
 What this cannot undo: bytes Redis's host had acknowledged before the cut (a reply lost
 on the way back) were delivered, not delayed; the run is sent again and a worker skips
@@ -29,13 +32,14 @@ import socket
 import struct
 import termios
 
-from redis.connection import AbstractConnection
+from redis.connection import AbstractConnection, Connection
 
 log = logging.getLogger(__name__)
 
 _TCP = (socket.AF_INET, socket.AF_INET6)
 _OUTQ = getattr(termios, "TIOCOUTQ", None)  # SIOCOUTQ: sent or not, unacknowledged
 _RESET_ON_CLOSE = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s
+_ORDERLY_CLOSE = struct.pack("ii", 0, 0)  # SO_LINGER off: the default
 
 
 def unacknowledged_bytes(sock: socket.socket) -> int:
@@ -49,17 +53,25 @@ def unacknowledged_bytes(sock: socket.socket) -> int:
         return 0
 
 
+def _linger(sock: socket.socket, value: bytes) -> None:
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, value)
+
+
 def reset_if_unacknowledged(sock: socket.socket) -> int:
     """Close `sock` with a reset if its peer has not acknowledged all that was written
-    to it: the kernel drops those bytes. How many there were (0: left open)."""
+    to it: the kernel drops those bytes. How many there were (0: left open, to close
+    in good order)."""
     pending = unacknowledged_bytes(sock)
     if pending:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
+        _linger(sock, _RESET_ON_CLOSE)
         sock.close()  # before redis-py's shutdown() could queue a FIN behind those bytes
+    elif sock.family in _TCP:
+        _linger(sock, _ORDERLY_CLOSE)
     return pending
 
 
+_connect = Connection._connect
 _disconnect = AbstractConnection.disconnect
 
 
@@ -75,7 +87,18 @@ def _disconnect_dropping_unacknowledged(self, *args, **kwargs):
     return _disconnect(self, *args, **kwargs)
 
 
+def _connect_reset_if_abandoned(self):
+    """Opened to be reset if the process ends without closing it (killed, say)."""
+    sock = _connect(self)
+    if sock.family in _TCP:
+        _linger(sock, _RESET_ON_CLOSE)
+    return sock
+
+
 def install() -> None:
-    """Every redis-py connection (broker, lease, locks) closes this way; idempotent."""
+    """Every redis-py connection (broker, lease, locks) opens and closes this way;
+    idempotent."""
     if AbstractConnection.disconnect is not _disconnect_dropping_unacknowledged:
         AbstractConnection.disconnect = _disconnect_dropping_unacknowledged
+    if Connection._connect is not _connect_reset_if_abandoned:
+        Connection._connect = _connect_reset_if_abandoned

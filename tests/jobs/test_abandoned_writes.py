@@ -4,8 +4,11 @@ connection closed in good health closes as before."""
 
 import contextlib
 import json
+import os
+import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -16,7 +19,7 @@ import yaml
 from kombu import Connection
 from kombu.exceptions import BatchPublishError
 
-from switchyard_dev.hosts import DEAD_GATEWAY, Topology, skip_reason
+from switchyard_dev.hosts import DEAD_GATEWAY, ROOT, Topology, skip_reason
 
 REDIS_ONLY = {"services": {"redis": {"image": "redis:7", "command": ["redis-server"]}}}
 TIME_WAIT, FIN_WAIT = "06", {"04", "05"}  # /proc/net/tcp's states
@@ -101,6 +104,49 @@ def test_a_publish_redis_never_acknowledged_does_not_reach_it_when_the_link_come
 
         # Delivered late, or dropped: either way the kernel holds nothing more for Redis.
         assert wait_for(lambda: unacknowledged_to(address, 6379) == 0, timeout=30)
+    client = redis.Redis.from_url(redis_host.broker_url())
+    bodies = [json.loads(raw)["body"] for raw in client.lrange(queue, 0, -1)]
+    assert len(bodies) == 1, bodies
+
+
+# A publisher as web, beat and workers are (Django set up): it publishes once, then,
+# when told, again into a link the test has cut, and waits for the reply until killed.
+PUBLISH_THEN_WAIT = """
+import sys
+import django
+from kombu import Connection
+django.setup()
+with Connection(sys.argv[1], transport_options={"socket_timeout": 120}) as connection:
+    producer = connection.Producer()
+    producer.publish({"n": 1}, routing_key=sys.argv[2], declare=[], retry=False)
+    print("published", flush=True)
+    sys.stdin.readline()
+    producer.publish({"n": 2}, routing_key=sys.argv[2], declare=[], retry=False)
+"""
+
+
+@pytest.mark.once
+@pytest.mark.hosts
+def test_a_publisher_killed_while_cut_off_leaves_nothing_to_reach_redis_later(redis_host):
+    address, queue = redis_host.address("redis"), f"killed-{uuid.uuid4().hex[:8]}"
+    publisher = subprocess.Popen(
+        [sys.executable, "-c", PUBLISH_THEN_WAIT, redis_host.broker_url(), queue],
+        cwd=ROOT, env={**os.environ, "DJANGO_SETTINGS_MODULE": "project.settings"},
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert publisher.stdout.readline() == "published\n"
+        with cut_off_from_here(redis_host, "redis"):
+            publisher.stdin.write("\n")
+            publisher.stdin.flush()
+            assert wait_for(lambda: unacknowledged_to(address, 6379) > 0, timeout=30)
+            publisher.send_signal(signal.SIGKILL)
+            publisher.wait(timeout=30)
+
+        assert wait_for(lambda: unacknowledged_to(address, 6379) == 0, timeout=30)
+    finally:
+        publisher.kill()
+        publisher.wait()
     client = redis.Redis.from_url(redis_host.broker_url())
     bodies = [json.loads(raw)["body"] for raw in client.lrange(queue, 0, -1)]
     assert len(bodies) == 1, bodies
