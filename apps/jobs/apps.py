@@ -12,6 +12,7 @@ class JobsConfig(AppConfig):
 
         # connections first: its task_prerun handler must run before recording's.
         from . import permissions, secrets, sending  # noqa: F401  (secrets: signals)
+        from .abandoned_writes import install as drop_abandoned_writes
         from .worker import broker_fixes, connections, recording, timers  # noqa: F401  (signals)
 
         # Celery imports tasks modules lazily (only in workers and beat); the catalog
@@ -19,3 +20,4 @@ class JobsConfig(AppConfig):
         autodiscover_modules("tasks")
         post_migrate.connect(permissions.sync_job_permissions, sender=self)
         sending.guard_publishing(current_app)
+        drop_abandoned_writes()  # every process that talks to Redis: web, beat, workers
