@@ -34,9 +34,8 @@ POSTGRES_PASS = "not browser and not once"
 
 
 # Scenarios run only when a -m names them: a pipeline's 1,000-step fan-out at full scale
-# (`make scale`), the hosts scenarios with no short version (`make chaos-hosts`), and
-# `solo` tests (reliable alone, not yet after the whole PostgreSQL pass: `make chaos`).
-UNLESS_ASKED = "not scale and not hosts_full and not solo"
+# (`make scale`), the hosts scenarios with no short version (`make chaos-hosts`).
+UNLESS_ASKED = "not scale and not hosts_full"
 
 
 def marks(given: str | None, this_pass: str) -> list[str]:

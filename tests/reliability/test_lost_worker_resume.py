@@ -162,7 +162,6 @@ def run_scenario(fleet, ledger, chaos_redis, record_property, *, seconds: float,
 
 
 @pytest.mark.chaos
-@pytest.mark.solo
 def test_a_lost_and_a_cut_off_worker_s_runs_resume_elsewhere_and_late_writes_are_refused(
     start_process, chaos_redis, ledger, record_property
 ):
