@@ -11,7 +11,7 @@ class JobsConfig(AppConfig):
         from django.utils.module_loading import autodiscover_modules
 
         # connections first: its task_prerun handler must run before recording's.
-        from . import permissions, secrets, sending  # noqa: F401  (secrets: signals)
+        from . import permissions, redis_clients, secrets, sending  # noqa: F401  (signals)
         from .worker import broker_fixes, connections, recording, timers  # noqa: F401  (signals)
 
         # Celery imports tasks modules lazily (only in workers and beat); the catalog
@@ -19,3 +19,4 @@ class JobsConfig(AppConfig):
         autodiscover_modules("tasks")
         post_migrate.connect(permissions.sync_job_permissions, sender=self)
         sending.guard_publishing(current_app)
+        redis_clients.reuse_per_channel()
