@@ -11,7 +11,7 @@ class JobsConfig(AppConfig):
         from django.utils.module_loading import autodiscover_modules
 
         # connections first: its task_prerun handler must run before recording's.
-        from . import permissions, secrets, sending  # noqa: F401  (secrets: signals)
+        from . import permissions, redis_clients, secrets, sending  # noqa: F401  (signals)
         from .abandoned_writes import install as drop_abandoned_writes
         from .worker import broker_fixes, connections, recording, timers  # noqa: F401  (signals)
 
@@ -21,3 +21,4 @@ class JobsConfig(AppConfig):
         post_migrate.connect(permissions.sync_job_permissions, sender=self)
         sending.guard_publishing(current_app)
         drop_abandoned_writes()  # every process that talks to Redis: web, beat, workers
+        redis_clients.reuse_per_channel()

@@ -60,6 +60,25 @@ def _form_class(job: Job) -> type[forms.Form]:
     return type(f"{job.name.rsplit('.', 1)[-1].title()}Form", (forms.Form,), fields)
 
 
+class SharedFields(dict):
+    """A form's fields that every instance uses as they are: Django deep-copies a form's
+    fields for each instance (so that one may change its own), which was a sixth of a
+    `start_run` (issue 15). Only for forms that check values and are never rendered:
+    cleaning reads the fields and never changes them."""
+
+    def __deepcopy__(self, memo) -> "SharedFields":
+        return self
+
+
+@functools.cache
+def _checker_class(job: Job) -> type[forms.Form]:
+    """The job's form for `clean_parameters`: the same fields and checks, shared."""
+    form_class = _form_class(job)
+    checker = type(form_class.__name__, (form_class,), {})
+    checker.base_fields = SharedFields(form_class.base_fields)
+    return checker
+
+
 def _clean_with(job: Job) -> Callable:
     """The job's check of its values together (once each is valid on its own)."""
 
@@ -232,7 +251,7 @@ def clean_parameters(job: Job, data: Mapping[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(data) - known)
     if unknown:
         raise ParameterError({name: ["unknown parameter"] for name in unknown})
-    form = job.form_class()(data=_form_data(job, data))
+    form = _checker_class(job)(data=_form_data(job, data))
     if not form.is_valid():
         raise ParameterError({k: [str(m) for m in v] for k, v in form.errors.items()})
     return {name: P.to_json(value) for name, value in form.cleaned_data.items()}

@@ -135,7 +135,7 @@ def guarded(send):
 def _to_queue_by_name(producer, options: dict) -> bool:
     """On Redis, a message for a direct exchange's queue goes to the queue by its name
     (Celery's send_task_message makes it so): declaring the queue first, kombu's check
-    on every publish, changes nothing, and beat and `publish_options` skip it too."""
+    on every publish, changes nothing, and beat skips it too."""
     connection = getattr(producer, "connection", None)
     if connection is None or connection.transport.driver_type != "redis":
         return False
@@ -203,17 +203,6 @@ def _defer(send, producer, name, message, options) -> None:
 
 def _replay(body, kwargs: dict, producer) -> None:
     producer.publish(body, **kwargs)
-
-
-def publish_options() -> dict:
-    """Options for publishing a recorded run: on Redis nothing to declare (Redis routes to
-    the queue by name; as beat does), which saves kombu's per-message declare check."""
-    return {"declare": []} if _is_redis(str(current_app.conf.broker_url)) else {}
-
-
-@functools.lru_cache(maxsize=8)
-def _is_redis(url: str) -> bool:
-    return current_app.connection_for_write(url).transport.driver_type == "redis"
 
 
 # Publishing together after commit -------------------------------------------------------

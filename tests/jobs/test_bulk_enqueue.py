@@ -9,12 +9,13 @@ import redis
 from celery import group
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from kombu import Producer
 from kombu.exceptions import OperationalError
 
 from apps.demo.tasks import add
 from apps.devstack import processes
 from apps.jobs.catalog import get_job
-from apps.jobs.dispatch import start_runs
+from apps.jobs.dispatch import start_run, start_runs
 from apps.jobs.models import Run, Source, State
 from apps.jobs.sweeper import send_pending
 from tests.api.helpers import ADD, token_client
@@ -233,6 +234,25 @@ def test_start_runs_writes_its_runs_in_one_insert_and_publishes_them_all_on_comm
     others = [statement for statement in statements if statement != "INSERT"]
     assert sorted(others) in (["BEGIN", "COMMIT", "SELECT"], ["SELECT"]), statements
     assert queued_ids(broker, queue) == [run.task_id for run in runs]
+
+
+@with_worker
+def test_a_started_run_is_published_without_kombus_declare_check_on_redis(unconsumed, monkeypatch):
+    """Redis routes a message to its queue by name: start_run skips kombu's declare
+    check (the publish guard's doing, apps/jobs/sending.py) for a named queue too."""
+    broker, queue = unconsumed
+    declared = []
+    publish = Producer.publish
+
+    def spy(producer, body, *args, **kwargs):
+        declared.append(kwargs.get("declare"))
+        return publish(producer, body, *args, **kwargs)
+
+    monkeypatch.setattr(Producer, "publish", spy)
+    run = start_run(get_job(ADD), {"x": 1, "y": 2}, source=Source.SHELL,
+                    options={"queue": queue})  # fmt: skip
+    assert declared == [[]]
+    assert queued_ids(broker, queue) == [run.task_id]
 
 
 # One .delay(), group and chunks ------------------------------------------------------------

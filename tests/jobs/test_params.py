@@ -150,6 +150,33 @@ def test_unknown_and_missing_parameters_are_refused_by_name():
     assert "count" in refused.value.errors
 
 
+def test_checking_parameters_copies_no_form_fields(monkeypatch):
+    """Issue 15: a start's check of its parameters shares the job form's fields (a deep
+    copy of them per check was a sixth of a start_run)."""
+    copied = []
+    deepcopy = forms.Field.__deepcopy__
+
+    def counted(field, memo):
+        copied.append(field)
+        return deepcopy(field, memo)
+
+    monkeypatch.setattr(forms.Field, "__deepcopy__", counted)
+    clean_parameters(JOB, VALID)
+    assert copied == []
+    JOB.form_class()()  # a form that is rendered still gets fields of its own
+    assert len(copied) == len(JOB.params)
+
+
+def test_one_check_of_shared_fields_leaves_nothing_behind_for_the_next():
+    with pytest.raises(ParameterError) as refused:
+        clean_parameters(JOB, {**VALID, "count": "many", "mode": "medium"})
+    assert set(refused.value.errors) == {"count", "mode"}
+    assert clean_parameters(JOB, VALID)["count"] == 3
+    with pytest.raises(ParameterError) as again:
+        clean_parameters(JOB, {**VALID, "day": "someday"})
+    assert set(again.value.errors) == {"day"}
+
+
 def test_oversized_inputs_are_refused():
     with pytest.raises(ParameterError) as long_text:
         clean_parameters(JOB, {**VALID, "name": "x" * (10 * 1024 * 1024)})

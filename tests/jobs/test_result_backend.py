@@ -123,6 +123,25 @@ def test_started_is_written_once_to_the_run_alone():
     assert not TaskResult.objects.filter(task_id=run.task_id).exists()
 
 
+def test_started_of_a_run_encodes_no_result_row_it_would_not_write(monkeypatch):
+    """Issue 15: a worker's STARTED for a run costs its one UPDATE, not also the
+    encoding of a result row (arguments, meta) that is never written."""
+    encoded = []
+    extended = SwitchyardBackend._get_extended_properties
+
+    def spy(self, request, traceback):
+        encoded.append(request.id)
+        return extended(self, request, traceback)
+
+    monkeypatch.setattr(SwitchyardBackend, "_get_extended_properties", spy)
+    run = make_run(state=State.QUEUED)
+    request = make_worker_request(run)
+    store(request, {"pid": 1}, states.STARTED)
+    assert encoded == []
+    store(request, 9, states.SUCCESS)
+    assert encoded == [run.task_id]
+
+
 def test_the_outcome_stores_the_result_with_its_start_and_finishes_the_run_together():
     run = make_run(state=State.QUEUED)
     request = make_worker_request(run)

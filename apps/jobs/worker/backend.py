@@ -95,6 +95,28 @@ class SwitchyardBackend(DatabaseBackend):
         self.on_chord_part_return(request, None, None)
 
     def _store_result(self, task_id, result, status, traceback=None, request=None, using=None):
+        connection = connections[using or router.db_for_write(self.TaskModel)]
+        current = current_run.of(request)
+        run_sql = run_change(current, request, task_id, status, connection)
+        if status == states.STARTED and run_sql is not None:
+            # The run alone says started (see above): no result row is built.
+            current.started_at = timezone.now()
+            note_run_change(current, task_id, status, store(connection, None, run_sql))
+            return result
+        row = self.result_row(task_id, result, status, traceback, request)
+        if status == states.STARTED:
+            row["date_started"] = timezone.now()
+        elif started_at := started_at_of(current, task_id, status):
+            row["date_started"] = started_at
+        attempt = current.attempt if current is not None else None
+        result_sql = upsert_sql(self.TaskModel, row, connection, attempt)
+        updated = store(connection, result_sql, run_sql)
+        if run_sql is not None:
+            note_run_change(current, task_id, status, updated)
+        return row["result"]
+
+    def result_row(self, task_id, result, status, traceback, request) -> dict:
+        """The result row's columns, as the stock backend writes them."""
         content_type, content_encoding, result = self.encode_content(result)
         # A job's secrets never reach the table in clear, whatever it returned or raised.
         known = secrets.values(getattr(request, "task", None), getattr(request, "args", None),
@@ -102,7 +124,7 @@ class SwitchyardBackend(DatabaseBackend):
         result, traceback = secrets.scrub(result, known), secrets.scrub(traceback, known)
         meta = {**self._get_meta_from_request(request),
                 "children": self.current_task_children(request)}  # fmt: skip
-        row = {
+        return {
             "task_id": task_id,
             "status": status,
             "result": result,
@@ -114,23 +136,6 @@ class SwitchyardBackend(DatabaseBackend):
             # when result_extended is off.
             "traceback": traceback,
         }
-        connection = connections[using or router.db_for_write(self.TaskModel)]
-        current = current_run.of(request)
-        run_sql = run_change(current, request, task_id, status, connection)
-        if status == states.STARTED:
-            row["date_started"] = timezone.now()
-            if run_sql is not None:  # the run alone says started (see above)
-                current.started_at = row["date_started"]
-                note_run_change(current, task_id, status, store(connection, None, run_sql))
-                return result
-        elif started_at := started_at_of(current, task_id, status):
-            row["date_started"] = started_at
-        attempt = current.attempt if current is not None else None
-        result_sql = upsert_sql(self.TaskModel, row, connection, attempt)
-        updated = store(connection, result_sql, run_sql)
-        if run_sql is not None:
-            note_run_change(current, task_id, status, updated)
-        return result
 
 
 def all_stored(task_ids) -> bool:
