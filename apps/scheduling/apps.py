@@ -7,7 +7,11 @@ class SchedulingConfig(AppConfig):
     def ready(self) -> None:
         from apps.jobs import upcoming as jobs_upcoming
 
-        from . import bounds, upcoming  # overlap: the lock follows runs in workers
+        from . import (  # overlap: the lock follows runs in workers
+            bounds,
+            checks,  # noqa: F401  (registers beat's system checks)
+            upcoming,
+        )
 
         bounds.read_unknown_zones_leniently()
         jobs_upcoming.provide(upcoming.next_runs)  # the next run on /jobs/

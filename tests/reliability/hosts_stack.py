@@ -46,7 +46,7 @@ def topology_env(**overrides: str) -> dict[str, str]:
         "DJANGO_SETTINGS_MODULE": "tests.reliability.hosts_settings",
         "BEAT_LEASE_SECONDS": str(LEASE),
         "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
-        "SWEEP_PENDING_AFTER_SECONDS": "5",
+        "SWEEP_PENDING_AFTER_SECONDS": "8",  # more than a flush can take (scheduling.W001)
         "SWEEP_LOST_AFTER_SECONDS": "20",
         **overrides,
     }
