@@ -170,6 +170,12 @@ class RunQuerySet(models.QuerySet):
         )
 
 
+HAS_RERUN_OF = models.Q(rerun_of__isnull=False)
+HAS_HANDLER = models.Q(handled_by__isnull=False)
+IS_STEP = models.Q(pipeline__isnull=False)
+HAS_KEY = models.Q(idempotency_key__isnull=False)
+
+
 class Run(models.Model):
     """One dispatch of a job, recorded before its message reaches the broker.
 
@@ -184,8 +190,9 @@ class Run(models.Model):
     args = models.JSONField(default=list, blank=True)
     source = models.CharField(max_length=16, choices=Source.choices)
     requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
-    )
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        db_index=False,  # run_user_newest leads with it
+    )  # fmt: skip
     requested_by_label = models.CharField(max_length=200, blank=True)
     schedule_name = models.CharField(max_length=200, blank=True)
     queue = models.CharField(max_length=200, blank=True)
@@ -202,21 +209,24 @@ class Run(models.Model):
     progress_message = models.CharField(max_length=500, blank=True)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     rerun_of = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns"
-    )
-    idempotency_key = models.CharField(max_length=64, null=True, blank=True, unique=True)
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns",
+        db_index=False,  # run_reruns: the few runs that have one
+    )  # fmt: skip
+    # Unique where set (Meta): NULL for the runs without one.
+    idempotency_key = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     note = models.TextField(blank=True)
     # A failure somebody dealt with (discarded, or retried): who and when.
     handled_at = models.DateTimeField(null=True, blank=True)
     handled_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-        related_name="+",
+        related_name="+", db_index=False,  # run_handled_by: the few runs that have one
     )  # fmt: skip
     handled_by_label = models.CharField(max_length=200, blank=True)
     # A pipeline's step: the pipeline's own run and the step's name in it (apps.pipelines).
     pipeline = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="steps"
-    )
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="steps",
+        db_index=False,  # run_steps: the few runs that are steps
+    )  # fmt: skip
     step = models.CharField(max_length=200, blank=True)
     # The execution that holds the run (a token its worker drew when it claimed it): its
     # progress and outcome are written only while it is still this one. The sweeper
@@ -234,7 +244,17 @@ class Run(models.Model):
             models.Index(fields=["source", "-queued_at"], name="run_source_newest"),
             models.Index(fields=["requested_by", "-queued_at"], name="run_user_newest"),
             models.Index(fields=["schedule_name", "-queued_at"], name="run_schedule_newest"),
+            # Columns most runs leave empty are indexed where they are not (issue 15): a
+            # run's row is written three times (recorded, started, finished), each time
+            # into every index, and these held an entry for every run's NULL.
+            models.Index(fields=["rerun_of"], name="run_reruns", condition=HAS_RERUN_OF),
+            models.Index(fields=["handled_by"], name="run_handled_by", condition=HAS_HANDLER),
+            models.Index(fields=["pipeline"], name="run_steps", condition=IS_STEP),
         ]
+        constraints = [
+            models.UniqueConstraint(fields=["idempotency_key"], condition=HAS_KEY,
+                                    name="run_idempotency_key_unique"),
+        ]  # fmt: skip
         permissions = [("view_all_runs", "Can see every run")]
 
     def __str__(self) -> str:
