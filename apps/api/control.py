@@ -160,7 +160,9 @@ def purge_queue(request, body: PurgeIn, name: str = Name):
 # Workers -----------------------------------------------------------------------------------
 
 
-@api.get("/workers/{name}", response={200: dict, **errors(401, 403, 404, 422)}, tags=["control"])
+@api.get(
+    "/workers/{name}", response={200: dict, **errors(401, 403, 404, 422, 503)}, tags=["control"]
+)
 def read_worker(request, name: str = Name):
     """The worker's pool (processes, autoscale bounds) and the queues it consumes."""
     controller(request)

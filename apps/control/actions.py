@@ -11,6 +11,7 @@ from celery import current_app
 from django.db import transaction
 
 from apps.audit import recording as audit
+from apps.jobs import inspect
 from apps.jobs.catalog import get_job, queue_names
 from apps.jobs.models import Run, State
 
@@ -130,7 +131,7 @@ def shutdown_worker(actor: Actor, worker: str) -> ControlAction:
     check(actor)
     worker = known_worker(worker)
     with broker.reachable():
-        current_app.control.broadcast("shutdown", destination=[worker], reply=False)
+        inspect.broadcast("shutdown", destination=[worker])
     broker.forget_consumers()
     return record(actor, "shutdown_worker", worker)
 
@@ -138,10 +139,10 @@ def shutdown_worker(actor: Actor, worker: str) -> ControlAction:
 def _ask(worker: str, command: str, **arguments) -> str:
     """Send one command to one worker and return its answer; its refusal is a ControlError."""
     with broker.reachable():
-        replies = current_app.control.broadcast(
+        replies = inspect.broadcast(
             command, arguments=arguments, destination=[worker], reply=True, timeout=REPLY_TIMEOUT
         )
-    answer = next((r[worker] for r in replies or () if worker in r), None)
+    answer = inspect.by_worker(replies).get(worker)
     if answer is None:
         raise ControlError(f"worker {worker} did not answer {command} in {REPLY_TIMEOUT:g} s")
     if "error" in answer:
@@ -194,8 +195,8 @@ def declared_rate(task_name: str) -> str | None:
 
 def _broadcast(command: str, **arguments) -> None:
     try:
-        current_app.control.broadcast(command, arguments=arguments, reply=False)
-    except Exception as exc:  # stored already: workers apply it when they (re)start
+        inspect.broadcast(command, arguments=arguments)
+    except inspect.BrokerDown as exc:  # stored already: workers apply it when they (re)start
         log.warning("could not broadcast %s %s: %s", command, arguments, exc)
     broker.forget_consumers()
     broker.forget_snapshot()

@@ -94,7 +94,11 @@ def purge(request: HttpRequest, queue: str) -> HttpResponse:
 @login_required
 def worker_page(request: HttpRequest, worker: str) -> HttpResponse:
     actor(request)
-    detail = status.worker_detail(worker)
+    try:
+        detail = status.worker_detail(worker)
+    except BrokerUnreachable as exc:
+        messages.error(request, str(exc))
+        return back(request)
     if detail is None:
         raise Http404("No such worker is answering.")
     return render(

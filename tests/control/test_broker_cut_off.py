@@ -1,0 +1,116 @@
+"""Pages, the API and the CLI while the web host is cut off from the broker (issue 14,
+scenario 4): a TCP connection opens, then nothing ever answers. Every door answers
+within seconds, says the broker is unreachable, and a second ask while it is down
+does not wait again."""
+
+import socket
+import threading
+import time
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.urls import reverse
+
+from apps.control.models import QueuePause
+from apps.jobs import inspect
+from tests.api.helpers import token_client
+from tests.helpers import make_superuser, point_celery_at
+
+pytestmark = [pytest.mark.django_db, pytest.mark.once]
+
+WORKER = "gone@nowhere"
+# A door that waited on the app's pooled broker connections would take their socket
+# timeout, 5 s (settings.CELERY_BROKER_TRANSPORT_OPTIONS); asking with inspect.TIMEOUT
+# (0.2 s in these tests, tests/control/conftest.py) takes about that.
+FAST = 3.0
+
+
+@pytest.fixture
+def cut_off(redis_url):
+    """A broker address that accepts TCP connections and then never answers."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    point_celery_at(f"redis://127.0.0.1:{listener.getsockname()[1]}/0")
+    yield
+    point_celery_at(redis_url)
+    listener.close()
+    for connection in held:
+        connection.close()
+
+
+def timed(door):
+    started = time.monotonic()
+    answer = door()
+    return answer, time.monotonic() - started
+
+
+def test_the_dashboard_says_the_broker_is_unreachable_within_seconds(cut_off, root_client):
+    page, took = timed(lambda: root_client.get("/"))
+
+    assert page.status_code == 200
+    assert "Broker unreachable" in page.text
+    assert took < FAST
+
+
+def test_a_worker_page_says_the_broker_is_unreachable_within_seconds(cut_off, root_client):
+    url = reverse("control:worker", args=[WORKER])
+    page, took = timed(lambda: root_client.get(url, follow=True))
+
+    assert page.status_code == 200
+    assert "the broker is unreachable" in page.text
+    assert took < FAST
+
+
+def test_the_api_answers_503_for_a_worker_within_seconds(cut_off):
+    api = token_client(make_superuser("api-root"))
+    answer, took = timed(lambda: api.get(f"/api/workers/{WORKER}"))
+
+    assert answer.status_code == 503
+    assert answer.json()["detail"].startswith("the broker is unreachable")
+    assert took < FAST
+
+
+def test_workers_show_exits_1_with_one_line_within_seconds(cut_off):
+    started = time.monotonic()
+    with pytest.raises(CommandError, match=r"^the broker is unreachable") as refused:
+        call_command("workers", "show", WORKER)
+
+    assert refused.value.returncode == 1
+    assert "\n" not in str(refused.value)
+    assert time.monotonic() - started < FAST
+
+
+def test_a_pause_is_stored_and_answered_within_seconds(
+    cut_off, test_queue, django_capture_on_commit_callbacks
+):
+    api = token_client(make_superuser("api-root"))
+    started = time.monotonic()
+    with django_capture_on_commit_callbacks(execute=True) as broadcasts:
+        answer = api.post(f"/api/queues/{test_queue}/pause")
+    took = time.monotonic() - started
+
+    assert len(broadcasts) == 1  # the broadcast to the workers was tried, and failed
+    assert answer.status_code == 200
+    assert QueuePause.objects.filter(queue=test_queue).exists()
+    assert took < FAST
+
+
+def test_once_the_broker_did_not_answer_the_next_door_does_not_wait_again(cut_off, root_client):
+    first = inspect.snapshot(refresh=True)
+    assert not first.broker_ok
+
+    api = token_client(make_superuser("api-root"))
+    answer, took = timed(lambda: api.get(f"/api/workers/{WORKER}"))
+
+    assert answer.status_code == 503
+    assert took < inspect.TIMEOUT
