@@ -74,6 +74,7 @@ class ActionOut(Schema):
     action: str
     target: str
     detail: dict
+    note: str = Field("", description="Set when the workers running now were not told.")
 
 
 class PurgeIn(Strict):
@@ -113,7 +114,8 @@ class RateOut(Schema):
 
 
 def action_out(row) -> dict:
-    return {"action": row.action, "target": row.target, "detail": row.detail}
+    note = f"stored, but {actions.NOT_TOLD}" if getattr(row, "told_workers", None) is False else ""
+    return {"action": row.action, "target": row.target, "detail": row.detail, "note": note}
 
 
 # Queues ------------------------------------------------------------------------------------

@@ -80,12 +80,10 @@ def alive_workers() -> set[str]:
 
 
 def answers(worker: str) -> bool:
-    """Does this worker answer a ping now (for a worker newer than the last inspection)?"""
-    try:
+    """Does this worker answer a ping now (for a worker newer than the last inspection)?
+    Raises BrokerUnreachable: then nobody can tell."""
+    with reachable():
         replies = inspect.broadcast("ping", reply=True, destination=[worker])
-    except inspect.BrokerDown as exc:
-        log.warning("could not ping %s: %s", worker, exc)
-        return False
     return worker in inspect.by_worker(replies)
 
 

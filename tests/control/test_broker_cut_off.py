@@ -3,6 +3,7 @@ scenario 4): a TCP connection opens, then nothing ever answers. Every door answe
 within seconds, says the broker is unreachable, and a second ask while it is down
 does not wait again."""
 
+import io
 import socket
 import threading
 import time
@@ -90,19 +91,42 @@ def test_workers_show_exits_1_with_one_line_within_seconds(cut_off):
     assert time.monotonic() - started < FAST
 
 
-def test_a_pause_is_stored_and_answered_within_seconds(
-    cut_off, test_queue, django_capture_on_commit_callbacks
-):
+@pytest.mark.django_db(transaction=True)  # committed at once, as in production: told now
+def test_a_pause_is_stored_within_seconds_and_says_the_workers_were_not_told(cut_off, test_queue):
     api = token_client(make_superuser("api-root"))
-    started = time.monotonic()
-    with django_capture_on_commit_callbacks(execute=True) as broadcasts:
-        answer = api.post(f"/api/queues/{test_queue}/pause")
-    took = time.monotonic() - started
+    answer, took = timed(lambda: api.post(f"/api/queues/{test_queue}/pause"))
 
-    assert len(broadcasts) == 1  # the broadcast to the workers was tried, and failed
     assert answer.status_code == 200
+    assert answer.json()["note"].startswith("stored, but the broker is unreachable")
     assert QueuePause.objects.filter(queue=test_queue).exists()
     assert took < FAST
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_dashboard_and_the_cli_say_a_change_was_stored_but_not_told_to_workers(
+    cut_off, test_queue, root_client
+):
+    url = reverse("control:pause", args=[test_queue])
+    page = root_client.post(url, {"next": "/jobs/"}, follow=True)
+    assert f"Queue {test_queue} paused" in page.text
+    assert "the workers running now were not told" in page.text
+
+    said = io.StringIO()
+    call_command("queues", "resume", test_queue, stderr=said)
+    assert said.getvalue().startswith("warning: stored, but the broker is unreachable")
+    assert not QueuePause.objects.filter(queue=test_queue).exists()
+
+
+def test_growing_a_pool_says_the_broker_is_unreachable_not_that_the_worker_is_unknown(
+    cut_off,
+):
+    with pytest.raises(CommandError, match=r"^the broker is unreachable") as refused:
+        call_command("workers", "grow", WORKER)
+    assert refused.value.returncode == 1
+
+    api = token_client(make_superuser("api-root"))
+    answer = api.post(f"/api/workers/{WORKER}/grow", {"n": 1}, content_type="application/json")
+    assert answer.status_code == 503
 
 
 def test_once_the_broker_did_not_answer_the_next_door_does_not_wait_again(cut_off, root_client):
