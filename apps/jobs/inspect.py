@@ -180,6 +180,19 @@ def send(
     return replies or []
 
 
+def revoke(task_ids: str | list[str], *, terminate: bool = False, signal: str = "SIGTERM") -> bool:
+    """Tell every worker to skip these tasks (with `terminate`, to stop them if running):
+    Celery's `control.revoke`, through `broadcast`. False (logged) when the broker is
+    unreachable: a revoked run's record says cancelled all the same."""
+    arguments = {"task_id": task_ids, "terminate": terminate, "signal": signal}
+    try:
+        broadcast("revoke", arguments=arguments)
+    except BrokerDown as exc:
+        log.warning("revoke of %s not broadcast: %s", task_ids, exc)
+        return False
+    return True
+
+
 def by_worker(replies: list[dict]) -> dict[str, object]:
     """Celery's replies ([{worker: answer}, ...]) as one {worker: answer}."""
     return {name: answer for one in replies for name, answer in one.items()}

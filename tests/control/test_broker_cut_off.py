@@ -15,8 +15,9 @@ from django.urls import reverse
 
 from apps.control.models import QueuePause
 from apps.jobs import inspect
+from apps.jobs.models import State
 from tests.api.helpers import token_client
-from tests.helpers import make_superuser, point_celery_at
+from tests.helpers import make_run, make_superuser, point_celery_at
 
 pytestmark = [pytest.mark.django_db, pytest.mark.once]
 
@@ -138,3 +139,15 @@ def test_once_the_broker_did_not_answer_the_next_door_does_not_wait_again(cut_of
 
     assert answer.status_code == 503
     assert took < inspect.TIMEOUT
+
+
+def test_cancelling_a_queued_run_answers_within_seconds_and_marks_it_cancelled(cut_off):
+    run = make_run(state=State.QUEUED)
+    api = token_client(make_superuser("api-root"))
+
+    answer, took = timed(lambda: api.post(f"/api/runs/{run.pk}/cancel"))
+
+    assert answer.status_code == 202
+    run.refresh_from_db()
+    assert run.state == State.CANCELLED
+    assert took < FAST
