@@ -22,7 +22,7 @@ from celery import current_app
 from django.core.cache import cache
 from django.dispatch import Signal
 from django.utils import timezone
-from kombu import Connection
+from kombu import Connection, Producer
 from kombu.exceptions import ChannelError
 
 from apps.jobs import sending
@@ -174,10 +174,29 @@ def send(
     """Publish on `conn` and wait there for replies (up to `timeout`, default TIMEOUT):
     Celery's `control.broadcast` would publish on the app's pooled connections."""
     mailbox = current_app.control.mailbox(conn)
-    mailbox.producer_pool = None  # Producer(conn's channel), not one from the app's pool
+    mailbox.producer_pool = _OnConnection(conn)  # not a producer from the app's pool
     timeout = TIMEOUT if timeout is None else timeout
     replies = mailbox._broadcast(command, arguments or {}, destination, reply, timeout, limit)
     return replies or []
+
+
+class _NoRetryProducer(Producer):
+    def publish(self, body, **options):
+        # kombu's Mailbox publishes with retry=True and no retry policy: a broker cut off
+        # between connecting and publishing would hold the request for ever, reconnecting.
+        options["retry"] = False
+        return super().publish(body, **options)
+
+
+class _OnConnection:
+    """In place of the app's producer pool: one producer on `conn`, without retries."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def acquire(self, block: bool = True):
+        producer = _NoRetryProducer(self.conn.default_channel, auto_declare=False)
+        return contextlib.nullcontext(producer)
 
 
 def revoke(task_ids: str | list[str], *, terminate: bool = False, signal: str = "SIGTERM") -> bool:

@@ -151,3 +151,66 @@ def test_cancelling_a_queued_run_answers_within_seconds_and_marks_it_cancelled(c
     run.refresh_from_db()
     assert run.state == State.CANCELLED
     assert took < FAST
+
+
+class CuttableProxy:
+    """A TCP proxy to the real broker; after cut() the bytes it gets vanish (a host cut
+    off by the network: connections stay open, nothing answers)."""
+
+    def __init__(self, port: int) -> None:
+        self.target, self.cut_off, self.sockets = port, threading.Event(), []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client = self.listener.accept()[0]
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            self.sockets += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                if not self.cut_off.is_set():
+                    target.sendall(data)
+        except OSError:
+            return
+
+    def close(self) -> None:
+        self.listener.close()
+        for one in self.sockets:
+            one.close()
+
+
+@pytest.mark.parametrize("reply", [False, True], ids=["a command", "a question"])
+def test_a_broker_cut_off_between_connecting_and_publishing_fails_within_seconds(redis_url, reply):
+    """The window a page cannot rule out: the broker answered, then the network went.
+    (Before: kombu's Mailbox publishes with unbounded retries, so a command such as a
+    pause or a revoke reconnected for ever.)"""
+    proxy = CuttableProxy(int(redis_url.rsplit(":", 1)[1].split("/")[0]))
+    point_celery_at(f"redis://127.0.0.1:{proxy.port}/0")
+    outcome = []
+
+    def ask() -> None:
+        try:
+            with inspect.connected() as conn:
+                proxy.cut_off.set()
+                inspect.send(conn, "ping", reply=reply)
+        except inspect.BrokerDown as exc:
+            outcome.append(exc)
+
+    try:
+        asking = threading.Thread(target=ask, daemon=True)
+        asking.start()
+        asking.join(timeout=FAST)
+        assert not asking.is_alive()
+        assert isinstance(outcome[0], inspect.BrokerDown)
+    finally:
+        point_celery_at(redis_url)
+        proxy.close()
