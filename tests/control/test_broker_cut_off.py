@@ -16,6 +16,7 @@ from django.urls import reverse
 from apps.control.models import QueuePause
 from apps.jobs import inspect
 from apps.jobs.models import State
+from project import celery_app
 from tests.api.helpers import token_client
 from tests.helpers import make_run, make_superuser, point_celery_at
 
@@ -214,3 +215,32 @@ def test_a_broker_cut_off_between_connecting_and_publishing_fails_within_seconds
     finally:
         point_celery_at(redis_url)
         proxy.close()
+
+
+@pytest.fixture
+def cut_after_use(redis_url):
+    """The broker answered this process (its pooled connections are open), then the
+    network between them went."""
+    proxy = CuttableProxy(int(redis_url.rsplit(":", 1)[1].split("/")[0]))
+    point_celery_at(f"redis://127.0.0.1:{proxy.port}/0")
+    celery_app.control.broadcast("ping")  # an earlier request's: leaves a connection pooled
+    proxy.cut_off.set()
+    yield
+    point_celery_at(redis_url)
+    proxy.close()
+
+
+@pytest.mark.django_db(transaction=True)  # the request runs on a thread of its own
+def test_a_pause_after_the_network_went_answers_within_seconds(cut_after_use, test_queue):
+    """Before: the broadcast took a pooled connection and kombu reconnected for ever."""
+    api = token_client(make_superuser("api-root"))
+    answers = []
+    asking = threading.Thread(
+        target=lambda: answers.append(api.post(f"/api/queues/{test_queue}/pause")), daemon=True
+    )
+    asking.start()
+    asking.join(timeout=FAST)
+
+    assert not asking.is_alive()
+    assert answers[0].json()["note"].startswith("stored, but the broker is unreachable")
+    assert QueuePause.objects.filter(queue=test_queue).exists()
