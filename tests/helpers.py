@@ -37,6 +37,10 @@ def point_celery_at(url: str) -> None:
     celery_app.conf.broker_url = url
     celery_app._pool = None  # not closed: kombu's producer pools may still hold it
     celery_app.amqp._producer_pool = None
+    # Remote control keeps the producer pool it first published with (a cached property of
+    # the mailbox, set when the session's in-process worker first answered): without this,
+    # broadcasts (add_consumer, inspect, revoke) still went to the old broker.
+    del celery_app.control.mailbox.producer_pool
     sending.note_broker(up=True)  # a failure on the last broker says nothing of this one
 
 
