@@ -74,6 +74,7 @@ class ActionOut(Schema):
     action: str
     target: str
     detail: dict
+    note: str = Field("", description="Set when the workers running now were not told.")
 
 
 class PurgeIn(Strict):
@@ -113,7 +114,8 @@ class RateOut(Schema):
 
 
 def action_out(row) -> dict:
-    return {"action": row.action, "target": row.target, "detail": row.detail}
+    note = f"stored, but {actions.NOT_TOLD}" if getattr(row, "told_workers", None) is False else ""
+    return {"action": row.action, "target": row.target, "detail": row.detail, "note": note}
 
 
 # Queues ------------------------------------------------------------------------------------
@@ -160,7 +162,9 @@ def purge_queue(request, body: PurgeIn, name: str = Name):
 # Workers -----------------------------------------------------------------------------------
 
 
-@api.get("/workers/{name}", response={200: dict, **errors(401, 403, 404, 422)}, tags=["control"])
+@api.get(
+    "/workers/{name}", response={200: dict, **errors(401, 403, 404, 422, 503)}, tags=["control"]
+)
 def read_worker(request, name: str = Name):
     """The worker's pool (processes, autoscale bounds) and the queues it consumes."""
     controller(request)

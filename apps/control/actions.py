@@ -11,6 +11,7 @@ from celery import current_app
 from django.db import transaction
 
 from apps.audit import recording as audit
+from apps.jobs import inspect
 from apps.jobs.catalog import get_job, queue_names
 from apps.jobs.models import Run, State
 
@@ -22,6 +23,10 @@ log = logging.getLogger(__name__)
 
 RESUME_COMMAND = "switchyard_resume"  # apps/control/worker.py: add_consumer where configured
 REPLY_TIMEOUT = 2.0
+NOT_TOLD = (
+    "the broker is unreachable, so the workers running now were not told: each applies "
+    "the stored pauses and rate limits when it starts or reconnects to the broker"
+)
 CANCEL_CHUNK = 500
 
 
@@ -56,8 +61,7 @@ def pause_queue(actor: Actor, queue: str) -> ControlAction:
     check(actor)
     queue = known_queue(queue)
     QueuePause.objects.get_or_create(queue=queue, defaults={"paused_by": actor.name[:150]})
-    transaction.on_commit(lambda: _broadcast("cancel_consumer", queue=queue))
-    return record(actor, "pause_queue", queue)
+    return _tell_workers(record(actor, "pause_queue", queue), "cancel_consumer", queue=queue)
 
 
 def resume_queue(actor: Actor, queue: str) -> ControlAction:
@@ -65,8 +69,7 @@ def resume_queue(actor: Actor, queue: str) -> ControlAction:
     check(actor)
     queue = known_queue(queue)
     QueuePause.objects.filter(queue=queue).delete()
-    transaction.on_commit(lambda: _broadcast(RESUME_COMMAND, queue=queue))
-    return record(actor, "resume_queue", queue)
+    return _tell_workers(record(actor, "resume_queue", queue), RESUME_COMMAND, queue=queue)
 
 
 @dataclass(frozen=True)
@@ -130,7 +133,7 @@ def shutdown_worker(actor: Actor, worker: str) -> ControlAction:
     check(actor)
     worker = known_worker(worker)
     with broker.reachable():
-        current_app.control.broadcast("shutdown", destination=[worker], reply=False)
+        inspect.broadcast("shutdown", destination=[worker])
     broker.forget_consumers()
     return record(actor, "shutdown_worker", worker)
 
@@ -138,10 +141,10 @@ def shutdown_worker(actor: Actor, worker: str) -> ControlAction:
 def _ask(worker: str, command: str, **arguments) -> str:
     """Send one command to one worker and return its answer; its refusal is a ControlError."""
     with broker.reachable():
-        replies = current_app.control.broadcast(
+        replies = inspect.broadcast(
             command, arguments=arguments, destination=[worker], reply=True, timeout=REPLY_TIMEOUT
         )
-    answer = next((r[worker] for r in replies or () if worker in r), None)
+    answer = inspect.by_worker(replies).get(worker)
     if answer is None:
         raise ControlError(f"worker {worker} did not answer {command} in {REPLY_TIMEOUT:g} s")
     if "error" in answer:
@@ -169,8 +172,8 @@ def set_rate_limit(actor: Actor, job_name: str, rate: str | None) -> ControlActi
     RateLimit.objects.update_or_create(
         job_name=job.name, defaults={"rate": rate, "set_by": actor.name[:150]}
     )
-    transaction.on_commit(lambda: _broadcast("rate_limit", task_name=job.name, rate_limit=rate))
-    return record(actor, "set_rate_limit", job.name, rate=rate)
+    row = record(actor, "set_rate_limit", job.name, rate=rate)
+    return _tell_workers(row, "rate_limit", task_name=job.name, rate_limit=rate)
 
 
 def clear_rate_limit(actor: Actor, job_name: str) -> ControlAction:
@@ -179,10 +182,8 @@ def clear_rate_limit(actor: Actor, job_name: str) -> ControlAction:
     job = catalog_job(job_name)
     RateLimit.objects.filter(job_name=job.name).delete()
     declared = declared_rate(job.name)
-    transaction.on_commit(
-        lambda: _broadcast("rate_limit", task_name=job.name, rate_limit=declared)
-    )
-    return record(actor, "clear_rate_limit", job.name, declared=declared)
+    row = record(actor, "clear_rate_limit", job.name, declared=declared)
+    return _tell_workers(row, "rate_limit", task_name=job.name, rate_limit=declared)
 
 
 def declared_rate(task_name: str) -> str | None:
@@ -192,10 +193,25 @@ def declared_rate(task_name: str) -> str | None:
     return type(task).rate_limit if task is not None else None
 
 
-def _broadcast(command: str, **arguments) -> None:
+def _tell_workers(row: ControlAction, command: str, **arguments) -> ControlAction:
+    """Broadcast once the stored change is committed; then `row.told_workers` says
+    whether the broker took the command (None until the transaction commits)."""
+    row.told_workers = None
+
+    def tell() -> None:
+        row.told_workers = _broadcast(command, **arguments)
+
+    transaction.on_commit(tell)
+    return row
+
+
+def _broadcast(command: str, **arguments) -> bool:
     try:
-        current_app.control.broadcast(command, arguments=arguments, reply=False)
-    except Exception as exc:  # stored already: workers apply it when they (re)start
+        inspect.broadcast(command, arguments=arguments)
+    except inspect.BrokerDown as exc:  # stored already: workers apply it when they (re)start
         log.warning("could not broadcast %s %s: %s", command, arguments, exc)
-    broker.forget_consumers()
-    broker.forget_snapshot()
+        return False
+    finally:
+        broker.forget_consumers()
+        broker.forget_snapshot()
+    return True

@@ -3,7 +3,6 @@
 import contextlib
 import logging
 
-from celery import current_app
 from django.core.cache import cache
 from kombu.exceptions import ChannelError
 
@@ -81,13 +80,11 @@ def alive_workers() -> set[str]:
 
 
 def answers(worker: str) -> bool:
-    """Does this worker answer a ping now (for a worker newer than the last inspection)?"""
-    try:
-        replies = current_app.control.ping(destination=[worker], timeout=inspect.TIMEOUT)
-    except Exception as exc:
-        log.warning("could not ping %s: %s", worker, exc)
-        return False
-    return any(worker in reply for reply in replies or ())
+    """Does this worker answer a ping now (for a worker newer than the last inspection)?
+    Raises BrokerUnreachable: then nobody can tell."""
+    with reachable():
+        replies = inspect.broadcast("ping", reply=True, destination=[worker])
+    return worker in inspect.by_worker(replies)
 
 
 def consumers() -> dict[str, list[str]]:
@@ -97,15 +94,12 @@ def consumers() -> dict[str, list[str]]:
         return cached
     try:
         # Stop waiting once the workers of the last full inspection answered.
-        asking = current_app.control.inspect(
-            timeout=inspect.TIMEOUT, limit=inspect.expected_workers()
-        )
-        replies = asking.active_queues() or {}
-    except Exception as exc:  # the broker is down: nobody is known to consume
+        replies = inspect.broadcast("active_queues", reply=True, limit=inspect.expected_workers())
+    except inspect.BrokerDown as exc:  # the broker is down: nobody is known to consume
         log.warning("could not ask workers for their queues: %s", exc)
-        replies = {}
+        replies = []
     found: dict[str, list[str]] = {}
-    for worker, queues in replies.items():
+    for worker, queues in inspect.by_worker(replies).items():
         for queue in queues or ():
             found.setdefault(queue.get("name", ""), []).append(worker)
     cache.set(CONSUMERS_KEY, found, CONSUMERS_SECONDS)

@@ -86,15 +86,17 @@ def queue_rows() -> list[QueueRow]:
 
 
 def worker_detail(name: str) -> dict | None:
-    """What the worker says about its pool and queues now; None if it does not answer."""
+    """What the worker says about its pool and queues now; None if it does not answer.
+    Raises BrokerUnreachable."""
     if "@" not in name:
         return None
-    control = current_app.control.inspect(destination=[name], timeout=inspect.TIMEOUT)
-    stats = (control.stats() or {}).get(name)
+    with broker.reachable(), inspect.connected() as conn:
+        stats = _answer(conn, name, "stats")
+        queues = _answer(conn, name, "active_queues") if stats is not None else None
     if stats is None:
         return None
+    queues = queues or []
     pool = stats.get("pool") or {}
-    queues = (control.active_queues() or {}).get(name) or []
     return {
         "name": name,
         "processes": len(pool["processes"])
@@ -105,3 +107,8 @@ def worker_detail(name: str) -> dict | None:
         "queues": sorted(q.get("name", "") for q in queues),
         "pid": stats.get("pid"),
     }
+
+
+def _answer(conn, worker: str, command: str):
+    replies = inspect.send(conn, command, reply=True, destination=[worker])
+    return inspect.by_worker(replies).get(worker)

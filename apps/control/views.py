@@ -38,7 +38,7 @@ def back(request: HttpRequest, default: str = "/") -> HttpResponse:
 def attempt(request: HttpRequest, action, *args, done: str) -> bool:
     """Run one action; tell the user what happened (the refusal names the field)."""
     try:
-        action(actor(request), *args)
+        row = action(actor(request), *args)
     except ControlDenied as exc:
         raise PermissionDenied(str(exc)) from None
     except ControlError as exc:
@@ -46,6 +46,8 @@ def attempt(request: HttpRequest, action, *args, done: str) -> bool:
         messages.error(request, f"{label}{exc}")
         return False
     messages.success(request, done)
+    if getattr(row, "told_workers", None) is False:
+        messages.warning(request, f"Stored, but {actions.NOT_TOLD}.")
     return True
 
 
@@ -94,7 +96,11 @@ def purge(request: HttpRequest, queue: str) -> HttpResponse:
 @login_required
 def worker_page(request: HttpRequest, worker: str) -> HttpResponse:
     actor(request)
-    detail = status.worker_detail(worker)
+    try:
+        detail = status.worker_detail(worker)
+    except BrokerUnreachable as exc:
+        messages.error(request, str(exc))
+        return back(request)
     if detail is None:
         raise Http404("No such worker is answering.")
     return render(

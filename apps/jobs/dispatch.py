@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
-from . import secrets, sending
+from . import inspect, secrets, sending
 from .catalog import Job, ParameterError, clean_parameters, get_job
 from .models import Run, Source, State
 from .worker.recording import prerecorded
@@ -277,10 +277,7 @@ def cancel_run(run: Run, by=None) -> bool:
     not_started = run.cancel(by)
     job = get_job(run.job_name)
     terminate = bool(job and job.cancellable and not not_started)
-    try:
-        current_app.control.revoke(run.task_id, terminate=terminate, signal="SIGTERM")
-    except OperationalError:
-        log.warning("broker unreachable; revoke of %s not broadcast", run.task_id)
+    inspect.revoke(run.task_id, terminate=terminate)
     return True
 
 

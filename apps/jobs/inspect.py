@@ -3,10 +3,18 @@
 Every broker call here gives up after TIMEOUT seconds, and the answer (good or bad)
 is cached for CACHE_SECONDS, so a dead broker makes pages say so instead of hanging,
 and a dashboard polled by several people asks the workers once per few seconds.
+
+Every remote-control command of the web process (pages, API, CLI) goes through
+`broadcast`: published and answered on one short-timeout connection (Celery's own
+`control.broadcast` publishes on the app's pooled connections, whose socket timeout is
+5 s), and not tried at all while the broker failed in the last few seconds
+(`sending.broker_recently_down`, the back-off the dispatcher uses too).
 """
 
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -14,9 +22,10 @@ from celery import current_app
 from django.core.cache import cache
 from django.dispatch import Signal
 from django.utils import timezone
-from kombu import Connection
+from kombu import Connection, Producer
 from kombu.exceptions import ChannelError
 
+from apps.jobs import sending
 from apps.jobs.catalog import queue_names
 
 log = logging.getLogger(__name__)
@@ -105,15 +114,17 @@ def take_snapshot(limit: int | None = None) -> Snapshot:
     stop waiting once that many workers answered."""
     now = timezone.now()
     try:
-        with broker_connection() as conn:
-            conn.ensure_connection(max_retries=1, interval_start=0, timeout=TIMEOUT)
+        with connected() as conn:
             queues = queue_depths(conn, queue_names())
             workers = ask_workers(conn, limit)
-    except Exception as exc:  # any transport error means "unreachable" to a person
-        log.warning("broker unreachable: %s", exc)
-        return Snapshot(taken_at=now, broker_ok=False, error=_one_line(exc))
+    except BrokerDown as exc:  # any transport error means "unreachable" to a person
+        return Snapshot(taken_at=now, broker_ok=False, error=str(exc))
     workers_answered.send(sender=Snapshot, workers=workers)
     return Snapshot(taken_at=now, broker_ok=True, workers=workers, queues=queues)
+
+
+class BrokerDown(Exception):
+    """The broker did not answer within TIMEOUT, or did not a moment ago."""
 
 
 def broker_connection() -> Connection:
@@ -123,24 +134,102 @@ def broker_connection() -> Connection:
     )
 
 
+@contextlib.contextmanager
+def connected() -> Iterator[Connection]:
+    """A short-timeout connection that answered just now. Raises BrokerDown on any
+    transport error inside, and at once, without trying, while the broker failed in
+    the last sending.BROKER_BACKOFF_SECONDS (so a page polled while it is down does
+    not wait again and again); the outcome feeds that back-off."""
+    if sending.broker_recently_down():
+        raise BrokerDown("no answer a moment ago (not asked again yet)")
+    try:
+        with broker_connection() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, timeout=TIMEOUT)
+            yield conn
+    except Exception as exc:
+        log.warning("broker unreachable: %s", exc)
+        sending.note_broker(up=False)
+        raise BrokerDown(_one_line(exc)) from exc
+    sending.note_broker(up=True)
+
+
+def broadcast(command: str, *, reply: bool = False, **options) -> list[dict]:
+    """Send one remote-control command (Celery's `control.broadcast` options:
+    arguments, destination, timeout, limit) on a connection of its own; the replies
+    when `reply`. Raises BrokerDown."""
+    with connected() as conn:
+        return send(conn, command, reply=reply, **options)
+
+
+def send(
+    conn: Connection,
+    command: str,
+    *,
+    arguments: dict | None = None,
+    destination: list[str] | None = None,
+    reply: bool = False,
+    timeout: float | None = None,
+    limit: int | None = None,
+) -> list[dict]:
+    """Publish on `conn` and wait there for replies (up to `timeout`, default TIMEOUT):
+    Celery's `control.broadcast` would publish on the app's pooled connections."""
+    mailbox = current_app.control.mailbox(conn)
+    mailbox.producer_pool = _OnConnection(conn)  # not a producer from the app's pool
+    timeout = TIMEOUT if timeout is None else timeout
+    replies = mailbox._broadcast(command, arguments or {}, destination, reply, timeout, limit)
+    return replies or []
+
+
+class _NoRetryProducer(Producer):
+    def publish(self, body, **options):
+        # kombu's Mailbox publishes with retry=True and no retry policy: a broker cut off
+        # between connecting and publishing would hold the request for ever, reconnecting.
+        options["retry"] = False
+        return super().publish(body, **options)
+
+
+class _OnConnection:
+    """In place of the app's producer pool: one producer on `conn`, without retries."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def acquire(self, block: bool = True):
+        producer = _NoRetryProducer(self.conn.default_channel, auto_declare=False)
+        return contextlib.nullcontext(producer)
+
+
+def revoke(task_ids: str | list[str], *, terminate: bool = False, signal: str = "SIGTERM") -> bool:
+    """Tell every worker to skip these tasks (with `terminate`, to stop them if running):
+    Celery's `control.revoke`, through `broadcast`. False (logged) when the broker is
+    unreachable: a revoked run's record says cancelled all the same."""
+    arguments = {"task_id": task_ids, "terminate": terminate, "signal": signal}
+    try:
+        broadcast("revoke", arguments=arguments)
+    except BrokerDown as exc:
+        log.warning("revoke of %s not broadcast: %s", task_ids, exc)
+        return False
+    return True
+
+
+def by_worker(replies: list[dict]) -> dict[str, object]:
+    """Celery's replies ([{worker: answer}, ...]) as one {worker: answer}."""
+    return {name: answer for one in replies for name, answer in one.items()}
+
+
 def ping_workers() -> set[str] | None:
     """Names of the workers that answer a remote-control ping within TIMEOUT (each a
     sign of life: `workers_answered`); None when the broker cannot be reached."""
     try:
-        with broker_connection() as conn:
-            conn.ensure_connection(max_retries=1, interval_start=0, timeout=TIMEOUT)
-            replies = current_app.control.ping(timeout=TIMEOUT, connection=conn) or []
-    except Exception as exc:  # any transport error: no answer from anyone, judge no one
-        log.warning("broker unreachable, workers not pinged: %s", exc)
+        names = set(by_worker(broadcast("ping", reply=True)))
+    except BrokerDown:  # no answer from anyone: judge no one
         return None
-    names = {name for reply in replies for name in reply}
     workers_answered.send(sender=Snapshot, workers=tuple(Worker(name) for name in sorted(names)))
     return names
 
 
 def ask_workers(conn: Connection, limit: int | None = None) -> tuple[Worker, ...]:
-    asking = current_app.control.inspect(timeout=TIMEOUT, connection=conn, limit=limit)
-    replies = asking.stats() or {}
+    replies = by_worker(send(conn, "stats", reply=True, limit=limit))
     return tuple(sorted((_worker(name, stats) for name, stats in replies.items()),
                         key=lambda w: w.name))  # fmt: skip
 

@@ -8,14 +8,14 @@ import json
 from collections.abc import Iterable
 from datetime import timedelta
 
-from celery import current_app, states
+from celery import states
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import Model, Q
 from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import TaskResult
-from kombu.exceptions import OperationalError
 
+from apps.jobs import inspect
 from apps.jobs.catalog import ParameterError
 from apps.jobs.dispatch import cancel_run, record_and_send, rerun, revalidated
 from apps.jobs.models import Run, Source
@@ -135,8 +135,4 @@ def terminate(result: TaskResult, user) -> bool:
     run = Run.objects.filter(task_id=result.task_id).first()
     if run:
         cancel_run(run, by=user)
-    try:
-        current_app.control.revoke(result.task_id, terminate=True, signal="SIGTERM")
-    except OperationalError:
-        return False
-    return True
+    return inspect.revoke(result.task_id, terminate=True)

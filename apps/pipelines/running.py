@@ -22,7 +22,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
-from apps.jobs import dispatch
+from apps.jobs import dispatch, inspect
 from apps.jobs.models import NOT_STARTED, Run, Source, State
 
 from .declare import Pipeline, Result, Stage, Step, get_pipeline
@@ -279,10 +279,5 @@ def cancel(run: Run, by=None, note: str = "") -> bool | None:
 
 
 def revoke(task_ids: list[str]) -> None:
-    from kombu.exceptions import OperationalError
-
-    try:
-        if task_ids:
-            current_app.control.revoke(task_ids)
-    except OperationalError:
-        log.warning("broker unreachable; revoke of %d steps not broadcast", len(task_ids))
+    if task_ids:
+        inspect.revoke(task_ids)

@@ -24,7 +24,7 @@ EXPECTED = {
     ("post", "/api/queues/{name}/pause"): {"200", "401", "403", "404", "413", "422"},
     ("post", "/api/queues/{name}/resume"): {"200", "401", "403", "404", "413", "422"},
     ("post", "/api/queues/{name}/purge"): {"200", "400", "401", "403", "404", "413", "422", "503"},
-    ("get", "/api/workers/{name}"): {"200", "401", "403", "404", "422"},
+    ("get", "/api/workers/{name}"): {"200", "401", "403", "404", "422", "503"},
     **{
         ("post", f"/api/workers/{{name}}/{action}"): {
             "200",

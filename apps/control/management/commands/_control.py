@@ -9,6 +9,7 @@ import argparse
 
 from django.core.management.base import CommandError
 
+from apps.control import actions
 from apps.control.rules import Actor, ControlError
 from apps.jobs.command_base import BAD_INPUT, OneLineErrorsCommand
 
@@ -26,6 +27,11 @@ class ControlCommand(OneLineErrorsCommand):
     @property
     def actor(self) -> Actor:
         return Actor.cli()
+
+    def warn_if_not_told(self, row) -> None:
+        """Stored, but the broker did not take the broadcast: say so (exit status 0)."""
+        if getattr(row, "told_workers", None) is False:
+            self.stderr.write(f"warning: stored, but {actions.NOT_TOLD}")
 
 
 def whole_number(raw: str) -> int:

@@ -30,12 +30,14 @@ class Command(ControlCommand):
             self.stdout.write(f"{q.name}\t{state}\twaiting {waiting}\tconsumers {q.consumers}")
 
     def handle_pause(self, *, queue: str, **options) -> None:
-        actions.pause_queue(self.actor, queue)
+        row = actions.pause_queue(self.actor, queue)
         self.stdout.write(f"queue {queue} paused: workers take nothing new from it")
+        self.warn_if_not_told(row)
 
     def handle_resume(self, *, queue: str, **options) -> None:
-        actions.resume_queue(self.actor, queue)
+        row = actions.resume_queue(self.actor, queue)
         self.stdout.write(f"queue {queue} resumed")
+        self.warn_if_not_told(row)
 
     def handle_purge(self, *, queue: str, yes: bool, **options) -> None:
         queue = actions.known_queue(queue)

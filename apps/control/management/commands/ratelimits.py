@@ -27,12 +27,14 @@ class Command(ControlCommand):
     def handle_set(self, *, job: str, rate: str, **options) -> None:
         if not rate.strip():
             return self.handle_clear(job=job)
-        actions.set_rate_limit(self.actor, job, rate)
+        row = actions.set_rate_limit(self.actor, job, rate)
         self.describe(job)
+        self.warn_if_not_told(row)
 
     def handle_clear(self, *, job: str, **options) -> None:
-        actions.clear_rate_limit(self.actor, job)
+        row = actions.clear_rate_limit(self.actor, job)
         self.describe(job)
+        self.warn_if_not_told(row)
 
     def describe(self, job_name: str) -> None:
         summary = status.rate_summary(actions.catalog_job(job_name))
