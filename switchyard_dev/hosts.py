@@ -366,12 +366,15 @@ class Topology:
     def kill_namespace(self, name: str) -> None:
         """SIGKILL every process left in the host's network namespace: daemons that left
         its process group (epmd), as when the machine dies."""
-        host = self.hosts[name]
-        pids = subprocess.run(["ip", "netns", "pids", host.namespace], capture_output=True,
-                              text=True).stdout.split()  # fmt: skip
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.kill(int(pid), signal.SIGKILL)
+        for pid in self.pids(name):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def pids(self, name: str) -> list[int]:
+        """Every process running in the host's network namespace."""
+        listing = subprocess.run(["ip", "netns", "pids", self.hosts[name].namespace],
+                                 capture_output=True, text=True).stdout  # fmt: skip
+        return [int(pid) for pid in listing.split() if pid.isdigit()]
 
     def stop(self, name: str) -> None:
         self._stop(self.hosts[name])

@@ -70,6 +70,7 @@ def test_with_quorum_queues_killing_the_leader_node_loses_nothing_and_runs_nothi
         )
         settle(lambda: len(ledger.counts("done")) >= JOBS // 4, 120, 0.2)
         leader.kill()
+        assert settle(lambda: not leader.topo.pids(leader.host), 10), "the host kept processes"
         killed_at_done = len(ledger.counts("done"))
         survivors = [node for node in nodes if node is not leader]
         new_leader = settle(lambda: queue_info(survivors[0]).get("leader") not in
