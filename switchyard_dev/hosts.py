@@ -244,6 +244,7 @@ class Topology:
         """Stop every process, then remove namespaces, links and /etc/netns folders."""
         self._stop_all(list(self.hosts.values()))
         for host in self.hosts.values():
+            self.kill_namespace(host.name)
             subprocess.run(["ip", "netns", "del", host.namespace], capture_output=True)
             subprocess.run(["ip", "link", "del", host.veth], capture_output=True)
             shutil.rmtree(NETNS_ETC / host.namespace, ignore_errors=True)
@@ -290,6 +291,12 @@ class Topology:
         spec = interpolate(self._spec(name), self.env)
         image = _image_of(spec)
         argv, cwd, env = image.prepare(self, host, spec)
+        return self.spawn(name, argv, env, cwd)
+
+    def spawn(self, name: str, argv: list[str], env: dict[str, str], cwd=None) -> subprocess.Popen:
+        """Start any command as the host's process (not necessarily its compose service),
+        in a new process group, output to the host's log: kill, stop and log apply to it."""
+        host = self.hosts[name]
         log = open(host.log_path, "ab")  # noqa: SIM115
         host.process = subprocess.Popen(
             self._in_host(host, argv), cwd=cwd, env=env, stdout=log,
@@ -297,6 +304,12 @@ class Topology:
         )  # fmt: skip
         log.close()
         return host.process
+
+    def execute(self, name: str, argv: list[str], env: dict[str, str], timeout: float = 120
+                ) -> subprocess.CompletedProcess:  # fmt: skip
+        """Run any command on the host to its end (its namespace and hostname)."""
+        return subprocess.run(self._in_host(self.hosts[name], argv), env=env, text=True,
+                              capture_output=True, timeout=timeout)  # fmt: skip
 
     def _in_host(self, host: Host, argv: list[str]) -> list[str]:
         """Inside the host's network namespace, with a hostname (UTS namespace) of its own."""
@@ -349,6 +362,19 @@ class Topology:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(host.process.pid, signal.SIGKILL)
             host.process.wait()
+
+    def kill_namespace(self, name: str) -> None:
+        """SIGKILL every process left in the host's network namespace: daemons that left
+        its process group (epmd), as when the machine dies."""
+        for pid in self.pids(name):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def pids(self, name: str) -> list[int]:
+        """Every process running in the host's network namespace."""
+        listing = subprocess.run(["ip", "netns", "pids", self.hosts[name].namespace],
+                                 capture_output=True, text=True).stdout  # fmt: skip
+        return [int(pid) for pid in listing.split() if pid.isdigit()]
 
     def stop(self, name: str) -> None:
         self._stop(self.hosts[name])

@@ -1,15 +1,18 @@
 """Scenario 6: RabbitMQ with quorum queues, a three-node cluster, one node killed.
 
-Three private rabbitmq-server nodes on loopback (switchyard_dev/rabbitmq_cluster.py) form
-a cluster; Switchyard runs with CELERY_TASK_DEFAULT_QUEUE_TYPE=quorum and a failover
-broker URL naming all three. Two workers and a sender process connect to the first node,
-where the `celery` quorum queue gets its leader (replicas on the other two). While the
-sender publishes jobs, the leader node is SIGKILLed: publishers and workers fail over to
+Three private rabbitmq-server nodes, each on a host of its own (a network namespace of
+the hosts harness with its own address, hostname and epmd; switchyard_dev/
+rabbitmq_cluster.py), form a cluster over the bridge; Switchyard runs with
+CELERY_TASK_DEFAULT_QUEUE_TYPE=quorum and a failover broker URL naming all three. Two
+workers and a sender process, in the test's own namespace, reach the nodes through the
+bridge and connect to the first node, where the `celery` quorum queue gets its leader
+(replicas on the other two). While the sender publishes jobs, the leader's host dies
+(SIGKILL of its whole process group and its epmd): publishers and workers fail over to
 another node, the queue elects a new leader from its replicas. Every run must succeed,
 none executed twice.
 
-A cluster takes about a minute to start here, so this runs in `make chaos` and
-`make chaos-hosts` only (marker hosts_full), on one database.
+Needs root (network namespaces); runs in `make chaos` and `make chaos-hosts` only
+(marker hosts_full), on one database.
 """
 
 import json
@@ -20,8 +23,7 @@ import pytest
 
 from apps.devstack import processes
 from apps.jobs.models import FINISHED_STATES, Run
-from switchyard_dev.rabbitmq_cluster import rabbitmq_cluster, running_nodes
-from switchyard_dev.services import rabbitmq_start_script
+from switchyard_dev.rabbitmq_cluster import cluster_skip_reason, rabbitmq_cluster, running_nodes
 
 from .stack import RECORD, Fleet, count_runs, describe, report, settle
 
@@ -33,7 +35,7 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.django_db(transaction=True),
     pytest.mark.timeout(900),
-    pytest.mark.skipif(rabbitmq_start_script() is None, reason="RabbitMQ is not installed"),
+    pytest.mark.skipif(cluster_skip_reason() is not None, reason=str(cluster_skip_reason())),
 ]
 
 JOBS = int(os.environ.get("CHAOS_QUORUM_JOBS", "300"))
@@ -68,6 +70,7 @@ def test_with_quorum_queues_killing_the_leader_node_loses_nothing_and_runs_nothi
         )
         settle(lambda: len(ledger.counts("done")) >= JOBS // 4, 120, 0.2)
         leader.kill()
+        assert settle(lambda: not leader.topo.pids(leader.host), 10), "the host kept processes"
         killed_at_done = len(ledger.counts("done"))
         survivors = [node for node in nodes if node is not leader]
         new_leader = settle(lambda: queue_info(survivors[0]).get("leader") not in
@@ -78,8 +81,8 @@ def test_with_quorum_queues_killing_the_leader_node_loses_nothing_and_runs_nothi
                .exclude(state__in=FINISHED_STATES).exists(), 180)  # fmt: skip
         counts = count_runs("rabbitmq quorum", runs, ledger)
         counts.extra.update(
-            killed=leader.name.split("-")[0], done_when_killed=killed_at_done,
-            new_leader=queue_info(survivors[0]).get("leader", "?").split("-")[0],
+            killed=leader.host, done_when_killed=killed_at_done,
+            new_leader=queue_info(survivors[0]).get("leader", "?").split("@")[-1],
             running_nodes=len(running_nodes(survivors[0])),
             # Messages whose ack was lost with the node come back: skipped, not run again.
             redeliveries_skipped=sum(Path(fleet.log(name)).read_text(errors="replace")
