@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django_celery_results.models import TaskResult
 
+MAX_ROWS = 2000  # (error, job) pairs read, the most recently seen first
 NEWEST = 10_000  # failures grouped: the newest ones (each group's count is of these)
 
 
@@ -63,8 +64,9 @@ def grouped_errors(runs: QuerySet) -> list[tuple]:
         cursor.execute(
             "SELECT e.result, e.job_name, COUNT(*), MAX(e.finished_at) FROM ("  # noqa: S608
             f"SELECT (SELECT r.result FROM {results} r WHERE r.task_id = n.task_id) AS result,"
-            f" n.job_name, n.finished_at FROM ({sql}) n) e GROUP BY e.result, e.job_name",
-            params,
+            f" n.job_name, n.finished_at FROM ({sql}) n) e GROUP BY e.result, e.job_name"
+            " ORDER BY MAX(e.finished_at) DESC LIMIT %s",
+            (*params, MAX_ROWS),
         )  # (a join instead: PostgreSQL hashed every stored result)
         return cursor.fetchall()
 

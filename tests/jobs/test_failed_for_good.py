@@ -113,6 +113,16 @@ def test_the_dashboard_no_longer_lists_a_failure_once_it_is_handled(client):
     assert "bad input" not in client.get("/dashboard/failures/").content.decode()
 
 
+def test_a_page_holds_at_most_max_rows_errors_the_most_recently_seen_first(client, monkeypatch):
+    from apps.jobs import failures
+
+    monkeypatch.setattr(failures, "MAX_ROWS", 2)
+    for minutes, message in [(30, "oldest"), (20, "older"), (10, "newer")]:
+        make_failure(message=message, ago=minutes)
+    client.force_login(make_superuser())
+    assert {message for _, message, _, _ in groups(client)} == {"older", "newer"}
+
+
 def test_only_the_newest_failures_are_grouped_and_the_page_says_so(client, monkeypatch):
     from apps.jobs import failures
 
