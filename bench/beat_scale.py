@@ -269,7 +269,7 @@ Where Switchyard's time goes (cProfile and per-phase timers, 50,000 schedules): 
 of its 0.5 ms a call on work that is the same for every run of a schedule (five
 settings read through Celery's layered configuration, the task's options merged,
 routing, an arguments check, a result object): beat now does that once per schedule
-(a send plan, `apps/scheduling/publishing.py`) and per run calls the two functions
+(a send plan, `apps/jobs/publishing.py`) and per run calls the two functions
 `apply_async` ends in, `create_task_message` and `send_task_message`, so messages and
 publish signals are unchanged. Per run that leaves about 0.25 ms in Celery and kombu
 (the message, JSON twice, the publish signal that makes the run record), 0.1 ms

@@ -1,4 +1,4 @@
-"""Beat's send plans (apps/scheduling/publishing.py) put on the broker exactly the message
+"""Beat's send plans (apps/jobs/publishing.py) put on the broker exactly the message
 Celery's apply_async would, and leave to apply_async what they cannot build the same."""
 
 import gc

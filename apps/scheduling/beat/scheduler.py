@@ -75,9 +75,9 @@ from django.conf import settings
 from django.db import connection
 from django_celery_beat.schedulers import DatabaseScheduler
 
+from apps.jobs import publishing
 from apps.scheduling.signals import beat_alive
 
-from .. import publishing
 from ..lease import Lease
 from .entries import DB_ERRORS, Entries, SwitchyardEntry, _plain_interval
 from .leadership import Leadership

@@ -10,10 +10,11 @@ from functools import cached_property
 
 from django.db import transaction
 
+from apps.jobs import publishing
 from apps.jobs.models import Run
 from apps.jobs.worker.recording import bulk_records, is_recorded
 
-from .. import overlap, publishing
+from .. import overlap
 from .entries import CHUNK, DB_ERRORS, SwitchyardEntry
 from .leadership import Superseded
 

@@ -1,5 +1,6 @@
-"""Beat's publish path: Celery's own message building and sending, with the work that is
-the same for every run of a schedule done once per schedule instead of once per run.
+"""Send plans: Celery's own message building and sending, with the work that is the same
+for every run of a schedule (beat) or of a job (dispatch) done once instead of once per
+run.
 
 `Task.apply_async` spends about half of its time (docs/performance.md, "Beat at
 scale") on things that do not change between two runs of one schedule: five settings
@@ -18,6 +19,14 @@ Runs that Celery would build differently each time keep the full `apply_async`: 
 schedule or task with an expiry (relative to the send time), a task that overrides
 `apply_async` or `shadow_name`, pydantic arguments, eager mode, or arguments that fail
 the signature check (so `apply_async` raises, and beat logs it, as before).
+
+Dispatch (apps/jobs/dispatch.py: `start_run`, `start_runs`, a re-run, the sweeper) asks
+`plan_for(app, job, queue)` for the plan of a job and queue, made once per process and
+kept on the app's `amqp` (a new broker, a new `amqp`, new plans), and sends each run's
+own arguments with it (`SendPlan.send(..., args=, kwargs=)`) after `accepts()` checked
+them as `apply_async` would. A run started from inside a task, or with options beyond a
+queue (an ETA, a priority: the Tasks API), keeps `apply_async`, which gives the message
+its parent's ids and those options.
 """
 
 from dataclasses import dataclass
@@ -45,16 +54,22 @@ class SendPlan:
     ignore_result: bool | None
     sent_event: bool
 
-    def send(self, producer, task_id: str, headers: dict, **extra) -> None:
-        """Build and publish one run's message, as `apply_async` would."""
+    def send(self, producer, task_id: str, headers: dict | None = None,
+             args: list | None = None, kwargs: dict | None = None, **extra) -> None:  # fmt: skip
+        """Build and publish one run's message, as `apply_async` would; `args` and
+        `kwargs`, if given, in place of the plan's (check them first: `accepts`)."""
         amqp = self.app.amqp
+        args = self.args if args is None else args
+        kwargs = self.kwargs if kwargs is None else kwargs
         if self.routed is not None:
-            options = {**self.routed, **extra, "headers": headers}
+            options = {**self.routed, **extra}
         else:
-            options = {**self.options, **extra, "headers": headers}
-            options = amqp.router.route(options, self.name, self.args, self.kwargs, self.task)
+            options = amqp.router.route({**self.options, **extra}, self.name, args, kwargs,
+                                        self.task)  # fmt: skip
+        if headers is not None:
+            options["headers"] = headers
         message = amqp.create_task_message(
-            task_id, self.name, self.args, self.kwargs,
+            task_id, self.name, args, kwargs,
             reply_to=self.app.thread_oid, time_limit=self.time_limit,
             soft_time_limit=self.soft_time_limit, create_sent_event=self.sent_event,
             ignore_result=self.ignore_result, **options,
@@ -63,6 +78,10 @@ class SendPlan:
             if not self.ignore_result:
                 self.app.backend.on_task_call(producer, task_id)
             amqp.send_task_message(producer, self.name, message, **options)
+
+    def accepts(self, args: list, kwargs: dict) -> bool:
+        """Whether `apply_async`'s signature check lets these arguments through."""
+        return self.task is None or _accepts(self.task, args, kwargs)
 
 
 class Planner:
@@ -74,12 +93,16 @@ class Planner:
         self.sent_event = app.conf.task_send_sent_event
         self._routed: dict[tuple, dict] = {}
 
-    def plan(self, name: str, args: list, kwargs: dict, options: dict) -> SendPlan | None:
+    def plan(self, name: str, args: list | None, kwargs: dict | None,
+             options: dict) -> SendPlan | None:  # fmt: skip
         """The plan for sending task `name` with these arguments and options (argsrepr
         and kwargsrepr included); None where Celery would build each run's message
-        differently (then use apply_async)."""
+        differently (then use apply_async). With `args` and `kwargs` None, the plan of
+        runs that each bring their own (checked per run: `SendPlan.accepts`)."""
         task = self.app.tasks.get(name)
-        if self.eager or (task is not None and not _plain_task(task, args, kwargs)):
+        if self.eager or (task is not None and not _plain_task(task)):
+            return None
+        if args is not None and task is not None and not _accepts(task, args, kwargs):
             return None
         options = dict(options)
         if task is not None:  # as apply_async: the task's own options, then the schedule's
@@ -114,19 +137,43 @@ class Planner:
         return {**routed, **carried}
 
 
-def _plain_task(task: Task, args: list, kwargs: dict) -> bool:
-    """Celery's own apply_async and shadow_name, and arguments its check accepts."""
+def _plain_task(task: Task) -> bool:
+    """Celery's own apply_async and shadow_name, and no pydantic arguments."""
     cls = type(task)
     if cls.apply_async is not Task.apply_async or cls.shadow_name is not Task.shadow_name:
         return False
     if task._dump_pydantic_arguments is not None:
         return False
-    if task.soft_time_limit and task.time_limit and task.soft_time_limit > task.time_limit:
-        return False
+    limits = task.soft_time_limit, task.time_limit
+    return not (all(limits) and limits[0] > limits[1])
+
+
+def _accepts(task: Task, args: list | None, kwargs: dict | None) -> bool:
+    """Arguments apply_async's signature check accepts."""
     check_arguments = getattr(task, "__header__", None) if task.typing else None
     if check_arguments is not None:
         try:
-            check_arguments(*args, **kwargs)
+            check_arguments(*(args or ()), **(kwargs or {}))
         except TypeError:
             return False
     return True
+
+
+# Dispatch's plans: one per job and queue, kept on the app's `amqp` --------------------
+
+PLANS_AT_MOST = 500  # (job, queue) pairs kept; a caller may name any queue
+
+
+def plan_for(app: Celery, name: str, queue: str) -> SendPlan | None:
+    """The plan for runs of task `name` sent to `queue` ("" for the task's own route),
+    each with its own arguments; None where `apply_async` must build each message."""
+    if app.current_worker_task is not None:
+        return None  # a run started by a task: apply_async gives it its parent's ids
+    amqp = app.amqp
+    plans = amqp.__dict__.setdefault("switchyard_plans", {})
+    key = (name, queue)
+    if key not in plans:
+        if len(plans) >= PLANS_AT_MOST:
+            plans.clear()
+        plans[key] = Planner(app).plan(name, None, None, {"queue": queue} if queue else {})
+    return plans[key]
