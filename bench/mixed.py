@@ -7,10 +7,10 @@
 Starts its own PostgreSQL and Redis (bench.common.private_stack), loads N results and N
 runs (bench.admin_pages.load: 30 days of history) and S interval schedules (every 60 s,
 due times spread evenly over the minute: bench.beat_scale.enable_schedules), then the
-processes as docker-compose.yml runs them: gunicorn (`project.wsgi:application`, one sync
-worker unless --web-workers), `celery worker --concurrency=2` and `celery beat` (the
-project's SwitchyardScheduler). Two load processes (no Django in them) then run for
---minutes:
+processes as docker-compose.yml runs them: gunicorn (`project.wsgi:application`, one
+threaded worker with project/gunicorn.py's settings unless --web-workers),
+`celery worker --concurrency=2` and `celery beat` (the project's SwitchyardScheduler).
+Two load processes (no Django in them) then run for --minutes:
 
 - API clients: `POST /api/jobs/apps.demo.tasks.add/runs` with a bearer token, open loop
   at the step's rate (a request is due at its time whether or not the last one answered;
@@ -100,7 +100,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--api-rate", type=float, default=200.0, help="API enqueues a second")
     parser.add_argument("--people", type=int, default=20, help="people paging the site")
     parser.add_argument(
-        "--web-workers", type=int, default=0, help="gunicorn workers (default: compose's, one)"
+        "--web-workers", type=int, default=0, help="gunicorn processes (default: compose's, one)"
     )
     parser.add_argument(
         "--steps",
@@ -229,15 +229,7 @@ def start_processes(stack: Stack, args, logs: Path) -> Processes:
         SECRET_KEY=SECRET_KEY,
     )
     workers = ["--workers", str(args.web_workers)] if args.web_workers else []
-    web_command = [
-        processes.PYTHON,
-        "-m",
-        "gunicorn",
-        "project.wsgi:application",
-        "--bind",
-        f"127.0.0.1:{port}",
-        *workers,
-    ]
+    web_command = processes.gunicorn_command(f"127.0.0.1:{port}", *workers)
 
     def spawn(name, command):
         with open(logs / f"{name}.log", "wb") as log:
@@ -637,27 +629,30 @@ job costs the worker about 3.3 ms of CPU and PostgreSQL about 0.9 ms (one worker
 processes stores about 320 results a second with the machine to itself: "Result storage
 throughput"); beat about 0.5 ms per run sent ("Beat at scale"); an API call about 6-8 ms
 of the web process's time, much of it waiting on PostgreSQL and Redis ("Trigger
-latency"), so one sync gunicorn worker answers at most about 120-160 calls a second
-with nothing else to do; a page 40-120 ms ("Pages at 1,000,000 rows"). 167 schedule runs and
+latency"), so one gunicorn process answers at most about 120-160 calls a second
+with nothing else to do (its threads overlap waits, not CPU); a page 40-120 ms ("Pages
+at 1,000,000 rows"). 167 schedule runs and
 200 API runs a second are 367 jobs a second: about 1.5 cores for the worker and
 PostgreSQL alone, and more than a second of the single web worker's time every second.
 So at the target the worker and the one web worker cannot both keep up on this machine,
 whatever else runs; the table shows which fell behind first and at what rate. Beat's
 sends are cheap and it runs alone, so its lateness holds even when the rest is saturated.
-`--web-workers N` runs gunicorn with N workers (what `WEB_CONCURRENCY` in `.env` does for
-docker-compose): they overlap their waits on the database, but get no more CPU.
+`--web-workers N` runs gunicorn with N processes (what `WEB_CONCURRENCY` in `.env` does for
+docker-compose): they get no more CPU than the machine has.
 
-The full run of 2026-12-05 18:17 UTC, read (other work on the machine took about half
-of it throughout: the stack's processes had about 97 % of the 200 %). The worker fell
-behind first, at the first step: 216 jobs queued a second, 156 finished (at most about
-220 a second with the half core it had). From 75 % on, the one sync web worker was the
-limit: it answered 25-40 API calls a second (p95 2-4 s) and pages in 1.3-2.7 s (p50)
-while its own CPU stayed at a quarter to a half of a core: it waited, mostly on
-PostgreSQL, whose CPU rose to 55 % of a core in the last step. With fewer API runs
-getting through, the worker caught up and its queue emptied. Beat kept every schedule
-within 0.4 s (p99) at every step: the only goal met. Memory: beat grew from 142 to
-160 MiB and one worker pool process by 7 MiB over the first five minutes, then neither
-grew over the last five (the rule counts from 2 minutes in, so it reports them).
+The full run of 2026-12-05 18:17 UTC (compose's web service then ran one sync worker; it
+now runs one gthread worker with 4 threads, project/gunicorn.py), read (other work on
+the machine took about half of it throughout: the stack's processes had about 97 % of
+the 200 %). The worker fell behind first, at the first step: 216 jobs queued a second,
+156 finished (at most about 220 a second with the half core it had). From 75 % on, the
+one sync web worker was the limit: it answered 25-40 API calls a second (p95 2-4 s) and
+pages in 1.3-2.7 s (p50) while its own CPU stayed at a quarter to a half of a core: it
+waited, mostly on PostgreSQL, whose CPU rose to 55 % of a core in the last step. With
+fewer API runs getting through, the worker caught up and its queue emptied. Beat kept
+every schedule within 0.4 s (p99) at every step: the only goal met. Memory: beat grew
+from 142 to 160 MiB and one worker pool process by 7 MiB over the first five minutes,
+then neither grew over the last five (the rule counts from 2 minutes in, so it reports
+them).
 """
 
 
@@ -668,9 +663,9 @@ def report(r: Result, args) -> str:
             rate=args.api_rate,
             people=args.people,
             rows=args.rows,
-            web=f"{args.web_workers} sync workers"
+            web=f"{args.web_workers} gthread processes, 4 threads each"
             if args.web_workers
-            else "one sync worker, compose's command",
+            else "one gthread process with 4 threads, compose's command",
         ).strip(),
         "",
         f"Command: `{command_line('bench.mixed')}`  ",

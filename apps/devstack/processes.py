@@ -66,6 +66,12 @@ def web_command(address: str) -> list[str]:
     return [PYTHON, "manage.py", "runserver", address, "--noreload", "--insecure"]
 
 
+def gunicorn_command(bind: str, *extra: str) -> list[str]:
+    """docker-compose.yml's web service: gunicorn with project/gunicorn.py's settings."""
+    return [PYTHON, "-m", "gunicorn", "-c", "python:project.gunicorn", "project.wsgi:application",
+            "--bind", bind, *extra]  # fmt: skip
+
+
 def spawn(command: list[str], env: dict[str, str] | None = None, **kwargs) -> subprocess.Popen:
     """Start a child in its own process group, so it can be stopped with its children."""
     return subprocess.Popen(command, env=env, start_new_session=True, **kwargs)

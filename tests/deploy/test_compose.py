@@ -90,8 +90,8 @@ def test_beat_runs_the_command_the_tests_use(services):
 
 def test_web_serves_the_wsgi_application_with_gunicorn(services, tmp_path):
     command = services["web"]["command"]
-    assert command == ["gunicorn", "project.wsgi:application", "--bind", "0.0.0.0:8000"]
-    module, attribute = command[1].split(":")
+    assert command == without_python_m(processes.gunicorn_command("0.0.0.0:8000"))
+    module, attribute = command[3].split(":")
     # In a production environment of its own: the application refuses to load without one.
     code = f"import {module}; assert callable({module}.{attribute})"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,

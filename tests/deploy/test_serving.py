@@ -5,6 +5,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from http.client import HTTPConnection
 
 import pytest
 
@@ -60,8 +61,7 @@ def test_manage_py_commands_run_without_a_secret_key(tmp_path):
 def gunicorn(tmp_path, **env: str | None) -> subprocess.Popen:
     """gunicorn as docker-compose.yml's web service runs it, on a free loopback port."""
     port = processes.free_port()
-    command = [sys.executable, "-m", "gunicorn", "project.wsgi:application",
-               "--bind", f"127.0.0.1:{port}", "--workers", "1"]  # fmt: skip
+    command = processes.gunicorn_command(f"127.0.0.1:{port}", "--workers", "1")
     log_path = tmp_path / "gunicorn.log"
     with open(log_path, "wb") as log:
         server = processes.spawn(
@@ -95,9 +95,19 @@ def test_gunicorn_exits_at_start_in_production_without_a_secret_key(tmp_path):
 
 
 @pytest.mark.slow
-def test_gunicorn_serves_in_production_with_a_secret_key(tmp_path):
+def test_gunicorn_serves_in_production_with_a_secret_key_keeping_connections_alive(tmp_path):
     server = gunicorn(tmp_path)
     try:
         wait_for(lambda: answers(server, "/healthz"), timeout=120)
+        statuses, connection = [], HTTPConnection(server.url.removeprefix("http://"), timeout=5)
+        try:
+            for _ in range(3):  # one connection: a sync worker closes it after each answer
+                connection.request("GET", "/healthz")
+                response = connection.getresponse()
+                response.read()
+                statuses.append((response.status, response.getheader("Connection")))
+        finally:
+            connection.close()
     finally:
         processes.stop_all([server])
+    assert statuses == [(200, "keep-alive")] * 3
