@@ -436,7 +436,7 @@ exception (15-25 us a setting; 5 us now that Celery reads them from a dict:
 `project/celery_settings.py`). `start_run`'s validation checks the values with the
 job form's fields as they are instead of deep-copying them for each call
 (`catalog.clean_parameters`). `start_run`, `start_runs` and re-runs publish through
-the job's send plan (`apps/jobs/publishing.py`, beat's since issue 9): Celery's
+the job's send plan (`apps/jobs/publishing.py`, as beat does): Celery's
 `create_task_message` and `send_task_message` with the job's options, settings and
 route worked out once per process, instead of `apply_async` working them out for each
 call (cProfile of 2,000 bulk publishes: Celery's settings lookups 14,001 -> 6,001,
