@@ -169,11 +169,15 @@ def plan_for(app: Celery, name: str, queue: str) -> SendPlan | None:
     each with its own arguments; None where `apply_async` must build each message."""
     if app.current_worker_task is not None:
         return None  # a run started by a task: apply_async gives it its parent's ids
-    amqp = app.amqp
-    plans = amqp.__dict__.setdefault("switchyard_plans", {})
+    plans = app.amqp.__dict__.setdefault("switchyard_plans", {})
     key = (name, queue)
-    if key not in plans:
+    plan = plans.get(key, _UNPLANNED)  # one lookup: another thread may clear the dict
+    if plan is _UNPLANNED:
         if len(plans) >= PLANS_AT_MOST:
             plans.clear()
-        plans[key] = Planner(app).plan(name, None, None, {"queue": queue} if queue else {})
-    return plans[key]
+        plan = Planner(app).plan(name, None, None, {"queue": queue} if queue else {})
+        plans[key] = plan
+    return plan
+
+
+_UNPLANNED = object()
