@@ -100,6 +100,7 @@ def test_an_unknown_job_exits_2_and_suggests_the_closest_name():
     assert Run.objects.count() == 0
 
 
+@pytest.mark.once  # refused before any query; in-process on both databases just above
 @with_worker
 def test_bad_input_from_a_shell_exits_2_with_one_line_and_no_traceback(subprocess_env):
     done = manage("jobs", "run", "apps.demo.tasks.add", "x=4", "y=oops", env=subprocess_env)
@@ -156,6 +157,7 @@ def test_a_run_started_from_a_shell_waits_for_the_worker_and_is_recorded_as_cli(
 
 
 @pytest.mark.slow
+@pytest.mark.postgres_pass  # one database is enough for 15 s of retries (1+2+4+4+4 s)
 @with_worker
 def test_run_wait_exits_1_when_the_job_fails_after_its_retries(celery_worker):
     code, _, error = jobs("run", "apps.demo.tasks.flaky", "failures=9", "--wait")

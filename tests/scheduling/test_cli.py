@@ -235,6 +235,7 @@ def test_run_starts_a_run_recorded_as_from_the_cli_for_the_schedule():
 
 
 @pytest.mark.slow
+@pytest.mark.once  # the same refusals run in-process on both databases above
 def test_from_a_shell_bad_input_is_one_line_on_stderr_and_exit_status_2(subprocess_env):
     for args in (["add", "x", "--job", "apps.demo.tasks.add", "--every", "0m", "x=1", "y=1"],
                  ["add", "x", "--job", "apps.demo.tasks.add"],

@@ -19,8 +19,10 @@ from tests.helpers import wait_for
 from .beat_helpers import make_lease, make_queue_name, queued_messages
 
 # The lease ------------------------------------------------------------------------------
+# It lives in Redis, never in the database: these run once (the SQLite pass).
 
 
+@pytest.mark.once
 def test_a_free_lease_is_taken_and_renewed_by_its_holder():
     lease = make_lease(ttl=5)
     assert lease.hold()
@@ -29,6 +31,7 @@ def test_a_free_lease_is_taken_and_renewed_by_its_holder():
     assert lease.valid
 
 
+@pytest.mark.once
 def test_a_held_lease_is_refused_to_anyone_else():
     first = make_lease(ttl=5)
     second = make_lease(first.key, ttl=5)
@@ -37,6 +40,7 @@ def test_a_held_lease_is_refused_to_anyone_else():
     assert not second.valid
 
 
+@pytest.mark.once
 def test_a_lease_lapses_when_its_holder_stops_renewing():
     first = make_lease(ttl=1)
     second = make_lease(first.key, ttl=1)
@@ -46,6 +50,7 @@ def test_a_lease_lapses_when_its_holder_stops_renewing():
     assert not first.hold()
 
 
+@pytest.mark.once
 def test_the_holder_stops_counting_itself_leader_before_redis_lets_go():
     lease = make_lease(ttl=2)
     started = time.monotonic()
@@ -53,6 +58,7 @@ def test_the_holder_stops_counting_itself_leader_before_redis_lets_go():
     assert started + 2 - 1 <= lease.valid_until < started + 2
 
 
+@pytest.mark.once
 def test_releasing_hands_the_lease_over_at_once_but_only_its_own():
     first = make_lease(ttl=30)
     second = make_lease(first.key, ttl=30)
@@ -63,6 +69,7 @@ def test_releasing_hands_the_lease_over_at_once_but_only_its_own():
     assert second.hold()
 
 
+@pytest.mark.once
 def test_with_redis_unreachable_the_holder_keeps_the_lease_only_until_it_lapses():
     lease = make_lease(ttl=4)
     assert lease.hold()
@@ -72,6 +79,7 @@ def test_with_redis_unreachable_the_holder_keeps_the_lease_only_until_it_lapses(
     assert not lease.hold()
 
 
+@pytest.mark.once
 def test_without_a_redis_for_scheduling_there_is_one_beat_and_it_always_leads():
     lease = Lease(None, "unused", 15)
     assert lease.hold()
@@ -115,7 +123,10 @@ def due_times(queue: str, since: float) -> dict[str, list[float]]:
     return {name: sorted(times) for name, times in dues.items()}
 
 
+# One database is enough: the same scheduler's reads and writes run on both in
+# test_scheduler.py; tests/reliability/test_beat_failover.py kills beats on SQLite.
 @pytest.mark.slow
+@pytest.mark.postgres_pass
 @pytest.mark.django_db(transaction=True)
 def test_two_beats_with_the_leader_killed_send_every_due_run_exactly_once(start_process):
     queue = make_queue_name()

@@ -136,6 +136,7 @@ def test_beat_takes_the_lock_for_the_run_it_sends(schedule):
 
 
 @pytest.mark.slow
+@pytest.mark.postgres_pass  # beat's skip and lock queries run on both databases just above
 @pytest.mark.django_db(transaction=True)
 def test_a_long_run_makes_beat_skip_the_next_ones_and_runs_never_overlap(
     schedule, celery_worker, start_process

@@ -14,7 +14,10 @@ from tests.helpers import wait_for
 
 from .beat_helpers import make_queue_name, queued_messages
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+# One database is enough for a real beat process: the same edits (changed, disabled,
+# enabled again, deleted) reach the scheduler in this process on both databases in
+# test_scheduler.py.
+pytestmark = [pytest.mark.slow, pytest.mark.postgres_pass, pytest.mark.django_db(transaction=True)]
 
 
 def sent(queue: str) -> list[dict]:

@@ -10,7 +10,7 @@ import pytest
 
 from tests.deploy.test_settings import manage
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.once]  # the probe has an in-memory SQLite of its own
 
 PROBE = "from tests.security.production_probe import probe; probe()"
 
