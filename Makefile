@@ -36,11 +36,11 @@ test-postgres: $(STAMP)
 	$(BIN)/python -m tests.run_suite --only postgres
 
 # The chaos suite at full size: 1,000 jobs through worker kills (`make test` sends 200),
-# then Redis, PostgreSQL and beat failures; on SQLite, then PostgreSQL. CHAOS_LONG adds
+# then Redis, PostgreSQL and beat failures; on SQLite, then PostgreSQL (one at a time). CHAOS_LONG adds
 # lost workers at the default threshold; a three-node RabbitMQ cluster with quorum queues
 # runs here too (marker hosts_full). See docs/reliability.md.
 chaos: $(STAMP)
-	CHAOS_JOBS=1000 CHAOS_LONG=1 $(BIN)/python -m tests.run_suite tests/reliability -m chaos
+	CHAOS_JOBS=1000 CHAOS_LONG=1 $(BIN)/python -m tests.run_suite --serial tests/reliability -m chaos
 
 # Scenarios at full scale, left out of `make test` (a pipeline's 1,000-step fan-out).
 scale: $(STAMP)
