@@ -22,7 +22,8 @@ the signature check (so `apply_async` raises, and beat logs it, as before).
 
 Dispatch (apps/jobs/dispatch.py: `start_run`, `start_runs`, a re-run, the sweeper) asks
 `plan_for(app, job, queue)` for the plan of a job and queue, made once per process and
-kept on the app's `amqp` (a new broker, a new `amqp`, new plans), and sends each run's
+kept on the app's `amqp` (a new broker, a new `amqp`, new plans; a task whose options
+Celery works out again, or task events turned on or off, a new plan), and sends each run's
 own arguments with it (`SendPlan.send(..., args=, kwargs=)`) after `accepts()` checked
 them as `apply_async` would. A run started from inside a task, or with options beyond a
 queue (an ETA, a priority: the Tasks API), keeps `apply_async`, which gives the message
@@ -53,6 +54,21 @@ class SendPlan:
     soft_time_limit: float | None
     ignore_result: bool | None
     sent_event: bool
+    # What the plan was made from that Celery may change at run time: the task's cached
+    # execution options (the very dict) and its ignore_result.
+    exec_options: dict | None = None
+    task_ignores_result: bool | None = None
+
+    def current(self, task: Task | None) -> bool:
+        """Whether `apply_async` would still work out what this plan holds: the same
+        task, execution options and ignore_result, task events, and no eager mode."""
+        conf = self.app.conf
+        if task is not self.task or conf.task_always_eager:
+            return False
+        if conf.task_send_sent_event != self.sent_event:
+            return False
+        return task is None or (task._get_exec_options() is self.exec_options
+                                and task.ignore_result == self.task_ignores_result)  # fmt: skip
 
     def send(self, producer, task_id: str, headers: dict | None = None,
              args: list | None = None, kwargs: dict | None = None, **extra) -> None:  # fmt: skip
@@ -105,8 +121,9 @@ class Planner:
         if args is not None and task is not None and not _accepts(task, args, kwargs):
             return None
         options = dict(options)
+        exec_options = task._get_exec_options() if task is not None else None
         if task is not None:  # as apply_async: the task's own options, then the schedule's
-            options = {**task._get_exec_options(), **options}
+            options = {**exec_options, **options}
             options.setdefault("ignore_result", task.ignore_result)
         if options.pop("expires", None) is not None or options.get("stamped_headers"):
             return None
@@ -115,7 +132,8 @@ class Planner:
         ignore_result = options.pop("ignore_result", None)
         return SendPlan(self.app, task, name, args, kwargs, options,
                         self._route(task, name, options), time_limit, soft_time_limit,
-                        ignore_result, self.sent_event)  # fmt: skip
+                        ignore_result, self.sent_event, exec_options,
+                        task.ignore_result if task is not None else None)  # fmt: skip
 
     def _route(self, task: Task | None, name: str, options: dict) -> dict | None:
         """The routed options; None when task_routes has routers of its own, which then
@@ -172,7 +190,7 @@ def plan_for(app: Celery, name: str, queue: str) -> SendPlan | None:
     plans = app.amqp.__dict__.setdefault("switchyard_plans", {})
     key = (name, queue)
     plan = plans.get(key, _UNPLANNED)  # one lookup: another thread may clear the dict
-    if plan is _UNPLANNED:
+    if plan is _UNPLANNED or (plan is not None and not plan.current(app.tasks.get(name))):
         if len(plans) >= PLANS_AT_MOST:
             plans.clear()
         plan = Planner(app).plan(name, None, None, {"queue": queue} if queue else {})

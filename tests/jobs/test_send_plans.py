@@ -125,3 +125,23 @@ def test_the_plans_a_process_keeps_are_bounded_whatever_queues_callers_name():
     for number in range(publishing.PLANS_AT_MOST + 5):
         publishing.plan_for(celery_app, ADD, f"queue-{number}")
     assert len(plans()) <= publishing.PLANS_AT_MOST
+
+
+def test_a_job_whose_options_change_is_sent_where_they_now_route_it(queue, monkeypatch):
+    broker, name = queue
+    run = make_run(ADD, parameters={"x": 1, "y": 2})
+    assert publishing.plan_for(celery_app, ADD, "") is not None  # made with no queue
+    monkeypatch.setattr(add, "queue", name, raising=False)  # as @job(queue=...) does
+    monkeypatch.setattr(add, "_exec_options", None)  # Celery works its options out again
+    dispatch.publish(run, {})
+    assert [m["headers"]["id"] for m in taken(broker, name)] == [run.task_id]
+
+
+def test_a_plan_follows_task_events_turned_on(queue, monkeypatch):
+    broker, name = queue
+    run = make_run(ADD, parameters={"x": 1, "y": 2})
+    plan = publishing.plan_for(celery_app, ADD, name)
+    monkeypatch.setattr(celery_app.conf, "task_send_sent_event", not plan.sent_event)
+    assert publishing.plan_for(celery_app, ADD, name).sent_event is not plan.sent_event
+    dispatch.publish(run, {"queue": name})
+    assert len(taken(broker, name)) == 1
