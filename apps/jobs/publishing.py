@@ -41,7 +41,7 @@ CARRIED = ("headers", "argsrepr", "kwargsrepr")
 
 @dataclass(frozen=True)
 class SendPlan:
-    """What `apply_async` would work out for every run of one schedule."""
+    """What `apply_async` would work out for every run of one schedule or job."""
 
     app: Celery
     task: Task | None
