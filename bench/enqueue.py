@@ -57,9 +57,9 @@ from .common import (
 from .throughput import database_last_done, redis_last_done
 
 HEADING = "Enqueue, end to end"
-VARIANTS = ["raw", "stock", "switchyard", "start_run", "bulk", "atomic_delay"]
+VARIANTS = ["raw", "stock", "switchyard", "start_run", "bulk", "packed", "atomic_delay"]
 WORKER_OF = {"raw": "raw", "stock": "stock", "switchyard": "switchyard",
-             "start_run": "switchyard", "bulk": "switchyard",
+             "start_run": "switchyard", "bulk": "switchyard", "packed": "switchyard",
              "atomic_delay": "switchyard"}  # fmt: skip
 LABELS = {
     "raw": "raw Celery `.delay()`, Redis results",
@@ -67,10 +67,11 @@ LABELS = {
     "switchyard": "Switchyard `add.delay(1, 2)`",
     "start_run": "Switchyard `start_run(add, {x, y})`",
     "bulk": "Switchyard `start_runs(add, [{x, y}, ...])`",
+    "packed": "Switchyard `start_runs(add, [{x, y}, ...], per_message=25)`",
     "atomic_delay": "Switchyard `add.delay(1, 2)` x N in one `atomic()`",
 }
 SINGLE = ("switchyard", "start_run")  # the single-enqueue goal
-BULK = ("bulk", "atomic_delay")  # the bulk goal
+BULK = ("bulk", "packed", "atomic_delay")  # the bulk goal
 DEFAULT_QUEUE = "celery"
 
 

@@ -205,7 +205,8 @@ def start_many(request, body: RunsIn, name: str = JobName):
     (`items[3].x`) and records none; the runs are written in one transaction and their
     messages published together once it commits."""
     job = runnable_job(request.auth, name)
-    runs = start_runs(job, body.items, source=Source.API, user=request.auth)
+    runs = start_runs(job, body.items, source=Source.API, user=request.auth,
+                      per_message=body.per_message)  # fmt: skip
     started = [{"id": run.pk, "task_id": run.task_id, "state": run.state} for run in runs]
     return Status(201, {"count": len(runs), "runs": started})
 

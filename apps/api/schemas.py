@@ -62,6 +62,11 @@ class RunsIn(Schema):
         description="One object of parameter values per run (see the job's schema). "
         "All are validated before any run is recorded: one bad item refuses them all."
     )
+    per_message: Any = Field(
+        1,
+        description="Runs per Celery message, 1 to 100: more than 1 packs that many runs "
+        "into each message, for many short runs of an idempotent job (docs/runs.md).",
+    )
 
 
 class StartedRun(Schema):

@@ -14,6 +14,8 @@ from celery import current_app
 from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
+from . import packs
+
 log = logging.getLogger(__name__)
 
 # Past this many messages in the queues looked at (or unacknowledged), the broker is
@@ -53,19 +55,23 @@ def _read(queues: set[str]) -> set[str] | None:
             for key in keys:
                 pipe.lrange(key, 0, -1)
             unacked, *lists = pipe.execute()
-    ids = {_task_id(raw, unacked=True) for raw in unacked}
-    ids.update(_task_id(raw) for items in lists for raw in items)
+    ids = {task_id for raw in unacked for task_id in _task_ids(raw, unacked=True)}
+    ids.update(task_id for items in lists for raw in items for task_id in _task_ids(raw))
     ids.discard(None)
     return ids
 
 
-def _task_id(raw: bytes, unacked: bool = False) -> str | None:
+def _task_ids(raw: bytes, unacked: bool = False) -> list:
     """The task id in a message as kombu stores it (`unacked`: [message, exchange,
-    routing key]); None for anything else found there."""
+    routing key]), and a pack's run ids (apps/jobs/packs.py); none for anything else
+    found there."""
     try:
         message = json.loads(raw)
         message = message[0] if unacked else message
         headers = message.get("headers") or {}
-        return headers.get("id") or (message.get("properties") or {}).get("correlation_id")
+        own = headers.get("id") or (message.get("properties") or {}).get("correlation_id")
+        carried = headers.get(packs.HEADER)
+        carried = carried if isinstance(carried, list) else []
+        return [own, *(task_id for task_id in carried if isinstance(task_id, str))]
     except (ValueError, TypeError, AttributeError, IndexError, KeyError):
-        return None
+        return []

@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
-from . import inspect, publishing, secrets, sending
+from . import inspect, packs, publishing, secrets, sending
 from .catalog import Job, ParameterError, clean_parameters, get_job
 from .models import Run, Source, State
 from .worker.recording import prerecorded
@@ -121,22 +121,45 @@ def start_runs(
     user=None,
     label: str = "",
     options: Mapping[str, Any] | None = None,
+    per_message: int = 1,
 ) -> list[Run]:
     """Start one run per parameter set, all or nothing: every item is validated first
     (ParameterError naming each bad one, `items[3].x`, before any row is written), then
     the runs are written in one transaction (one multi-row INSERT) and their messages
     published together once it commits (one producer, pipelined). Who may run the job
-    is the caller's check, as for `start_run` (permissions.may_run)."""
+    is the caller's check, as for `start_run` (permissions.may_run).
+
+    `per_message` > 1 packs that many runs into each message (apps/jobs/packs.py: for
+    many short runs of an idempotent job); ParameterError if the job's runs cannot be."""
+    check_per_message(job, per_message, options)
     parameter_sets = clean_items(job, items)
     options = dict(options or {})
     runs = [new_run(job.name, parameters, source=source, user=user, label=label,
                     options=options) for parameters in parameter_sets]  # fmt: skip
     with transaction.atomic():
         Run.objects.bulk_create(runs, batch_size=BULK_INSERT_BATCH)
-        for run, parameters in zip(runs, parameter_sets, strict=True):
-            publish_it = functools.partial(publish, run, options, kwargs=parameters)
-            sending.after_commit(run.task_id, publish_it)
+        if per_message == 1:
+            for run, parameters in zip(runs, parameter_sets, strict=True):
+                publish_it = functools.partial(publish, run, options, kwargs=parameters)
+                sending.after_commit(run.task_id, publish_it)
+        else:
+            for task_ids, publish_it in packs.pack_messages(job, runs, parameter_sets,
+                                                            per_message):  # fmt: skip
+                sending.after_commit(task_ids[0], publish_it, carries=task_ids)
     return runs
+
+
+def check_per_message(job: Job, per_message: Any, options: Mapping[str, Any] | None) -> None:
+    """Runs per message of a bulk start: 1, or up to PACK_AT_MOST of a packable job."""
+    if type(per_message) is not int or not 1 <= per_message <= packs.PACK_AT_MOST:
+        raise ParameterError({"per_message": [f"expected a whole number from 1 to "
+                                              f"{packs.PACK_AT_MOST}"]})  # fmt: skip
+    if per_message == 1:
+        return
+    if reason := packs.packing_refused(job):
+        raise ParameterError({"per_message": [reason]})
+    if (options or {}).keys() - {"queue"}:
+        raise ParameterError({"per_message": ["packed runs take no options but a queue"]})
 
 
 def clean_items(job: Job, items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -116,7 +116,7 @@ class Planner:
         differently (then use apply_async). With `args` and `kwargs` None, the plan of
         runs that each bring their own (checked per run: `SendPlan.accepts`)."""
         task = self.app.tasks.get(name)
-        if self.eager or (task is not None and not _plain_task(task)):
+        if self.eager or (task is not None and not plain_task(task)):
             return None
         if args is not None and task is not None and not _accepts(task, args, kwargs):
             return None
@@ -155,7 +155,7 @@ class Planner:
         return {**routed, **carried}
 
 
-def _plain_task(task: Task) -> bool:
+def plain_task(task: Task) -> bool:
     """Celery's own apply_async and shadow_name, and no pydantic arguments."""
     cls = type(task)
     if cls.apply_async is not Task.apply_async or cls.shadow_name is not Task.shadow_name:

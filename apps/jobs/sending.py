@@ -212,16 +212,24 @@ def _replay(body, kwargs: dict, producer) -> None:
 class Outgoing:
     task_id: str
     publish: Callable[[object], None]  # given the producer
+    carries: tuple[str, ...] = ()  # a pack's message: the runs in it (packs.py)
+
+    @property
+    def runs(self) -> tuple[str, ...]:
+        return self.carries or (self.task_id,)
 
 
-def after_commit(task_id: str, publish: Callable[[object], None], using=None) -> None:
+def after_commit(task_id: str, publish: Callable[[object], None], using=None,
+                 carries: Iterable[str] = ()) -> None:  # fmt: skip
     """Publish when the current transaction commits, with the other messages of that
-    transaction (at once when no transaction is open)."""
+    transaction (at once when no transaction is open). `carries`: the runs of a pack's
+    message (then `task_id` is the first of them)."""
+    outgoing = Outgoing(task_id, publish, tuple(carries))
     connection = transaction.get_connection(using)
     if not connection.in_atomic_block:
-        publish_together([Outgoing(task_id, publish)])
+        publish_together([outgoing])
         return
-    connection.__dict__.setdefault("switchyard_outgoing", []).append(Outgoing(task_id, publish))
+    connection.__dict__.setdefault("switchyard_outgoing", []).append(outgoing)
     # One callback per message: a savepoint rolled back drops its own callbacks only.
     transaction.on_commit(functools.partial(_flush, connection.alias), using=using)
 
@@ -230,8 +238,8 @@ def _flush(alias: str) -> None:
     outgoing = connections[alias].__dict__.pop("switchyard_outgoing", None)
     if not outgoing:
         return  # published by an earlier callback of the same commit
-    recorded = _existing([item.task_id for item in outgoing], alias)
-    publish_together([item for item in outgoing if item.task_id in recorded])
+    recorded = _existing([task_id for item in outgoing for task_id in item.runs], alias)
+    publish_together([item for item in outgoing if recorded.issuperset(item.runs)])
 
 
 def _existing(task_ids: list[str], alias: str) -> set[str]:
@@ -268,8 +276,9 @@ def publish_together(outgoing: list[Outgoing]) -> int:
     if not outgoing:
         return 0
     if broker_recently_down():
-        log.warning("broker unreachable a moment ago; %d runs wait to be sent", len(outgoing))
-        _failed(item.task_id for item in outgoing)
+        log.warning("broker unreachable a moment ago; %d messages wait to be sent",
+                    len(outgoing))  # fmt: skip
+        _failed(task_id for item in outgoing for task_id in item.runs)
         return 0
     sent = 0
     token = _flushing.set(True)
@@ -282,10 +291,10 @@ def publish_together(outgoing: list[Outgoing]) -> int:
                         item.publish(producer)
                 sent += len(chunk)
     except Exception:
-        log.warning("could not publish %d runs; the sweeper sends them", len(outgoing) - sent,
-                    exc_info=True)  # fmt: skip
+        log.warning("could not publish %d messages; the sweeper sends their runs",
+                    len(outgoing) - sent, exc_info=True)  # fmt: skip
         note_broker(up=False)
-        _failed(item.task_id for item in outgoing[sent:])
+        _failed(task_id for item in outgoing[sent:] for task_id in item.runs)
     else:
         note_broker(up=True)
     finally:

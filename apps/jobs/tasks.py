@@ -2,7 +2,7 @@ from typing import Annotated
 
 from celery import current_task, shared_task
 
-from . import bulk, sweeper
+from . import bulk, packs, sweeper
 from .catalog import job
 from .params import Choices, MaxLength, Range
 
@@ -17,6 +17,19 @@ def sweep() -> None:
     sweeper.reconcile()
     for more in sweeper.more_sweeps:
         more()
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True,
+             switchyard_record=False)  # fmt: skip
+def run_pack(self, job_name: str, items: list) -> int:
+    """Several runs of one job in one message (apps/jobs/packs.py)."""
+    return packs.run_pack(self, job_name, items)
+
+
+@shared_task(ignore_result=True, switchyard_record=False)
+def pack_failed(request, exc, traceback) -> None:
+    """run_pack's error callback: puts the runs of a pack that failed as a whole right."""
+    packs.pack_failed(request, exc, traceback)
 
 
 @job(title="Act on many runs", group="Housekeeping")

@@ -1,12 +1,12 @@
 """Enqueue N tasks from a process of its own, timing each call (bench.enqueue).
 
     python -m bench.baselines.enqueuer raw COUNT BROKER_URL RESULT_BACKEND_URL
-    python -m bench.baselines.enqueuer stock|switchyard|start_run|bulk|atomic_delay COUNT
+    python -m bench.baselines.enqueuer stock|switchyard|start_run|bulk|packed|atomic_delay COUNT
 
 Sets up (Django, the Celery app, its connections), prints "ready", waits for a line on
 stdin (so that several of these start at once), then makes COUNT calls and prints
 {"began": ..., "ended": ... (time.time()), "calls": [seconds of each call]}. The
-batched ways (bulk, atomic_delay) make one call for all COUNT runs and report its
+batched ways (bulk, packed, atomic_delay) make one call for all COUNT runs and report its
 time divided by COUNT for each run.
 """
 
@@ -75,6 +75,21 @@ def bulk(urls: list[str]) -> tuple[Celery, Callable[[int], object]]:
     return celery_app, lambda n: start_runs(job, [{"x": 1, "y": 2}] * n, source=Source.SHELL)
 
 
+PER_MESSAGE = 25  # runs per message of the packed way
+
+
+def packed(urls: list[str]) -> tuple[Celery, Callable[[int], object]]:
+    """All of this process's runs in one `start_runs` call, PER_MESSAGE per message."""
+    celery_app, calls = bulk(urls)
+    from apps.jobs.catalog import get_job
+    from apps.jobs.dispatch import start_runs
+    from apps.jobs.models import Source
+
+    job = get_job("apps.demo.tasks.add")
+    return celery_app, lambda n: start_runs(job, [{"x": 1, "y": 2}] * n, source=Source.SHELL,
+                                            per_message=PER_MESSAGE)  # fmt: skip
+
+
 def atomic_delay(urls: list[str]) -> tuple[Celery, Callable[[int], object]]:
     """All of this process's `add.delay()` calls inside one `transaction.atomic()`."""
     import django
@@ -94,9 +109,9 @@ def atomic_delay(urls: list[str]) -> tuple[Celery, Callable[[int], object]]:
 
 
 CALLERS = {"raw": raw, "stock": stock, "switchyard": switchyard, "start_run": start_run,
-           "bulk": bulk, "atomic_delay": atomic_delay}  # fmt: skip
+           "bulk": bulk, "packed": packed, "atomic_delay": atomic_delay}  # fmt: skip
 # These take the whole count in one call; each run's share of it is reported per run.
-BATCHED = {"bulk", "atomic_delay"}
+BATCHED = {"bulk", "packed", "atomic_delay"}
 
 
 def connect(app: Celery, uses_django: bool) -> None:

@@ -38,6 +38,13 @@ class Command(OneLineErrorsCommand):
             help="start one run per parameter set: "
             "a JSON array of objects, or one object per line ('-': stdin)",
         )
+        run.add_argument(
+            "--per-message",
+            metavar="N",
+            type=int,
+            default=1,
+            help="with --many: pack N runs into each message (1-100; idempotent jobs)",
+        )
         add_wait_options(run)
         for name, text in [("status", "show a run"), ("cancel", "cancel a run"),
                            ("retry", "run again with the same parameters")]:  # fmt: skip
@@ -61,23 +68,27 @@ class Command(OneLineErrorsCommand):
         for job in all_jobs():
             self.stdout.write("\n".join(cli.job_lines(job)))
 
-    def handle_run(self, *, name: str, params: list[str], many: str | None, **options) -> None:
+    def handle_run(self, *, name: str, params: list[str], many: str | None, per_message: int,
+                   **options) -> None:  # fmt: skip
         job = find_job(name)
         if many is not None:
-            return self.start_many(job, many, params, **options)
+            return self.start_many(job, many, params, per_message, **options)
+        if per_message != 1:
+            raise CommandError("--per-message goes with --many", returncode=BAD_INPUT)
         try:
             run = start_run(job, cli.parse_pairs(params), source=Source.CLI, label=cli.os_user())
         except ParameterError as error:
             raise CommandError(error.one_line(), returncode=BAD_INPUT) from None
         self.started(run, **options)
 
-    def start_many(self, job: Job, source: str, params: list[str], *, wait: bool,
-                   as_json: bool, **options) -> None:  # fmt: skip
+    def start_many(self, job: Job, source: str, params: list[str], per_message: int, *,
+                   wait: bool, as_json: bool, **options) -> None:  # fmt: skip
         if params or wait:
             raise CommandError("--many takes no key=value and no --wait", returncode=BAD_INPUT)
         try:
             items = cli.parameter_sets(cli.read_source(source))
-            runs = start_runs(job, items, source=Source.CLI, label=cli.os_user())
+            runs = start_runs(job, items, source=Source.CLI, label=cli.os_user(),
+                              per_message=per_message)  # fmt: skip
         except (ParameterError, OSError) as error:
             reason = error.one_line() if isinstance(error, ParameterError) else str(error)
             raise CommandError(reason, returncode=BAD_INPUT) from None

@@ -1,0 +1,190 @@
+"""Packed runs (apps/jobs/packs.py): a bulk start with `per_message` sends several runs
+per Celery message; each run is still claimed, run, stored and shown as its own, on a
+real worker and a real Redis."""
+
+import json
+
+import pytest
+from celery import signals
+from django.db import transaction
+from django_celery_results.models import TaskResult
+
+from apps.jobs import broker_held, packs
+from apps.jobs.catalog import ParameterError, get_job
+from apps.jobs.dispatch import start_run, start_runs
+from apps.jobs.models import Run, Source, State
+from tests.api.helpers import ADD, token_client
+from tests.helpers import make_user, wait_for
+from tests.jobs.test_bulk_enqueue import all_succeeded, unconsumed  # noqa: F401
+from tests.jobs.test_cli import jobs
+
+with_worker = pytest.mark.django_db(transaction=True)
+FLAKY, COUNTDOWN = "apps.demo.tasks.flaky", "apps.demo.tasks.countdown"
+
+
+@pytest.fixture
+def published():
+    """The task name of every message published during the test."""
+    names: list[str] = []
+
+    def note(sender=None, **kwargs):
+        names.append(sender)
+
+    signals.before_task_publish.connect(note, weak=False)
+    yield names
+    signals.before_task_publish.disconnect(note)
+
+
+@pytest.mark.postgres_pass
+@with_worker
+def test_a_thousand_parameter_sets_posted_25_per_message_each_run_with_their_own_result(
+    celery_worker, published
+):
+    client = token_client(make_user("alice", jobs=(ADD,)))
+    items = [{"x": i, "y": 1} for i in range(1000)]
+
+    response = client.post(f"/api/jobs/{ADD}/runs/bulk", {"items": items, "per_message": 25},
+                           content_type="application/json")  # fmt: skip
+
+    assert response.status_code == 201, response.content
+    task_ids = [run["task_id"] for run in response.json()["runs"]]
+    assert published == [packs.TASK] * 40
+    wait_for(lambda: all_succeeded(task_ids), timeout=120, interval=0.2)
+    runs = Run.objects.filter(task_id__in=task_ids)
+    assert set(runs.values_list("deliveries", flat=True)) == {1}
+    alone = start_run(get_job(ADD), {"x": 1, "y": 1}, source=Source.API)
+    wait_for(lambda: all_succeeded([alone.task_id]))
+    alone.refresh_from_db()
+    assert runs.filter(started_at__isnull=False, worker=alone.worker).count() == 1000
+    results = dict(TaskResult.objects.filter(task_id__in=task_ids)
+                   .values_list("task_id", "result"))  # fmt: skip
+    x_of = dict(runs.values_list("task_id", "parameters__x"))
+    assert {task_id: json.loads(results[task_id]) for task_id in task_ids} == {
+        task_id: x_of[task_id] + 1 for task_id in task_ids
+    }
+    # Stored as a run sent alone is: its own task name and arguments, not the pack's.
+    packed, own = (
+        TaskResult.objects.get(task_id=task_id) for task_id in (task_ids[7], alone.task_id)
+    )
+    assert (packed.task_name, packed.task_kwargs) == (ADD, json.dumps(repr({"x": 7, "y": 1})))
+    assert (own.task_name, own.task_kwargs) == (ADD, json.dumps(repr({"x": 1, "y": 1})))
+
+
+@with_worker
+def test_a_run_that_retries_in_a_pack_is_sent_again_alone_and_the_others_go_on(
+    celery_worker, published
+):
+    flaky = get_job(FLAKY)
+
+    runs = start_runs(flaky, [{"failures": 0}, {"failures": 1}, {"failures": 0}],
+                      source=Source.API, per_message=3)  # fmt: skip
+
+    wait_for(lambda: all_succeeded([run.task_id for run in runs]), timeout=30)
+    assert published.count(packs.TASK) == 1
+    assert published.count(FLAKY) == 1  # the retry, alone
+    assert [Run.objects.get(pk=run.pk).retries for run in runs] == [0, 1, 0]
+
+
+@with_worker
+def test_a_run_cancelled_before_its_pack_is_taken_is_skipped_and_the_rest_run(celery_worker):
+    with transaction.atomic():
+        runs = start_runs(get_job(ADD), [{"x": n, "y": n} for n in range(4)],
+                          source=Source.API, per_message=4)  # fmt: skip
+        runs[1].cancel()
+
+    wait_for(lambda: all_succeeded([runs[0].task_id, runs[2].task_id, runs[3].task_id]))
+    cancelled = Run.objects.get(pk=runs[1].pk)
+    assert (cancelled.state, cancelled.deliveries, cancelled.started_at) == (
+        State.CANCELLED,
+        0,
+        None,
+    )
+    assert not TaskResult.objects.filter(task_id=runs[1].task_id).exists()
+
+
+@with_worker
+def test_a_pack_delivered_twice_runs_each_of_its_runs_once(celery_worker):
+    runs = start_runs(get_job(ADD), [{"x": n, "y": 0} for n in range(5)],
+                      source=Source.API, per_message=5)  # fmt: skip
+    wait_for(lambda: all_succeeded([run.task_id for run in runs]))
+    finished = list(Run.objects.filter(pk__in=[run.pk for run in runs]).values_list(
+        "finished_at", flat=True))  # fmt: skip
+    items = [[run.task_id, [], {"x": n, "y": 0}] for n, run in enumerate(runs)]
+
+    done = []
+    signals.task_postrun.connect(lambda task_id, **kw: done.append(task_id), weak=False,
+                                 sender=celery_worker.app.tasks[packs.TASK])  # fmt: skip
+
+    again = celery_worker.app.tasks[packs.TASK].apply_async((ADD, items))
+    wait_for(lambda: again.id in done)
+
+    rows = Run.objects.filter(pk__in=[run.pk for run in runs])
+    assert set(rows.values_list("deliveries", flat=True)) == {1}
+    assert list(rows.values_list("finished_at", flat=True)) == finished
+
+
+@with_worker
+def test_the_sweeper_sees_a_packs_runs_as_held_while_its_message_waits(unconsumed):  # noqa: F811
+    broker, queue = unconsumed
+    runs = start_runs(get_job(ADD), [{"x": n, "y": 0} for n in range(3)],
+                      source=Source.API, options={"queue": queue}, per_message=3)  # fmt: skip
+
+    held = broker_held.held_task_ids({queue})
+
+    assert {run.task_id for run in runs} <= held
+    assert broker.llen(queue) == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("job", "per_message", "reason"),
+    [
+        (ADD, 0, "expected a whole number from 1 to 100"),
+        (ADD, 101, "expected a whole number from 1 to 100"),
+        (ADD, "5", "expected a whole number from 1 to 100"),
+        (ADD, True, "expected a whole number from 1 to 100"),
+        (COUNTDOWN, 5, "cancellable"),
+        ("apps.jobs.tasks.bulk_runs", 5, None),  # idempotent, not cancellable: packable
+    ],
+)
+def test_runs_per_message_are_bounded_and_only_packable_jobs_are_packed(job, per_message, reason):
+    if reason is None:
+        assert packs.packing_refused(get_job(job)) is None
+        return
+    with pytest.raises(ParameterError) as refused:
+        start_runs(get_job(job), [{"seconds": 1}] if job == COUNTDOWN else [{"x": 1, "y": 1}],
+                   source=Source.API, per_message=per_message)  # fmt: skip
+    assert list(refused.value.errors) == ["per_message"]
+    assert reason in refused.value.one_line()
+    assert not Run.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_api_refuses_packing_a_job_that_is_not_idempotent_with_a_422(settings):
+    from apps.jobs import catalog
+
+    not_idempotent = catalog.Job(name="x.once", title="Once", description="", params=(),
+                                 idempotent=False)  # fmt: skip
+    assert "idempotent" in packs.packing_refused(not_idempotent)
+    client = token_client(make_user("alice", jobs=(COUNTDOWN,)))
+
+    response = client.post(f"/api/jobs/{COUNTDOWN}/runs/bulk",
+                           {"items": [{"seconds": 1}], "per_message": 2},
+                           content_type="application/json")  # fmt: skip
+
+    assert response.status_code == 422
+    assert "per_message" in response.content.decode()
+    assert not Run.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_cli_refuses_per_message_without_many_or_past_its_bound(tmp_path):
+    items = tmp_path / "items.json"
+    items.write_text(json.dumps([{"x": 1, "y": 2}]))
+
+    for arguments in (["run", ADD, "x=1", "y=2", "--per-message", "5"],
+                      ["run", ADD, "--many", str(items), "--per-message", "500"]):  # fmt: skip
+        code, out, err = jobs(*arguments)
+        assert code == 2, (arguments, out, err)
+        assert "per" in err and len(err.strip().splitlines()) == 1
+    assert not Run.objects.exists()
