@@ -9,12 +9,15 @@ from celery import signals
 from django.db import transaction
 from django_celery_results.models import TaskResult
 
+from apps.devstack import processes
 from apps.jobs import broker_held, packs
 from apps.jobs.catalog import ParameterError, get_job
 from apps.jobs.dispatch import start_run, start_runs
 from apps.jobs.models import Run, Source, State
 from tests.api.helpers import ADD, token_client
+from tests.control.helpers import active_queues
 from tests.helpers import make_user, wait_for
+from tests.jobs import stubborn_job
 from tests.jobs.test_bulk_enqueue import all_succeeded, unconsumed  # noqa: F401
 from tests.jobs.test_cli import jobs
 
@@ -112,11 +115,17 @@ def test_a_pack_delivered_twice_runs_each_of_its_runs_once(celery_worker):
     items = [[run.task_id, [], {"x": n, "y": 0}] for n, run in enumerate(runs)]
 
     done = []
-    signals.task_postrun.connect(lambda task_id, **kw: done.append(task_id), weak=False,
-                                 sender=celery_worker.app.tasks[packs.TASK])  # fmt: skip
 
-    again = celery_worker.app.tasks[packs.TASK].apply_async((ADD, items))
-    wait_for(lambda: again.id in done)
+    def note(task_id, **kwargs):
+        done.append(task_id)
+
+    pack_task = celery_worker.app.tasks[packs.TASK]
+    signals.task_postrun.connect(note, sender=pack_task)
+    try:
+        again = pack_task.apply_async((ADD, items))
+        wait_for(lambda: again.id in done)
+    finally:
+        signals.task_postrun.disconnect(note, sender=pack_task)
 
     rows = Run.objects.filter(pk__in=[run.pk for run in runs])
     assert set(rows.values_list("deliveries", flat=True)) == {1}
@@ -133,6 +142,32 @@ def test_the_sweeper_sees_a_packs_runs_as_held_while_its_message_waits(unconsume
 
     assert {run.task_id for run in runs} <= held
     assert broker.llen(queue) == 1
+
+
+@pytest.mark.postgres_pass
+@with_worker
+def test_a_pack_ended_by_its_time_limit_fails_the_run_it_was_in_and_sends_the_rest_alone(
+    start_process,
+    unconsumed,  # noqa: F811
+):
+    _, queue = unconsumed
+    name = "packs-time-limit@localhost"
+    worker = start_process(processes.worker_command(
+        1, "-Q", queue, "-n", name, "--include", stubborn_job.__name__,
+        "--without-mingle", "--without-gossip"))  # fmt: skip
+    wait_for(lambda: active_queues(name) is not None or worker.poll() is not None, timeout=60)
+    job = get_job(stubborn_job.NAME)
+
+    first, stuck, *rest = start_runs(job, [{"seconds": 0}, {"seconds": 30}, {"seconds": 0},
+                                           {"seconds": 0}], source=Source.API,
+                                     options={"queue": queue}, per_message=4)  # fmt: skip
+
+    wait_for(lambda: all_succeeded([first.task_id] + [run.task_id for run in rest]), timeout=60)
+    stuck.refresh_from_db()
+    assert stuck.state == State.FAILED
+    assert stuck.note == "Its pack of runs failed as a whole while it ran (TimeLimitExceeded)."
+    assert TaskResult.objects.get(task_id=stuck.task_id).status == "FAILURE"
+    assert [Run.objects.get(pk=run.pk).deliveries for run in rest] == [1, 1]
 
 
 @pytest.mark.django_db
