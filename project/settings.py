@@ -186,6 +186,9 @@ DATABASES = {"default": _db}
 
 # Auth, i18n, static -------------------------------------------------------------------
 
+# Django's ModelBackend, with a user's permissions read in one statement (issue 15).
+# Sessions signed in under django.contrib.auth.backends.ModelBackend sign in once again.
+AUTHENTICATION_BACKENDS = ["apps.jobs.permissions.ModelBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -41,6 +41,17 @@ def django_db_modify_db_settings(tmp_path_factory) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Broker snapshots and chart data are cached for seconds (the local-memory cache,
+    shared by the session's tests): each test starts clean, whatever ran before it."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _no_broker_back_off_from_an_earlier_test():
     """A publish that failed in one test (a broker stopped on purpose) must not make the
     next test's starts wait as pending_send (apps.jobs.sending.BROKER_BACKOFF_SECONDS)."""

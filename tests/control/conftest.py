@@ -1,7 +1,6 @@
 import uuid
 
 import pytest
-from django.core.cache import cache
 from kombu import Queue
 
 from apps.jobs import inspect
@@ -17,14 +16,6 @@ def test_queue(monkeypatch):
     queues = [Queue(celery_app.conf.task_default_queue), Queue(name)]
     monkeypatch.setitem(celery_app.conf, "task_queues", queues)
     return name
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    """Worker lists and consumers are cached for seconds; each test starts clean."""
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture(autouse=True)

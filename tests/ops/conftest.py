@@ -1,15 +1,6 @@
 import pytest
-from django.core.cache import cache
 
 from tests.browser_fixtures import *  # noqa: F403
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    """Broker snapshots and chart data are cached for seconds; tests start clean."""
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture
