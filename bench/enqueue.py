@@ -16,6 +16,7 @@ to the last result stored (its date_done). Variants alternate, round after round
 - start_run: Switchyard's `start_run(add, {x, y})`, the CLI/API/web path minus HTTP;
 - bulk: `start_runs(add, [{x, y}] * N)`, one call for all (the API's and CLI's bulk
   path minus HTTP): one transaction of multi-row INSERTs, then one batch of messages;
+- packed: the same with `per_message=25` (apps/jobs/packs.py): 25 runs per message;
 - atomic_delay: N `add.delay(1, 2)` calls inside one `transaction.atomic()`.
 
 Then, in this process with no worker running, the breakdown: where an enqueue's time
@@ -385,7 +386,9 @@ results; stock = Celery with django-celery-results 2.6 on PostgreSQL as installe
 written before each message is published) on Switchyard's worker: one by one
 (`add.delay()`, `start_run`), or all in one call (bulk: `start_runs`, the API's and
 CLI's bulk path minus HTTP: every parameter set validated, one transaction of
-multi-row INSERTs, then the messages pipelined 100 at a time; atomic_delay: the
+multi-row INSERTs, then the messages pipelined 100 at a time; packed: the same with
+`per_message=25`, 25 runs per message, each run traced on the worker as if it had
+come alone, so each still has its own record, result row and state changes; atomic_delay: the
 `.delay()` calls inside one `transaction.atomic()`, each run written in the
 transaction and the messages published together on commit), where "call" is the
 whole call's time divided by the runs it started. All share
@@ -516,13 +519,15 @@ def verdicts(rounds: list[Round], args) -> list[str]:
         ]
     bulk = [v for v in BULK if v in args.only]
     if bulk:
-        speeds = [rate[v] / rate["raw"] for v in bulk]
+        speed = {v: rate[v] / rate["raw"] for v in bulk}
+        fast = [f"{LABELS[v]} {speed[v]:.2f}x" for v in bulk if speed[v] >= 1.0]
+        slow = [f"{LABELS[v]} {speed[v]:.2f}x" for v in bulk if speed[v] < 1.0]
+        verdict = f"met by {', '.join(fast)}" if fast else "not met"
         lines += [
             "" if lines else None,
             f"**Goal (issue 15: {args.tasks:,} runs started in bulk, end to end, at least "
-            f"1.0x raw Celery's own `.delay()` loop, aiming at 2x)**: "
-            f"{'met' if min(speeds) >= 1.0 else 'not met'}: "
-            + ", ".join(f"{LABELS[v]} {x:.2f}x" for v, x in zip(bulk, speeds, strict=True))
+            f"1.0x raw Celery's own `.delay()` loop, aiming at 2x)**: {verdict}"
+            + (f"; below it: {', '.join(slow)}" if slow else "")
             + f" (medians, one process{where}).",
         ]
     return [line for line in lines if line is not None]

@@ -62,7 +62,8 @@ from a browser, with the Django session plus the `X-CSRFToken` header on POST.
 - Starting a run answers 201 with the run as recorded (queued; its message is sent once
   the request's transaction commits). `POST /api/jobs/<name>/runs/bulk` with
   `{"items": [{...}, ...]}` starts one run per item, all or nothing (422 names each bad
-  item, as `items[3].x`, and records none). Repeating the request with the same
+  item, as `items[3].x`, and records none); `"per_message": N` packs N runs into each
+  Celery message (docs/writing-jobs.md). Repeating the request with the same
   `idempotency_key` answers 201 with the first run. Retry answers 201 with the new run.
   Cancel answers 202: a queued run is cancelled at once, a running one when its worker
   hears.

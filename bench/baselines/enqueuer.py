@@ -80,7 +80,7 @@ PER_MESSAGE = 25  # runs per message of the packed way
 
 def packed(urls: list[str]) -> tuple[Celery, Callable[[int], object]]:
     """All of this process's runs in one `start_runs` call, PER_MESSAGE per message."""
-    celery_app, calls = bulk(urls)
+    celery_app, _ = bulk(urls)  # sets Django up
     from apps.jobs.catalog import get_job
     from apps.jobs.dispatch import start_runs
     from apps.jobs.models import Source
