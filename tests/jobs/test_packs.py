@@ -3,6 +3,7 @@ per Celery message; each run is still claimed, run, stored and shown as its own,
 real worker and a real Redis."""
 
 import json
+import logging
 
 import pytest
 from celery import signals
@@ -10,7 +11,7 @@ from django.db import transaction
 from django_celery_results.models import TaskResult
 
 from apps.devstack import processes
-from apps.jobs import broker_held, packs
+from apps.jobs import broker_held, packs, secrets
 from apps.jobs.catalog import ParameterError, get_job
 from apps.jobs.dispatch import start_run, start_runs
 from apps.jobs.models import Run, Source, State
@@ -18,8 +19,10 @@ from tests.api.helpers import ADD, token_client
 from tests.control.helpers import active_queues
 from tests.helpers import make_user, wait_for
 from tests.jobs import stubborn_job
+from tests.jobs.secret_job import NAME, SECRET, fingerprint
 from tests.jobs.test_bulk_enqueue import all_succeeded, unconsumed  # noqa: F401
 from tests.jobs.test_cli import jobs
+from tests.jobs.test_secrets_end_to_end import all_columns
 
 with_worker = pytest.mark.django_db(transaction=True)
 FLAKY, COUNTDOWN = "apps.demo.tasks.flaky", "apps.demo.tasks.countdown"
@@ -223,3 +226,26 @@ def test_the_cli_refuses_per_message_without_many_or_past_its_bound(tmp_path):
         assert code == 2, (arguments, out, err)
         assert "per" in err and len(err.strip().splitlines()) == 1
     assert not Run.objects.exists()
+
+
+@pytest.mark.postgres_pass
+@with_worker
+def test_a_secret_in_packed_runs_reaches_each_job_and_appears_nowhere_else(celery_worker, caplog):
+    caplog.set_level(logging.INFO)
+    items = [{"token": SECRET, "label": "plain"}, {"token": SECRET, "leak": "return"},
+             {"token": SECRET, "leak": "raise"}]  # fmt: skip
+
+    runs = start_runs(get_job(NAME), items, source=Source.API, per_message=3)
+
+    wait_for(lambda: Run.objects.filter(pk__in=[r.pk for r in runs], finished_at__isnull=False)
+             .count() == 3)  # fmt: skip
+    states = [Run.objects.get(pk=run.pk).state for run in runs]
+    assert states == [State.SUCCEEDED, State.SUCCEEDED, State.FAILED]
+    assert TaskResult.objects.get(task_id=runs[0].task_id).result == (
+        f'"fingerprint {fingerprint(SECRET)}"'
+    )
+    assert secrets.MASK in TaskResult.objects.get(task_id=runs[0].task_id).task_kwargs
+    seen = {"results table": all_columns(TaskResult._meta.db_table),
+            "runs table": all_columns(Run._meta.db_table), "worker log": caplog.text}  # fmt: skip
+    assert {place: SECRET in text for place, text in seen.items()} == dict.fromkeys(seen, False)
+    assert "use_secret got token" in seen["worker log"]
