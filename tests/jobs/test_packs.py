@@ -4,6 +4,8 @@ real worker and a real Redis."""
 
 import json
 import logging
+import os
+import signal
 
 import pytest
 from celery import signals
@@ -23,6 +25,7 @@ from tests.jobs.secret_job import NAME, SECRET, fingerprint
 from tests.jobs.test_bulk_enqueue import all_succeeded, unconsumed  # noqa: F401
 from tests.jobs.test_cli import jobs
 from tests.jobs.test_secrets_end_to_end import all_columns
+from tests.reliability.stack import child_pids
 
 with_worker = pytest.mark.django_db(transaction=True)
 FLAKY, COUNTDOWN = "apps.demo.tasks.flaky", "apps.demo.tasks.countdown"
@@ -170,7 +173,88 @@ def test_a_pack_ended_by_its_time_limit_fails_the_run_it_was_in_and_sends_the_re
     assert stuck.state == State.FAILED
     assert stuck.note == "Its pack of runs failed as a whole while it ran (TimeLimitExceeded)."
     assert TaskResult.objects.get(task_id=stuck.task_id).status == "FAILURE"
-    assert [Run.objects.get(pk=run.pk).deliveries for run in rest] == [1, 1]
+    # Celery calls the error callback twice for a hard time limit: each sent alone once.
+    assert [(run.deliveries, run.send_attempts, run.note) for run in fresh(rest)] == [
+        (1, 1, "Sent alone: its pack of runs failed as a whole (TimeLimitExceeded).")
+    ] * 2
+
+
+def fresh(runs):
+    return [Run.objects.get(pk=run.pk) for run in runs]
+
+
+@pytest.mark.postgres_pass
+@with_worker
+def test_a_pack_whose_pool_process_is_killed_sends_its_unstarted_runs_alone_then_reruns_its_own(
+    start_process,
+    unconsumed,  # noqa: F811
+):
+    _, queue = unconsumed
+    name = "packs-killed@localhost"
+    worker = start_process(processes.worker_command(
+        1, "-Q", queue, "-n", name, "--include", stubborn_job.__name__,
+        "--without-mingle", "--without-gossip"))  # fmt: skip
+    wait_for(lambda: active_queues(name) is not None or worker.poll() is not None, timeout=60)
+    items = [{"seconds": 0}, {"seconds": 2}, {"seconds": 0}, {"seconds": 0}]
+
+    first, killed, *rest = start_runs(get_job(stubborn_job.NAME), items, source=Source.API,
+                                      options={"queue": queue}, per_message=4)  # fmt: skip
+    wait_for(lambda: Run.objects.get(pk=killed.pk).state == State.STARTED, timeout=60)
+    pool = child_pids(worker.pid)
+    assert len(pool) == 1
+    os.kill(pool[0], signal.SIGKILL)  # as the kernel's OOM killer would
+
+    wait_for(lambda: all_succeeded([run.task_id for run in (first, killed, *rest)]), timeout=60)
+    assert [(run.deliveries, run.note) for run in fresh([first, killed])] == [
+        (1, ""),
+        (2, "Redelivered after its worker was lost."),
+    ]
+    assert [(run.deliveries, run.note) for run in fresh(rest)] == [(1, packs.REDELIVERED_NOTE)] * 2
+
+
+@with_worker
+def test_a_pack_starts_runs_only_within_its_budget_and_sends_the_rest_alone(celery_worker):
+    job = get_job(stubborn_job.NAME)  # limits 1 s and 3 s: a budget of 0.5 s
+    assert packs.budget_seconds(celery_worker.app.tasks[job.name]) == 0.5
+
+    runs = start_runs(job, [{"seconds": 0.4}] * 4, source=Source.API, per_message=4)
+
+    wait_for(lambda: all_succeeded([run.task_id for run in runs]), timeout=30)
+    notes = [run.note for run in fresh(runs)]
+    assert notes[0] == "" and notes[-1] == packs.BUDGET_NOTE
+    assert {run.deliveries for run in fresh(runs)} == {1}
+
+
+@with_worker
+def test_a_pack_message_that_is_not_a_pack_of_a_packable_job_runs_nothing(celery_worker, caplog):
+    runs = start_runs(get_job(ADD), [{"x": 1, "y": 1}], source=Source.API,
+                      options={"queue": "packs-nowhere"})  # fmt: skip
+    run_pack = celery_worker.app.tasks[packs.TASK]
+    bad = [(COUNTDOWN, [[runs[0].task_id, [], {"seconds": 1}]]),  # not packable
+           (ADD, [[runs[0].task_id, [], None]]),  # no kwargs: the stored masks would run
+           (ADD, "not a list")]  # fmt: skip
+    done = []
+
+    def note(task_id, **kwargs):
+        done.append(task_id)
+
+    signals.task_postrun.connect(note, sender=run_pack)
+    try:
+        sent = [run_pack.apply_async(body).id for body in bad]
+        wait_for(lambda: set(sent) <= set(done))
+    finally:
+        signals.task_postrun.disconnect(note, sender=run_pack)
+    assert Run.objects.get(pk=runs[0].pk).state == State.QUEUED
+    assert caplog.text.count("refused a pack of") == 3
+
+
+def test_a_pack_goes_where_the_jobs_own_message_would_with_its_routing_options(settings):
+    from celery import current_app
+
+    task = current_app.tasks[ADD]
+    own = current_app.amqp.router.route({}, ADD, (), {}, task)
+    assert packs.route_of(task, "")["queue"].name == own["queue"].name
+    assert packs.route_of(task, "elsewhere")["queue"].name == "elsewhere"
 
 
 @pytest.mark.django_db
