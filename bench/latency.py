@@ -268,17 +268,19 @@ same client: what any web trigger pays before its view starts work. Goal (issues
 15): web POST to task started, p50 under 10 ms.
 
 The path of a form POST: gunicorn and Django's middleware (the session and the user: two
-queries); the view validates the form and takes `queued_at` ("to run recorded" ends
-here); it writes the run (one INSERT that commits by itself: a reused idempotency key
-fails on the unique index, and the first run with that key is returned instead) and
-publishes the message (Celery builds it; LPUSH to Redis); the worker's main process
-takes it and hands it to a pool process, which takes `started_at` as it stores the
-STARTED state. Only that last stretch, the broker and worker hand-off, is what raw
-`.delay()` pays too; `.delay()` in Switchyard
-also writes the run record (one INSERT) before publishing. An API POST reads its token
-(one SELECT, the user joined) instead of the session and the user; the token's
-last-used time is written at most once a minute, and the 201 answer reads no stored
-result for a run not started yet (issue 15: two statements fewer per call than before).
+queries); the view asks `may_run`, which reads the user's permissions in one statement
+(apps.jobs.permissions.ModelBackend, the site's auth backend; Django's own builds and
+runs two ORM queries, the user's and their groups'), validates the form and takes
+`queued_at` ("to run recorded" ends here); it writes the run (one INSERT that commits by
+itself: a reused idempotency key fails on the unique index, and the first run with that
+key is returned instead) and publishes the message (Celery builds it; LPUSH to Redis);
+the worker's main process takes it and hands it to a pool process, which takes
+`started_at` as it stores the STARTED state. Only that last stretch, the broker and
+worker hand-off, is what raw `.delay()` pays too; `.delay()` in Switchyard also writes
+the run record (one INSERT) before publishing. An API POST reads its token (one SELECT,
+the user joined) instead of the session and the user; the token's last-used time is
+written at most once a minute, and the 201 answer reads no stored result for a run not
+started yet (issue 15: two statements fewer per call than before).
 
 Where the rest goes (issue 15; timestamps at each stage of 40 form POSTs, gunicorn's
 request hooks and Celery's signals, on a lightly loaded machine; medians from the
