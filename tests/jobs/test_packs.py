@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import signal
+from pathlib import Path
 
 import pytest
 from celery import signals
@@ -29,6 +30,7 @@ from tests.reliability.stack import child_pids
 
 with_worker = pytest.mark.django_db(transaction=True)
 FLAKY, COUNTDOWN = "apps.demo.tasks.flaky", "apps.demo.tasks.countdown"
+SQUARE = "apps.demo.tasks.square"
 
 
 @pytest.fixture
@@ -150,18 +152,26 @@ def test_the_sweeper_sees_a_packs_runs_as_held_while_its_message_waits(unconsume
     assert broker.llen(queue) == 1
 
 
-@pytest.mark.postgres_pass
-@with_worker
-def test_a_pack_ended_by_its_time_limit_fails_the_run_it_was_in_and_sends_the_rest_alone(
-    start_process,
-    unconsumed,  # noqa: F811
-):
+@pytest.fixture
+def stubborn_worker(start_process, unconsumed):  # noqa: F811
+    """A real prefork worker (one pool process) of its own queue, which knows the
+    stubborn job: (its queue, its process)."""
     _, queue = unconsumed
-    name = "packs-time-limit@localhost"
+    name = f"packs-{queue}@localhost"
     worker = start_process(processes.worker_command(
         1, "-Q", queue, "-n", name, "--include", stubborn_job.__name__,
         "--without-mingle", "--without-gossip"))  # fmt: skip
     wait_for(lambda: active_queues(name) is not None or worker.poll() is not None, timeout=60)
+    assert worker.poll() is None, Path(worker.log_path).read_text()[-3000:]
+    return queue, worker
+
+
+@pytest.mark.postgres_pass
+@with_worker
+def test_a_pack_ended_by_its_time_limit_fails_the_run_it_was_in_and_sends_the_rest_alone(
+    stubborn_worker,
+):
+    queue, _ = stubborn_worker
     job = get_job(stubborn_job.NAME)
 
     first, stuck, *rest = start_runs(job, [{"seconds": 0}, {"seconds": 30}, {"seconds": 0},
@@ -186,25 +196,26 @@ def fresh(runs):
 @pytest.mark.postgres_pass
 @with_worker
 def test_a_pack_whose_pool_process_is_killed_sends_its_unstarted_runs_alone_then_reruns_its_own(
-    start_process,
-    unconsumed,  # noqa: F811
+    stubborn_worker,
 ):
-    _, queue = unconsumed
-    name = "packs-killed@localhost"
-    worker = start_process(processes.worker_command(
-        1, "-Q", queue, "-n", name, "--include", stubborn_job.__name__,
-        "--without-mingle", "--without-gossip"))  # fmt: skip
-    wait_for(lambda: active_queues(name) is not None or worker.poll() is not None, timeout=60)
-    items = [{"seconds": 0}, {"seconds": 2}, {"seconds": 0}, {"seconds": 0}]
+    queue, worker = stubborn_worker
+    # A job with the default limits: far from them, the lost process is not mistaken
+    # for a pack past its hard limit, however slowly the worker notices it.
+    items = [{"x": 1}, {"x": 2, "pause": 2}, {"x": 3}, {"x": 4}]
 
-    first, killed, *rest = start_runs(get_job(stubborn_job.NAME), items, source=Source.API,
+    first, killed, *rest = start_runs(get_job(SQUARE), items, source=Source.API,
                                       options={"queue": queue}, per_message=4)  # fmt: skip
     wait_for(lambda: Run.objects.get(pk=killed.pk).state == State.STARTED, timeout=60)
     pool = child_pids(worker.pid)
     assert len(pool) == 1
     os.kill(pool[0], signal.SIGKILL)  # as the kernel's OOM killer would
 
-    wait_for(lambda: all_succeeded([run.task_id for run in (first, killed, *rest)]), timeout=60)
+    runs = (first, killed, *rest)
+    try:
+        wait_for(lambda: all_succeeded([run.task_id for run in runs]), timeout=60)
+    except AssertionError:
+        states = [(run.state, run.deliveries, run.note) for run in fresh(runs)]
+        raise AssertionError(f"{states}\n{Path(worker.log_path).read_text()[-4000:]}") from None
     assert [(run.deliveries, run.note) for run in fresh([first, killed])] == [
         (1, ""),
         (2, "Redelivered after its worker was lost."),
