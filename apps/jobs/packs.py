@@ -62,6 +62,8 @@ PACK_AT_MOST = 100  # runs per message
 HEADER = "switchyard_runs"
 TASK = "apps.jobs.tasks.run_pack"
 FAILED_TASK = "apps.jobs.tasks.pack_failed"
+BUDGET_AT_MOST = 30.0  # seconds: see budget_seconds
+ROUTING = ("queue", "exchange", "exchange_type", "routing_key", "priority")  # route_of
 FAILED_NOTE = "Its pack of runs failed as a whole while it ran ({error})."
 FAILED_ALONE_NOTE = "Sent alone: its pack of runs failed as a whole ({error})."
 
@@ -118,9 +120,6 @@ def route_of(task, queue: str) -> dict:
     return task.app.amqp.router.route(options, task.name, (), {}, task)
 
 
-ROUTING = ("queue", "exchange", "exchange_type", "routing_key", "priority")
-
-
 def _limits(task) -> tuple[float | None, float | None]:
     conf = task.app.conf
     return (task.time_limit or conf.task_time_limit,
@@ -133,9 +132,6 @@ def budget_seconds(task) -> float:
     sent on alone. Half the job's shortest limit, at most BUDGET_AT_MOST."""
     limits = [limit for limit in _limits(task) if limit]
     return min([BUDGET_AT_MOST, *(limit / 2 for limit in limits)])
-
-
-BUDGET_AT_MOST = 30.0  # seconds
 
 
 # In the worker ---------------------------------------------------------------------------
