@@ -111,3 +111,13 @@ def stored_rate_limits() -> dict[str, str]:
         except ControlError as exc:
             log.warning("rate limit of %s skipped: %s", job_name[:200], exc)
     return limits
+
+
+def rate_limit_refuses_packing(job_name: str) -> str | None:
+    """A job with a rate limit set at run time is not packed (apps/jobs/packs.py): a
+    worker applies the limit per message, and a pack is one message for many runs."""
+    from .models import RateLimit
+
+    if RateLimit.objects.filter(job_name=job_name).exists():
+        return "a rate limit is set for this job (queue and worker control)"
+    return None

@@ -21,7 +21,9 @@ The rules (`packing_refused` says which one a job breaks):
   runs that finished are skipped (their claim is refused).
 - Not cancellable jobs (a cancel terminates their process): a pack is one process for
   all its runs. A cancelled run not started yet is skipped, as always.
-- No rate limit (the worker applies it per message), and no router function in
+- No rate limit, declared or set at run time (apps.control adds that rule to
+  `refusers`; the worker applies a limit per message): a pack published before a limit
+  was set is sent alone, run by run, by the worker. No router function in
   task_routes (it could route each run by its arguments); the pack goes where the job's
   own message would, with the job's routing options.
 - Time limits: a pack's are the job's plus a budget (half the job's shortest limit, at
@@ -68,6 +70,11 @@ FAILED_NOTE = "Its pack of runs failed as a whole while it ran ({error})."
 FAILED_ALONE_NOTE = "Sent alone: its pack of runs failed as a whole ({error})."
 
 
+# Apps above jobs add rules of their own here: `refuser(job_name)` returns why that job's
+# runs may not be packed now, or None (apps.control: a rate limit set at run time).
+refusers: list = []
+
+
 def packing_refused(job) -> str | None:
     """Why runs of `job` may not be packed; None if they may."""
     task = current_app.tasks.get(job.name)
@@ -81,7 +88,7 @@ def packing_refused(job) -> str | None:
         return "this job's task builds its own messages: not packed"
     if any(not isinstance(route, MapRoute) for route in current_app.amqp.router.routes):
         return "task_routes has a router function, which may route each run by its arguments"
-    return None
+    return next((reason for refuser in refusers if (reason := refuser(job.name))), None)
 
 
 def pack_messages(job, runs, parameter_sets: Sequence[dict], per_message: int) -> list:
@@ -143,10 +150,14 @@ def run_pack(pack, job_name: str, items) -> int:
     pool process was lost) first sends alone its runs that never started, so that a run
     which ends its process cannot hold the others back. Returns the runs it traced."""
     task = pack.app.tasks.get(job_name)
-    if task is None or not well_formed(items) or packing_refused_for(task):
-        log.error("refused a pack of %r: not a packable job, or not a list of at most "
-                  "%d [task id, args, kwargs]", job_name, PACK_AT_MOST)  # fmt: skip
+    if task is None or not well_formed(items):
+        log.error("refused a pack of %r: no such job here, or not a list of at most %d "
+                  "[task id, args, kwargs]", job_name, PACK_AT_MOST)  # fmt: skip
         return 0  # its runs stay queued: the sweeper sends them alone (resend_lost)
+    if reason := packing_refused_for(task):  # a rule that came since (a rate limit)
+        log.warning("a pack of %r is sent alone, run by run: %s", job_name, reason)
+        send_alone(job_name, items, note=f"Sent alone: {reason}.")
+        return 0
     outer = pack.request
     started = time.monotonic()
     budget = budget_seconds(task)

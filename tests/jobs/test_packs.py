@@ -255,8 +255,31 @@ def test_a_pack_message_that_is_not_a_pack_of_a_packable_job_runs_nothing(celery
         wait_for(lambda: set(sent) <= set(done))
     finally:
         signals.task_postrun.disconnect(note, sender=run_pack)
-    assert Run.objects.get(pk=runs[0].pk).state == State.QUEUED
-    assert caplog.text.count("refused a pack of") == 3
+    assert Run.objects.get(pk=runs[0].pk).state == State.QUEUED  # not a run of countdown
+    assert caplog.text.count("refused a pack of") == 2
+    assert caplog.text.count("is sent alone, run by run") == 1
+
+
+@with_worker
+def test_a_rate_limit_set_at_run_time_stops_packing_and_a_pack_sent_before_runs_alone(
+    celery_worker, published
+):
+    from apps.control.models import RateLimit
+
+    with transaction.atomic():  # the pack is published as the limit is committed
+        runs = start_runs(get_job(ADD), [{"x": n, "y": 1} for n in range(3)],
+                          source=Source.API, per_message=3)  # fmt: skip
+        RateLimit.objects.create(job_name=ADD, rate="100/s")
+
+    wait_for(lambda: all_succeeded([run.task_id for run in runs]))
+    assert published.count(packs.TASK) == 1 and published.count(ADD) == 3
+    note = "Sent alone: a rate limit is set for this job (queue and worker control)."
+    assert {run.note for run in fresh(runs)} == {note}
+    client = token_client(make_user("alice", jobs=(ADD,)))
+    response = client.post(f"/api/jobs/{ADD}/runs/bulk", {"items": [{"x": 1, "y": 1}],
+                           "per_message": 2}, content_type="application/json")  # fmt: skip
+    assert response.status_code == 422
+    assert "a rate limit is set for this job" in response.content.decode()
 
 
 def test_a_pack_goes_where_the_jobs_own_message_would_with_its_routing_options(settings):
