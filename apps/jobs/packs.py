@@ -55,6 +55,7 @@ from celery.utils.saferepr import saferepr
 from django.db import DatabaseError
 
 from . import secrets
+from .catalog import get_job
 from .models import HELD_STATES, Run, State
 from .publishing import plain_task
 
@@ -212,10 +213,8 @@ def well_formed(items) -> bool:
 
 
 def packing_refused_for(task) -> str | None:
-    from .catalog import Job, get_job
-
-    job = get_job(task.name) or Job(name=task.name, title="", description="", params=())
-    return packing_refused(job)
+    job = get_job(task.name)
+    return packing_refused(job) if job is not None else "not a job of the catalog"
 
 
 def send_alone(job_name: str, items: list, note: str) -> set[str]:

@@ -61,8 +61,8 @@ def start_run(urls: list[str]) -> tuple[Celery, Callable[[], object]]:
     return celery_app, lambda: start_run(job, {"x": 1, "y": 2}, source=Source.SHELL)
 
 
-def bulk(urls: list[str]) -> tuple[Celery, Callable[[int], object]]:
-    """All of this process's runs in one `start_runs` call."""
+def bulk(urls: list[str], per_message: int = 1) -> tuple[Celery, Callable[[int], object]]:
+    """All of this process's runs in one `start_runs` call, `per_message` per message."""
     import django
 
     django.setup()
@@ -72,22 +72,16 @@ def bulk(urls: list[str]) -> tuple[Celery, Callable[[int], object]]:
     from project import celery_app
 
     job = get_job("apps.demo.tasks.add")
-    return celery_app, lambda n: start_runs(job, [{"x": 1, "y": 2}] * n, source=Source.SHELL)
+    return celery_app, lambda n: start_runs(job, [{"x": 1, "y": 2}] * n, source=Source.SHELL,
+                                            per_message=per_message)  # fmt: skip
 
 
 PER_MESSAGE = 25  # runs per message of the packed way
 
 
 def packed(urls: list[str]) -> tuple[Celery, Callable[[int], object]]:
-    """All of this process's runs in one `start_runs` call, PER_MESSAGE per message."""
-    celery_app, _ = bulk(urls)  # sets Django up
-    from apps.jobs.catalog import get_job
-    from apps.jobs.dispatch import start_runs
-    from apps.jobs.models import Source
-
-    job = get_job("apps.demo.tasks.add")
-    return celery_app, lambda n: start_runs(job, [{"x": 1, "y": 2}] * n, source=Source.SHELL,
-                                            per_message=PER_MESSAGE)  # fmt: skip
+    """`bulk` with PER_MESSAGE runs per message (apps/jobs/packs.py)."""
+    return bulk(urls, per_message=PER_MESSAGE)
 
 
 def atomic_delay(urls: list[str]) -> tuple[Celery, Callable[[int], object]]:
