@@ -7,6 +7,7 @@ a clean stack and never touches a developer's data.
 import contextlib
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -118,6 +119,29 @@ def write_section(heading: str, body: str, subheading: str = "",
         lines[end:end] = [*([""] if lines[end - 1].strip() else []), f"### {subheading}", *block]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines).rstrip() + "\n")
+    if heading not in OWN_SECTIONS and f"## {GLANCE}" in lines:
+        write_section(GLANCE, "\n".join(goals(path) or ["(no section reports a goal)"]),
+                      path=path)  # fmt: skip
+
+
+# Sections bench/run.py writes itself; the glance is kept current by every write.
+GLANCE = "Goals at a glance"
+OWN_SECTIONS = ("Machine", GLANCE)
+
+
+def goals(path: Path = PERFORMANCE_DOC) -> list[str]:
+    """Each benchmark section's goal lines (starting "**Goal" or "Goal"), as a list."""
+    text = path.read_text() if path.exists() else ""
+    found = []
+    for section in re.split(r"^## ", text, flags=re.MULTILINE)[1:]:
+        heading, *lines = section.splitlines()
+        if heading in OWN_SECTIONS:
+            continue
+        claims = [line for line in lines if line.startswith(("**Goal", "Goal"))]
+        found += [f"- {heading}: {claim}" for claim in claims] or [
+            f"- {heading}: states no goal line; see its section."
+        ]
+    return found
 
 
 def _end(lines: list[str], start: int, prefixes: tuple[str, ...]) -> int:

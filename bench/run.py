@@ -9,11 +9,11 @@ noise. Every module of bench/ with a main() is a benchmark; each runs in a proce
 its own, starts its own Redis and PostgreSQL, and writes its own section of
 docs/performance.md (found by its heading: the other sections stay as they are). This
 script then writes the text above the first section: the machine, what ran, and the
-goals at a glance (every line of the document that starts with "**Goal").
+goals at a glance (every line of the document that starts with "**Goal"; a benchmark run
+alone keeps it current too, through common.write_section).
 """
 
 import argparse
-import re
 import subprocess
 import sys
 import time
@@ -23,14 +23,22 @@ from pathlib import Path
 
 from apps.devstack import processes
 
-from .common import PERFORMANCE_DOC, ROOT, machine_lines, write_preamble, write_section
+from .common import (
+    GLANCE,
+    OWN_SECTIONS,
+    PERFORMANCE_DOC,
+    ROOT,
+    goals,
+    machine_lines,
+    write_preamble,
+    write_section,
+)
 
 BENCH = Path(__file__).resolve().parent
 # Known benchmarks first, in this order; any other one after them, by name.
 ORDER = ["throughput", "enqueue", "latency", "memory", "export_memory", "beat_scale",
          "admin_pages", "mixed"]  # fmt: skip
 NOT_BENCHMARKS = {"__init__", "common", "run"}
-OWN_SECTIONS = ("Machine", "Goals at a glance")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     outcomes = [run_one(name, args.quick) for name in args.only or benchmarks()]
     write_preamble(INTRO)
     write_section("Machine", "\n".join([*machine, last_run(started, args.quick, outcomes)]))
-    write_section("Goals at a glance", "\n".join(goals() or ["(no section reports a goal)"]))
+    write_section(GLANCE, "\n".join(goals() or ["(no section reports a goal)"]))
     put_first(list(OWN_SECTIONS))
     failed = [name for name, code, _ in outcomes if code]
     print(f"docs/performance.md updated; failed: {', '.join(failed) or 'none'}")
@@ -83,21 +91,6 @@ def last_run(started: datetime, quick: bool, outcomes) -> str:
     ran = ", ".join(f"{name} ({'ok' if code == 0 else 'FAILED'}, {seconds / 60:.0f} min)"
                     for name, code, seconds in outcomes)  # fmt: skip
     return f"- Last run: {mode}, started {started:%Y-%m-%d %H:%M} UTC: {ran}."
-
-
-def goals() -> list[str]:
-    """Each benchmark section's goal lines (starting "**Goal" or "Goal"), as a list."""
-    text = PERFORMANCE_DOC.read_text() if PERFORMANCE_DOC.exists() else ""
-    found = []
-    for section in re.split(r"^## ", text, flags=re.MULTILINE)[1:]:
-        heading, *lines = section.splitlines()
-        if heading in OWN_SECTIONS:
-            continue
-        claims = [line for line in lines if line.startswith(("**Goal", "Goal"))]
-        found += [f"- {heading}: {claim}" for claim in claims] or [
-            f"- {heading}: states no goal line; see its section."
-        ]
-    return found
 
 
 def put_first(headings: list[str], path: Path = PERFORMANCE_DOC) -> None:
