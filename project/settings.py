@@ -317,6 +317,14 @@ SWEEP_PENDING_AFTER_SECONDS = env_int("SWEEP_PENDING_AFTER_SECONDS", 10, 0, YEAR
 # sent again by the sweeper (a worker killed as it took the message loses it).
 SWEEP_LOST_AFTER_SECONDS = env_int("SWEEP_LOST_AFTER_SECONDS", 60, 1, YEAR_S)
 STUCK_QUEUED_AFTER_SECONDS = env_int("STUCK_QUEUED_AFTER_SECONDS", 600, 1, YEAR_S)
+# On PostgreSQL, a run record written `queued` (web, API, CLI, `.delay()`, bulk starts)
+# commits without waiting for its WAL flush (synchronous_commit off for that one
+# transaction; PostgreSQL flushes it within about 0.6 s): an enqueue no longer waits on
+# the disk. A publish that fails still leaves the run on disk, since setting it back
+# to `pending_send` commits synchronously and flushes the WAL before it. What it trades:
+# a database crash in that 0.6 s loses the records of runs already handed to the broker
+# (their jobs still run). Off by default. docs/reliability.md, "Enqueue without the flush".
+RUN_RECORDS_ASYNC_COMMIT = env_bool("RUN_RECORDS_ASYNC_COMMIT", False)
 # A worker holding started runs that answered no ping for this long is lost: the sweeper
 # (every 30 s) sends its idempotent runs again and fails the others, and the dashboard
 # shows it as lost. More than the sweep's 30 s, so one missed ping is not enough; 0: off.

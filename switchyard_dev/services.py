@@ -168,7 +168,11 @@ class PostgresServer:
     """A throwaway cluster that can be stopped and started again on the same port and
     data directory, as a restarted database server is (pg_ctl, fast shutdown)."""
 
-    def __init__(self, database: str = "switchyard"):
+    # Fast and throwaway; `settings` given to the constructor override these.
+    SETTINGS = {"fsync": "off", "synchronous_commit": "off", "max_connections": "200"}
+
+    def __init__(self, database: str = "switchyard", settings: dict[str, str] | None = None):
+        self.settings = {**self.SETTINGS, **(settings or {})}
         self.bindir = postgres_bindir()
         if self.bindir is None:
             raise RuntimeError("no PostgreSQL binaries (initdb) found")
@@ -200,8 +204,8 @@ class PostgresServer:
         )  # fmt: skip
 
     def start(self) -> None:
-        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-                   "-c fsync=off -c synchronous_commit=off -c max_connections=200")  # fmt: skip
+        given = " ".join(f"-c {name}={value}" for name, value in self.settings.items())
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 {given}"
         self._pg_ctl("start", "-w", "-l", str(self.root / "server.log"), "-o", options)
         _wait_for_postgres(self.bindir, self.port)
 
@@ -216,8 +220,10 @@ class PostgresServer:
 
 
 @contextlib.contextmanager
-def restartable_postgres(database: str = "switchyard") -> Iterator[PostgresServer]:
-    server = PostgresServer(database)
+def restartable_postgres(
+    database: str = "switchyard", settings: dict[str, str] | None = None
+) -> Iterator[PostgresServer]:
+    server = PostgresServer(database, settings)
     try:
         server.create()
         yield server

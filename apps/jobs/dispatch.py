@@ -137,6 +137,7 @@ def start_runs(
     runs = [new_run(job.name, parameters, source=source, user=user, label=label,
                     options=options) for parameters in parameter_sets]  # fmt: skip
     with transaction.atomic():
+        sending.commit_without_flush()  # with RUN_RECORDS_ASYNC_COMMIT only
         Run.objects.bulk_create(runs, batch_size=BULK_INSERT_BATCH)
         if per_message == 1:
             for run, parameters in zip(runs, parameter_sets, strict=True):

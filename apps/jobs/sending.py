@@ -31,10 +31,11 @@ from dataclasses import dataclass
 
 from celery import current_app
 from celery.app.amqp import AMQP
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
 from kombu.utils.imports import symbol_by_name
 
-from .models import Run
+from .models import Run, State
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,9 @@ def insert_run(run: Run, *, ignore_conflicts: bool = False, using: str = DEFAULT
     connection = connections[using]
     fields = _insert_fields()
     params = [_db_value(field, getattr(run, field.attname), connection) for field in fields]
-    sql = _insert_text(using, ignore_conflicts, connection.features.can_return_columns_from_insert)
+    returning = connection.features.can_return_columns_from_insert
+    no_flush = returning and _may_skip_flush(run, connection)
+    sql = _insert_text(using, ignore_conflicts, returning, no_flush)
     if connection.vendor == "postgresql":
         from .worker.backend import execute_prepared
 
@@ -81,15 +84,51 @@ def _db_value(field, value, connection):
 
 
 @functools.cache
-def _insert_text(alias: str, ignore_conflicts: bool, returning: bool) -> str:
-    """Built once: only quoted names from the model's meta in it."""
+def _insert_text(alias: str, ignore_conflicts: bool, returning: bool, no_flush: bool) -> str:
+    """Built once: only quoted names from the model's meta in it. `no_flush`: the
+    statement also turns synchronous_commit off for its own transaction (set_config's
+    `is_local`), which its commit then honours: one statement, one round trip."""
     quote = connections[alias].ops.quote_name
     columns = ", ".join(quote(f.column) for f in _insert_fields())
     values = ", ".join(["%s"] * len(_insert_fields()))
     sql = f"INSERT INTO {quote(Run._meta.db_table)} ({columns}) VALUES ({values})"  # noqa: S608
     if ignore_conflicts:
         sql += " ON CONFLICT DO NOTHING"
-    return sql + (f" RETURNING {quote(Run._meta.pk.column)}" if returning else "")
+    if not returning:
+        return sql
+    sql += f" RETURNING {quote(Run._meta.pk.column)}"
+    return sql + (", set_config('synchronous_commit', 'off', true)" if no_flush else "")
+
+
+# Run records that commit without waiting for their WAL flush (RUN_RECORDS_ASYNC_COMMIT).
+#
+# Only runs written `queued`, in a transaction of their own: such a run stays unsent
+# only when its publish fails, and setting it back to `pending_send` (`_failed`,
+# `dispatch._not_sent`) is an UPDATE that commits synchronously. PostgreSQL flushes its
+# WAL in order, so that commit puts the INSERT on disk too before the caller hears of the
+# failure: a run the broker did not take is never left only in memory. A run the broker
+# took is on disk within about 0.6 s (three wal_writer_delay); a database crash before
+# then loses its record, not its message. A caller's own transaction is never changed.
+
+
+def _may_skip_flush(run: Run, connection) -> bool:
+    return (
+        settings.RUN_RECORDS_ASYNC_COMMIT
+        and connection.vendor == "postgresql"
+        and run.state == State.QUEUED
+        and not connection.in_atomic_block
+    )
+
+
+def commit_without_flush(using: str | None = None) -> None:
+    """Called first in a transaction that writes runs `queued` and nothing else (a bulk
+    start): with RUN_RECORDS_ASYNC_COMMIT, its commit does not wait for the WAL flush.
+    Only in a transaction opened by the caller itself, never inside someone else's."""
+    connection = transaction.get_connection(using)
+    if (settings.RUN_RECORDS_ASYNC_COMMIT and connection.vendor == "postgresql"
+            and len(connection.atomic_blocks) == 1):  # fmt: skip
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
 # The publish guard ----------------------------------------------------------------------
