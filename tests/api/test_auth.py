@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from apps.api.models import ApiToken
 from apps.jobs.models import Run
+from apps.jobs.permissions import may_run
 from tests.api.helpers import ADD, make_token
 from tests.helpers import make_user
 
@@ -156,3 +157,17 @@ def test_revoking_twice_keeps_the_first_revocation_time():
     first = ApiToken.objects.get().revoked_at
     assert ApiToken.objects.all().revoke() == 0
     assert ApiToken.objects.get().revoked_at == first <= timezone.now()
+
+
+def test_a_tokens_user_is_the_whole_user_its_other_fields_read_when_asked():
+    alice = make_user("alice", jobs=(ADD,))
+    alice.email, alice.first_name = "alice@example.com", "Alice"
+    alice.save()
+
+    user = ApiToken.user_for(make_token(alice))
+
+    assert (user.pk, user.username, user.is_active, user.is_superuser) == (
+        alice.pk, "alice", True, False
+    )  # fmt: skip
+    assert (user.email, user.first_name) == ("alice@example.com", "Alice")
+    assert may_run(user, ADD) and not may_run(user, "apps.demo.tasks.countdown")
