@@ -1,8 +1,9 @@
 """Ask the broker and the workers how they are: with timeouts, remembered briefly.
 
 Every broker call here gives up after TIMEOUT seconds, and the answer (good or bad)
-is cached for CACHE_SECONDS, so a dead broker makes pages say so instead of hanging,
-and a dashboard polled by several people asks the workers once per few seconds.
+is kept: fresh for CACHE_SECONDS, then shown while a thread asks again, so a dead
+broker makes pages say so instead of hanging, a dashboard polled by several people
+asks the workers once per few seconds, and no page waits for their answers.
 
 Every remote-control command of the web process (pages, API, CLI) goes through
 `broadcast`: published and answered on one short-timeout connection (Celery's own
@@ -25,13 +26,14 @@ from django.utils import timezone
 from kombu import Connection, Producer
 from kombu.exceptions import ChannelError
 
-from apps.jobs import sending
+from apps.jobs import revalidating, sending
 from apps.jobs.catalog import queue_names
 
 log = logging.getLogger(__name__)
 
 TIMEOUT = 1.0
 CACHE_SECONDS = 5
+KEEP_SECONDS = 60  # an older snapshot is not shown: a page waits for a new one
 CACHE_KEY = "ops:broker-snapshot"
 QUICK_CACHE_KEY = "ops:broker-first-answer"
 KNOWN_KEY = "ops:known-workers"
@@ -66,14 +68,19 @@ class Snapshot:
 
 
 def snapshot(*, refresh: bool = False) -> Snapshot:
-    """The cached snapshot, or a fresh one (at most about 2 x TIMEOUT seconds)."""
-    if not refresh:
-        cached = cache.get(CACHE_KEY)
-        if cached is not None:
-            return cached
+    """The kept snapshot, or with `refresh` (or none kept) a new one, which takes at
+    most about 2 x TIMEOUT seconds. One older than CACHE_SECONDS is returned as it is
+    while a thread takes the next (apps/jobs/revalidating.py): a page never waits for
+    the workers' answers once one was kept."""
+    if refresh:
+        return revalidating.store(CACHE_KEY, _take(), KEEP_SECONDS)
+    return revalidating.cached(CACHE_KEY, _take, fresh_for=CACHE_SECONDS,
+                               keep_for=KEEP_SECONDS)  # fmt: skip
+
+
+def _take() -> Snapshot:
     limit = expected_workers()
     taken = take_snapshot(limit)
-    cache.set(CACHE_KEY, taken, CACHE_SECONDS)
     _expect(taken, full=limit is None)
     return taken
 
@@ -101,7 +108,7 @@ def _expect(taken: Snapshot, *, full: bool) -> None:
 def first_answer() -> Snapshot:
     """For /readyz: the full snapshot if cached, else one that stops at the first
     worker's answer (milliseconds when a worker is up, not the whole TIMEOUT)."""
-    cached = cache.get(CACHE_KEY) or cache.get(QUICK_CACHE_KEY)
+    cached = revalidating.peek(CACHE_KEY) or cache.get(QUICK_CACHE_KEY)
     if cached is not None:
         return cached
     taken = take_snapshot(limit=1)

@@ -4,29 +4,23 @@ Each function feeds one part of the page; the view and its htmx partials call th
 """
 
 import json
-import logging
 import math
-import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.cache import cache
-from django.db import connection, connections
+from django.db import connection
 from django.db.models import Count
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
-from apps.jobs import inspect, liveness, sweeper
+from apps.jobs import inspect, liveness, revalidating, sweeper
 from apps.jobs.models import HELD_STATES, Run, State
 from apps.jobs.permissions import may_see
 
 from . import heartbeat
 from .models import Incident, Kind
-
-log = logging.getLogger(__name__)
 
 CHART_CACHE_SECONDS = 30
 DURATION_SAMPLE = 20_000  # newest finished runs used for the percentiles
@@ -231,34 +225,16 @@ def percentile(values: list[float], p: float) -> float:
 
 def chart_data() -> dict:
     """Both charts' numbers: they change slowly and cost the most (at 1,000,000 runs,
-    about 60 ms of a page's time). Worked out at once only when none are cached; numbers
-    older than CHART_CACHE_SECONDS are shown while one thread of this process works
-    them out again, so no page waits for them (stale while revalidating)."""
-    cached = cache.get(CHART_KEY)
-    if cached is None:
-        return _store_charts()
-    computed_at, data = cached
-    if time.time() - computed_at > CHART_CACHE_SECONDS and cache.add(CHART_LOCK, 1, 60):
-        threading.Thread(target=_refresh_charts, name="dashboard-charts", daemon=True).start()
-    return data
+    about 60 ms of a page's time). Past CHART_CACHE_SECONDS they are shown while a
+    thread works them out again, so no page waits for them (apps/jobs/revalidating.py)."""
+    return revalidating.cached(CHART_KEY, _charts, fresh_for=CHART_CACHE_SECONDS,
+                               keep_for=CHART_KEEP_SECONDS)  # fmt: skip
 
 
-CHART_KEY, CHART_LOCK = "ops:chart-data", "ops:chart-data:refreshing"
-CHART_KEEP_SECONDS = 600  # stale numbers older than this are not shown: worked out anew
+CHART_KEY = "ops:chart-data"
+CHART_KEEP_SECONDS = 600  # numbers older than this are not shown: worked out anew
 
 
-def _store_charts() -> dict:
+def _charts() -> dict:
     hours, counts = runs_per_hour()
-    data = {"hours": hours, "counts": counts, "durations": duration_percentiles()}
-    cache.set(CHART_KEY, (time.time(), data), CHART_KEEP_SECONDS)
-    return data
-
-
-def _refresh_charts() -> None:
-    try:
-        _store_charts()
-    except Exception:
-        log.exception("could not work out the dashboard's charts again")
-    finally:
-        cache.delete(CHART_LOCK)
-        connections.close_all()  # this thread's own connections
+    return {"hours": hours, "counts": counts, "durations": duration_percentiles()}

@@ -302,16 +302,33 @@ def charted_runs(data: dict) -> int:
 def test_charts_past_their_cache_time_are_shown_at_once_while_a_thread_works_them_out_again():
     from django.core.cache import cache
 
+    from apps.jobs import revalidating
     from apps.ops import dashboard
 
     make_finished_run()
-    first = dashboard.chart_data()  # none cached: worked out at once
+    first = dashboard.chart_data()  # none kept: worked out at once
     stale_since = time.time() - dashboard.CHART_CACHE_SECONDS - 1
-    cache.set(dashboard.CHART_KEY, (stale_since, first), dashboard.CHART_KEEP_SECONDS)
+    revalidating.store(dashboard.CHART_KEY, first, 600, stored_at=stale_since)
     make_finished_run()
     make_finished_run()
 
     assert dashboard.chart_data() == first  # no page waits for the new numbers
     wait_for(lambda: cache.get(dashboard.CHART_KEY)[0] > stale_since
-             and cache.get(dashboard.CHART_LOCK) is None, timeout=30)  # fmt: skip
+             and not revalidating.refreshing(dashboard.CHART_KEY), timeout=30)  # fmt: skip
     assert charted_runs(dashboard.chart_data()) == charted_runs(first) + 2 == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_broker_snapshot_past_its_cache_time_is_shown_while_a_thread_asks_the_broker_again():
+    from apps.jobs import inspect, revalidating
+
+    old = given_snapshot("gone@host")  # a worker that answered 6 s ago, and no longer
+    revalidating.store(inspect.CACHE_KEY, old, 60, stored_at=time.time() - 6)
+
+    assert inspect.snapshot() == old  # at once, with no broker call
+
+    wait_for(lambda: revalidating.peek(inspect.CACHE_KEY) != old
+             and not revalidating.refreshing(inspect.CACHE_KEY), timeout=30)  # fmt: skip
+    asked = inspect.snapshot()
+    assert asked.broker_ok and asked.taken_at > old.taken_at
+    assert "gone@host" not in asked.worker_names
