@@ -37,9 +37,11 @@ from celery import Celery, Task
 
 # Per-schedule options routing carries through unchanged.
 CARRIED = ("headers", "argsrepr", "kwargsrepr")
+# A routed plan's `options`: one empty dict for all of them, never written to.
+ROUTED: dict[str, Any] = {}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: beat keeps one per schedule
 class SendPlan:
     """What `apply_async` would work out for every run of one schedule or job."""
 
@@ -48,7 +50,7 @@ class SendPlan:
     name: str
     args: list
     kwargs: dict
-    options: dict[str, Any]  # execution options before routing, as send_task gets them
+    options: dict[str, Any]  # execution options before routing (only when `routed` is None)
     routed: dict[str, Any] | None  # the same, routed: None when routing is per run
     time_limit: float | None
     soft_time_limit: float | None
@@ -130,9 +132,11 @@ class Planner:
         time_limit = options.pop("time_limit", None)
         soft_time_limit = options.pop("soft_time_limit", None)
         ignore_result = options.pop("ignore_result", None)
-        return SendPlan(self.app, task, name, args, kwargs, options,
-                        self._route(task, name, options), time_limit, soft_time_limit,
-                        ignore_result, self.sent_event, exec_options,
+        routed = self._route(task, name, options)
+        if routed is not None:
+            options = ROUTED  # not read again: not kept (beat keeps a plan per schedule)
+        return SendPlan(self.app, task, name, args, kwargs, options, routed, time_limit,
+                        soft_time_limit, ignore_result, self.sent_event, exec_options,
                         task.ignore_result if task is not None else None)  # fmt: skip
 
     def _route(self, task: Task | None, name: str, options: dict) -> dict | None:
