@@ -108,7 +108,7 @@ def _expect(taken: Snapshot, *, full: bool) -> None:
 def first_answer() -> Snapshot:
     """For /readyz: the full snapshot if cached, else one that stops at the first
     worker's answer (milliseconds when a worker is up, not the whole TIMEOUT)."""
-    cached = revalidating.peek(CACHE_KEY) or cache.get(QUICK_CACHE_KEY)
+    cached = revalidating.peek(CACHE_KEY, CACHE_SECONDS) or cache.get(QUICK_CACHE_KEY)
     if cached is not None:
         return cached
     taken = take_snapshot(limit=1)

@@ -38,10 +38,13 @@ def store(key: str, value: Any, keep_for: float, stored_at: float | None = None)
     return value
 
 
-def peek(key: str) -> Any:
-    """The kept value, however old, or None; never works it out."""
+def peek(key: str, fresh_for: float | None = None) -> Any:
+    """The kept value (only if worked out within `fresh_for` seconds, when given), or
+    None; never works it out."""
     kept = cache.get(key)
-    return None if kept is None else kept[1]
+    if kept is None or (fresh_for is not None and time.time() - kept[0] > fresh_for):
+        return None
+    return kept[1]
 
 
 def refreshing(key: str) -> bool:

@@ -1,5 +1,6 @@
 """/healthz says the process is alive; /readyz names each dependency and its state."""
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -10,6 +11,7 @@ from apps.devstack import processes
 from apps.ops import heartbeat
 from apps.ops.models import Heartbeat
 from tests.helpers import make_superuser, make_user, point_celery_at
+from tests.ops.makers import given_snapshot
 
 TOKEN = "readyz-test-token"
 
@@ -107,6 +109,22 @@ def test_readyz_is_503_when_no_worker_answers(staff, redis_url):
         point_celery_at(redis_url)
     assert response.status_code == 503
     assert checks(response)["workers"] is False
+    assert response.json()["checks"]["workers"]["detail"] == "no worker answered"
+
+
+@pytest.mark.django_db
+def test_readyz_asks_again_when_the_kept_snapshot_is_past_its_cache_time(staff, redis_url):
+    from apps.jobs import inspect, revalidating
+
+    heartbeat.record("beat")
+    old = given_snapshot("gone@host")  # answered 6 s ago; the dashboard may still show it
+    revalidating.store(inspect.CACHE_KEY, old, 60, stored_at=time.time() - 6)
+    point_celery_at(redis_url.rsplit("/", 1)[0] + "/7")  # a database no worker listens on
+    try:
+        response = staff.get("/readyz")
+    finally:
+        point_celery_at(redis_url)
+    assert response.status_code == 503
     assert response.json()["checks"]["workers"]["detail"] == "no worker answered"
 
 
