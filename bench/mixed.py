@@ -661,21 +661,34 @@ are cheap and it runs alone, so its lateness holds even when the rest is saturat
 `--web-workers N` runs gunicorn with N processes (what `WEB_CONCURRENCY` in `.env` does
 for docker-compose): they get no more CPU than the machine has.
 
-The full run of 2026-12-06 02:23 UTC, read (an idle machine; compose's web service: one
-gthread process with 4 threads). At the target every API call was answered (200 a
-second, none behind, no errors) and the worker kept up (366 of 367 jobs a second
-finished, under 200 messages waiting at the end); beat kept every schedule within 0.25 s
-(p99). What is left is tail latency: the machine was 186 % busy of its 200 % in the last
-step (web 66 %, worker 56 %, PostgreSQL 34 %, the load clients 19 %), so requests wait
-for a core: API calls took 21 ms at p50 but 147 ms at p95, and two pages passed 300 ms
-at p95 (the dashboard, 387 ms, whose charts are worked out again over 1,000,000 rows
-every 30 s; the results admin's search by task name, 316 ms). In the first minute pages
-were slower still (the dashboard's p95 1.2 s), the caches and PostgreSQL's buffers still
-cold. Memory: beat grew from 157 to 163 MiB between 2 and 5 minutes in and by 1 MiB over
-the last five; one worker pool process grew 7 MiB between 2 and 5 minutes in and not at
-all over the last five: both over the rule's 5 MiB, which counts from 2 minutes in. The
-run before this one (2026-12-05 18:17 UTC: one sync web worker, about half of the
-machine taken by other work) answered 25 API calls a second at the target.
+Five full runs on 2026-12-06, read (an idle machine each time; compose's web service:
+one gthread process with 4 threads). Every run answered every API call (200 a second,
+none behind, no errors) and beat kept every schedule within 0.25 s (p99). At 02:23,
+before this round's changes, the machine was 186 % busy at the target: API p95 147 ms,
+and two pages over 300 ms at p95 (the dashboard, 387 ms; the results search by task
+name, 316 ms). Then an API token was read with one SQL statement instead of an ORM
+query built per call (0.62 to 0.07 ms of CPU), the dashboard's charts were worked out
+again by a thread while pages show the kept ones, and the API clients moved to
+http.client (their CPU from 19 % of a core to 6 %): at 04:18, 163 % busy, API p95 47
+ms, every page but the dashboard (318 ms) under 300 ms at p95. The dashboard's slowest
+views then waited for the workers' answers to a new broker snapshot (the whole 1 s
+timeout once a minute); the snapshot too is now taken by a thread while pages show the
+kept one (apps/jobs/revalidating.py): at 04:36, 155 % busy, every goal but memory was
+met: API p50 3 ms and p95 34 ms, every page's p95 under 240 ms, the worker keeping up
+(367 jobs a second). The runs of 04:56 and 05:10 (the tables below are the last) had
+the same code but for beat's smaller send plans, on a machine that had grown slower: at
+the 25 % step, far from saturation, the same work took 86 % and 95 % of the 200 %
+where it had taken 75 % at 04:18 and 04:36, in every process alike (PostgreSQL and the
+worker included, which nothing changed between those runs touched). At the target they
+were 183 % and 189 % busy: API p95 94 and 168 ms; pages' p95 under 300 ms in the first
+(the dashboard, 288 ms) and up to 393 ms in the second (the results search by task
+name), where the worker also fell behind (351 of 367 jobs a second). What saturates is
+CPU: the goals hold with about a quarter of the machine to spare, not without it.
+Memory: flat in the last two runs (beat +4.6 MiB, its send plans now smaller; worker
+pool processes at most +2.3 MiB; no web, worker or beat process grew by 1 MiB over the
+last half of either run; Redis, in the last, held the worker's backlog); in the three
+before, beat grew 5.6-6.7 MiB and one worker pool process 7.3-8.6 MiB between 2 and 5
+minutes in, and neither by more than 1 MiB over the last five.
 """
 
 
