@@ -99,14 +99,18 @@ def test_readyz_is_503_when_the_broker_is_unreachable(staff, redis_url):
     assert response.json()["checks"]["broker"]["detail"].startswith("unreachable")
 
 
-@pytest.mark.django_db
-def test_readyz_is_503_when_no_worker_answers(staff, redis_url):
+def readyz_where_no_worker_listens(client, redis_url: str):
     heartbeat.record("beat")
     point_celery_at(redis_url.rsplit("/", 1)[0] + "/7")  # a database no worker listens on
     try:
-        response = staff.get("/readyz")
+        return client.get("/readyz")
     finally:
         point_celery_at(redis_url)
+
+
+@pytest.mark.django_db
+def test_readyz_is_503_when_no_worker_answers(staff, redis_url):
+    response = readyz_where_no_worker_listens(staff, redis_url)
     assert response.status_code == 503
     assert checks(response)["workers"] is False
     assert response.json()["checks"]["workers"]["detail"] == "no worker answered"
@@ -116,14 +120,9 @@ def test_readyz_is_503_when_no_worker_answers(staff, redis_url):
 def test_readyz_asks_again_when_the_kept_snapshot_is_past_its_cache_time(staff, redis_url):
     from apps.jobs import inspect, revalidating
 
-    heartbeat.record("beat")
     old = given_snapshot("gone@host")  # answered 6 s ago; the dashboard may still show it
     revalidating.store(inspect.CACHE_KEY, old, 60, stored_at=time.time() - 6)
-    point_celery_at(redis_url.rsplit("/", 1)[0] + "/7")  # a database no worker listens on
-    try:
-        response = staff.get("/readyz")
-    finally:
-        point_celery_at(redis_url)
+    response = readyz_where_no_worker_listens(staff, redis_url)
     assert response.status_code == 503
     assert response.json()["checks"]["workers"]["detail"] == "no worker answered"
 
