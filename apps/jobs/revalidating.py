@@ -19,13 +19,17 @@ from django.db import connections
 
 log = logging.getLogger(__name__)
 
+# A refresh's lock outlives a thread that died without releasing it (a process killed
+# while it worked, with a cache shared between processes) by this long at most.
+LOCK_SECONDS = 60
+
 
 def cached(key: str, compute: Callable[[], Any], *, fresh_for: float, keep_for: float) -> Any:
     kept = cache.get(key)
     if kept is None:
         return store(key, compute(), keep_for)
     stored_at, value = kept
-    if time.time() - stored_at > fresh_for and cache.add(_lock(key), 1, keep_for):
+    if time.time() - stored_at > fresh_for and cache.add(_lock(key), 1, LOCK_SECONDS):
         thread = threading.Thread(target=_refresh, args=(key, compute, keep_for),
                                   name=f"refresh {key}", daemon=True)  # fmt: skip
         thread.start()
