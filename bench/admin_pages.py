@@ -312,13 +312,14 @@ def other_pages(client, repeat: int) -> list[tuple[str, dict]]:
     except NoReverseMatch:
         pass
     from apps.jobs import inspect
+    from apps.ops.dashboard import CHART_KEY
 
     def warm() -> None:
         inspect.snapshot()  # asks the broker (1 s) only when the 5 s cache expired
 
     def charts_cold() -> None:
         warm()
-        cache.delete("ops:chart-data")
+        cache.delete(CHART_KEY)
 
     def broker_cold() -> None:
         cache.delete(inspect.CACHE_KEY)

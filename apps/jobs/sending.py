@@ -111,10 +111,13 @@ def _insert_text(alias: str, ignore_conflicts: bool, returning: bool, no_flush: 
 # then loses its record, not its message. A caller's own transaction is never changed.
 
 
+def _async_commit_on(connection) -> bool:
+    return settings.RUN_RECORDS_ASYNC_COMMIT and connection.vendor == "postgresql"
+
+
 def _may_skip_flush(run: Run, connection) -> bool:
     return (
-        settings.RUN_RECORDS_ASYNC_COMMIT
-        and connection.vendor == "postgresql"
+        _async_commit_on(connection)
         and run.state == State.QUEUED
         and not connection.in_atomic_block
     )
@@ -125,8 +128,7 @@ def commit_without_flush(using: str | None = None) -> None:
     start): with RUN_RECORDS_ASYNC_COMMIT, its commit does not wait for the WAL flush.
     Only in a transaction opened by the caller itself, never inside someone else's."""
     connection = transaction.get_connection(using)
-    if (settings.RUN_RECORDS_ASYNC_COMMIT and connection.vendor == "postgresql"
-            and len(connection.atomic_blocks) == 1):  # fmt: skip
+    if _async_commit_on(connection) and len(connection.atomic_blocks) == 1:
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
 

@@ -22,7 +22,9 @@ from apps.jobs.permissions import may_see
 from . import heartbeat
 from .models import Incident, Kind
 
+CHART_KEY = "ops:chart-data"
 CHART_CACHE_SECONDS = 30
+CHART_KEEP_SECONDS = 600  # numbers older than this are not shown: worked out anew
 DURATION_SAMPLE = 20_000  # newest finished runs used for the percentiles
 
 
@@ -229,10 +231,6 @@ def chart_data() -> dict:
     thread works them out again, so no page waits for them (apps/jobs/revalidating.py)."""
     return revalidating.cached(CHART_KEY, _charts, fresh_for=CHART_CACHE_SECONDS,
                                keep_for=CHART_KEEP_SECONDS)  # fmt: skip
-
-
-CHART_KEY = "ops:chart-data"
-CHART_KEEP_SECONDS = 600  # numbers older than this are not shown: worked out anew
 
 
 def _charts() -> dict:

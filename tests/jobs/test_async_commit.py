@@ -95,27 +95,24 @@ def enqueue_then_crash(postgres, subprocess_env, *, async_commit: bool, broker: 
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def states_after_restart(postgres, task_ids: list[str]) -> dict[str, str]:
+def rows(postgres, sql: str, *params) -> list[tuple]:
     with psycopg.connect(postgres.url, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT task_id, state FROM jobs_run WHERE task_id = ANY(%s)", [task_ids]
-        ).fetchall()
-    return dict(rows)
+        return conn.execute(sql, params).fetchall()
+
+
+def states_after_restart(postgres, task_ids: list[str]) -> dict[str, str]:
+    return dict(rows(postgres, "SELECT task_id, state FROM jobs_run WHERE task_id = ANY(%s)",
+                     task_ids))  # fmt: skip
 
 
 def user_written_beside(postgres) -> bool:
-    with psycopg.connect(postgres.url, autocommit=True) as conn:
-        found = conn.execute("SELECT 1 FROM auth_user WHERE username = 'written-beside'")
-        return found.fetchone() is not None
+    return bool(rows(postgres, "SELECT 1 FROM auth_user WHERE username = 'written-beside'"))
 
 
 def stored_results(postgres, task_ids: list[str]) -> set[str]:
-    with psycopg.connect(postgres.url, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT status FROM django_celery_results_taskresult WHERE task_id = ANY(%s)",
-            [task_ids],
-        ).fetchall()
-    return {status for (status,) in rows} if len(rows) == len(task_ids) else set()
+    found = rows(postgres, "SELECT status FROM django_celery_results_taskresult "
+                 "WHERE task_id = ANY(%s)", task_ids)  # fmt: skip
+    return {status for (status,) in found} if len(found) == len(task_ids) else set()
 
 
 def queued_message_ids(redis_url: str) -> set[str]:

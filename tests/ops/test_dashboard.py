@@ -198,7 +198,9 @@ def test_the_dashboard_runs_the_same_number_of_queries_for_few_or_many_runs(staf
     def queries() -> int:
         from django.core.cache import cache
 
-        cache.delete("ops:chart-data")
+        from apps.ops import dashboard
+
+        cache.delete(dashboard.CHART_KEY)
         with CaptureQueriesContext(connection) as captured:
             assert staff_client.get("/").status_code == 200
         return len(captured)
