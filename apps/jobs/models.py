@@ -150,13 +150,13 @@ class RunQuerySet(models.QuerySet):
         lists and counts. Only failed runs not handled yet; returns how many."""
         who = by if by is not None and getattr(by, "is_authenticated", False) else None
         label = (label or (who.get_username() if who else ""))[:200]
-        return self.filter(state=State.FAILED, handled_at__isnull=True).update(
+        return self.unhandled_failures().update(
             handled_at=timezone.now(), handled_by=who, handled_by_label=label
         )
 
     def unhandled_failures(self):
         """Failed for good (retries exhausted) and not dealt with."""
-        return self.filter(state=State.FAILED, handled_at__isnull=True)
+        return self.filter(IS_UNHANDLED_FAILURE)
 
     def visible_to(self, user):
         """Runs of the jobs this user may run, and the runs they started themselves."""
@@ -174,6 +174,7 @@ HAS_RERUN_OF = models.Q(rerun_of__isnull=False)
 HAS_HANDLER = models.Q(handled_by__isnull=False)
 IS_STEP = models.Q(pipeline__isnull=False)
 HAS_KEY = models.Q(idempotency_key__isnull=False)
+IS_UNHANDLED_FAILURE = models.Q(state=State.FAILED, handled_at__isnull=True)
 
 
 class Run(models.Model):
@@ -250,6 +251,15 @@ class Run(models.Model):
             models.Index(fields=["rerun_of"], name="run_reruns", condition=HAS_RERUN_OF),
             models.Index(fields=["handled_by"], name="run_handled_by", condition=HAS_HANDLER),
             models.Index(fields=["pipeline"], name="run_steps", condition=IS_STEP),
+            # Failed for good (/runs/failed/, its count, the dashboard's list): only
+            # unhandled failures, with what their grouping reads (PostgreSQL: an
+            # index-only scan; SQLite keeps the key columns).
+            models.Index(
+                fields=["-queued_at", "-id"],
+                name="run_unhandled_failures",
+                condition=IS_UNHANDLED_FAILURE,
+                include=["task_id", "job_name", "finished_at", "pipeline"],
+            ),
         ]
         constraints = [
             models.UniqueConstraint(fields=["idempotency_key"], condition=HAS_KEY,
