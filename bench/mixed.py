@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> None:
         result = run(stack, args, Path(tmp), loaded)
     text = report(result, args)
     print(text)
+    print(slowest_views(result))
     if not args.no_write:
         write_section(HEADING, text)
 
@@ -718,6 +719,15 @@ def report(r: Result, args) -> str:
         "",
         *verdicts(r, args),
     ]
+    return "\n".join(lines)
+
+
+def slowest_views(r: Result, count: int = 10) -> str:
+    """Printed only: the slowest page views, when they began (seconds after t0)."""
+    views = sorted(r.pages, key=lambda v: v[1] - v[2])[:count]  # [page, began, ended, status]
+    lines = ["Slowest page views (s after the load began: page, ms, status):"]
+    lines += [f"  {began - r.t0:6.1f} s  {name}  {1000 * (ended - began):.0f} ms  {status}"
+              for name, began, ended, status in views]  # fmt: skip
     return "\n".join(lines)
 
 

@@ -6,7 +6,7 @@ import logging
 from django.core.cache import cache
 from kombu.exceptions import ChannelError
 
-from apps.jobs import inspect
+from apps.jobs import inspect, revalidating
 
 from .rules import BrokerUnreachable
 
@@ -14,6 +14,7 @@ log = logging.getLogger(__name__)
 
 CONSUMERS_KEY = "control:consumers"
 CONSUMERS_SECONDS = 5
+CONSUMERS_KEEP_SECONDS = 60  # an older answer is not shown: a page waits for a new one
 DRAIN_LIMIT = 10_000_000  # a safety bound: purge reads at most this many messages
 
 
@@ -88,10 +89,15 @@ def answers(worker: str) -> bool:
 
 
 def consumers() -> dict[str, list[str]]:
-    """Each queue and the workers consuming it now (inspect active_queues), cached briefly."""
-    cached = cache.get(CONSUMERS_KEY)
-    if cached is not None:
-        return cached
+    """Each queue and the workers consuming it (inspect active_queues). The answer is
+    fresh for CONSUMERS_SECONDS, then shown while a thread asks again
+    (apps/jobs/revalidating.py): a page waits for the workers only when nothing is kept,
+    never for the full inspection that finds new workers once a minute."""
+    return revalidating.cached(CONSUMERS_KEY, _ask_consumers, fresh_for=CONSUMERS_SECONDS,
+                               keep_for=CONSUMERS_KEEP_SECONDS)  # fmt: skip
+
+
+def _ask_consumers() -> dict[str, list[str]]:
     try:
         # Stop waiting once the workers of the last full inspection answered.
         replies = inspect.broadcast("active_queues", reply=True, limit=inspect.expected_workers())
@@ -102,7 +108,6 @@ def consumers() -> dict[str, list[str]]:
     for worker, queues in inspect.by_worker(replies).items():
         for queue in queues or ():
             found.setdefault(queue.get("name", ""), []).append(worker)
-    cache.set(CONSUMERS_KEY, found, CONSUMERS_SECONDS)
     return found
 
 

@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from celery import current_app
 from django.core.cache import cache
@@ -26,7 +26,7 @@ from django.utils import timezone
 from kombu import Connection, Producer
 from kombu.exceptions import ChannelError
 
-from apps.jobs import revalidating, sending
+from apps.jobs import liveness, revalidating, sending
 from apps.jobs.catalog import queue_names
 
 log = logging.getLogger(__name__)
@@ -87,11 +87,15 @@ def _take() -> Snapshot:
 
 def expected_workers() -> int | None:
     """How many workers to wait for: the count of the last full inspection, so a
-    refresh returns once they all answered instead of waiting out TIMEOUT. None (wait
+    refresh returns once they all answered instead of waiting out TIMEOUT. In a process
+    that has not looked yet (just started), the workers any process heard from lately
+    (their heartbeats), so its first page does not wait out TIMEOUT either. None (wait
     the whole TIMEOUT) when nothing is known, or every FULL_EVERY seconds, so new
     workers are found."""
     known = cache.get(KNOWN_KEY)
-    if not known or time.time() - known[1] > FULL_EVERY:
+    if not known:
+        return len(liveness.seen_lately(timedelta(seconds=2 * FULL_EVERY))) or None
+    if time.time() - known[1] > FULL_EVERY:
         return None
     return known[0] or None
 

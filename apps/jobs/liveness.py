@@ -40,6 +40,13 @@ def answering_names(answering: set[str]) -> set[str]:
     return answering | {name.split("@", 1)[1] for name in answering if "@" in name}
 
 
+def seen_lately(within: dt.timedelta) -> set[str]:
+    """Workers that gave a sign of life to any process within `within`."""
+    since = timezone.now() - within
+    seen = _last_seen() if _last_seen is not None else {}
+    return {name for name, when in seen.items() if when >= since}
+
+
 def silent_holders(answering: set[str]) -> dict[str, dt.datetime | None]:
     """Workers holding started runs that are not among `answering`, with their last
     sign of life: a heartbeat, or the start of the newest run they hold."""

@@ -205,6 +205,7 @@ def test_the_dashboard_runs_the_same_number_of_queries_for_few_or_many_runs(staf
             assert staff_client.get("/").status_code == 200
         return len(captured)
 
+    queries()  # the workers' answers kept, as on a page viewed before
     for _ in range(2):
         make_run("apps.demo.tasks.countdown", state=State.PROGRESS, progress_total=10)
         make_finished_run(state=State.FAILED)
@@ -237,6 +238,33 @@ def test_a_refresh_waits_only_for_as_many_workers_as_the_last_full_look_found(mo
     cache.delete(inspect.CACHE_KEY)
     inspect.snapshot()
     assert limits == [None, 2, None]
+
+
+@pytest.mark.django_db
+def test_a_process_that_has_not_looked_yet_waits_only_for_the_workers_heard_from_lately(
+    monkeypatch,
+):
+    """A web process just started (nothing kept): its first page does not wait out the
+    whole timeout when other processes heard from the workers lately."""
+    from django.core.cache import cache
+
+    from apps.jobs import inspect
+    from apps.ops import heartbeat
+    from apps.ops.models import Heartbeat
+
+    limits = []
+    monkeypatch.setattr(inspect, "take_snapshot", lambda limit=None: limits.append(limit)
+                        or inspect.Snapshot(timezone.now(), True))  # fmt: skip
+    heartbeat.record("worker:a@host")
+    heartbeat.record("worker:b@host")
+    long_ago = timezone.now() - timedelta(seconds=3 * inspect.FULL_EVERY)
+    Heartbeat.objects.create(name="worker:gone@host", seen_at=long_ago)
+    inspect.snapshot()
+    Heartbeat.objects.all().delete()
+    for key in (inspect.CACHE_KEY, inspect.KNOWN_KEY):
+        cache.delete(key)
+    inspect.snapshot()
+    assert limits == [2, None]
 
 
 def make_held_run(worker: str, seconds_ago: float, **kw) -> Run:
