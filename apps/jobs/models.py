@@ -304,11 +304,13 @@ class Run(models.Model):
     @staticmethod
     def claim_start_statement(connection, task_id: str, *, worker: str, retries: int = 0,
                               redelivered: bool = False, attempt: str = "",
-                              ) -> tuple[str, list]:  # fmt: skip
+                              no_flush: bool = False) -> tuple[str, list]:  # fmt: skip
         """`claim_start` of one run as (sql, params), for the result backend's prepared
-        statements: the same values and allowed states."""
+        statements: the same values and allowed states. `no_flush`: its commit does not
+        wait for the WAL flush (apps/jobs/sending.py, RUN_RECORDS_ASYNC_COMMIT)."""
         values = start_values(worker, retries, redelivered, attempt)
-        return _update_statement(connection, task_id, values, STARTABLE_STATES, claim=True)
+        return _update_statement(connection, task_id, values, STARTABLE_STATES, claim=True,
+                                 no_flush=no_flush)  # fmt: skip
 
     @staticmethod
     def finish_statement(connection, task_id: str, state: State,
@@ -370,12 +372,13 @@ def finish_values(state: State, at=None) -> dict:
 
 
 def _update_statement(connection, task_id: str, values: dict, states, *, claim: bool,
-                      attempt: str | None = None):  # fmt: skip
+                      attempt: str | None = None, no_flush: bool = False):  # fmt: skip
     """UPDATE one run's columns where its state is in `states` (claim: one more
     delivery) or, for an outcome, where it is not (a finished run stays finished); with
-    `attempt`, only while that execution holds the run."""
+    `attempt`, only while that execution holds the run; `no_flush`, turning
+    synchronous_commit off for its own transaction (PostgreSQL)."""
     fenced = attempt is not None
-    text = _update_text(connection.alias, tuple(values), len(states), claim, fenced)
+    text = _update_text(connection.alias, tuple(values), len(states), claim, fenced, no_flush)
     params = [value if value is None or type(value) is str
               else Run._meta.get_field(name).get_db_prep_save(value, connection)
               for name, value in values.items()]  # fmt: skip
@@ -384,7 +387,7 @@ def _update_statement(connection, task_id: str, values: dict, states, *, claim: 
 
 @functools.cache
 def _update_text(alias: str, names: tuple[str, ...], states: int, claim: bool,
-                 fenced: bool = False) -> str:  # fmt: skip
+                 fenced: bool = False, no_flush: bool = False) -> str:  # fmt: skip
     """Built once per set of columns: only quoted names from the model's meta in it."""
     quote = connections[alias].ops.quote_name
     column = {name: quote(Run._meta.get_field(name).column)
@@ -396,4 +399,5 @@ def _update_text(alias: str, names: tuple[str, ...], states: int, claim: bool,
     sql = f"UPDATE {quote(Run._meta.db_table)} SET {', '.join(assignments)} "  # noqa: S608
     sql += (f"WHERE {column['task_id']} = %s AND {'' if claim else 'NOT '}"
             f"{column['state']} IN ({placeholders})")  # fmt: skip
-    return sql + (f" AND {column['attempt']} = %s" if fenced else "")
+    sql += f" AND {column['attempt']} = %s" if fenced else ""
+    return sql + (" RETURNING set_config('synchronous_commit', 'off', true)" if no_flush else "")

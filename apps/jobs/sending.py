@@ -109,6 +109,13 @@ def _insert_text(alias: str, ignore_conflicts: bool, returning: bool, no_flush: 
 # failure: a run the broker did not take is never left only in memory. A run the broker
 # took is on disk within about 0.6 s (three wal_writer_delay); a database crash before
 # then loses its record, not its message. A caller's own transaction is never changed.
+#
+# And a worker's claim (queued -> started), the first of a run's two writes there. Its
+# outcome, and every progress report, commits with the flush, which puts the claim on
+# disk too. A crash between the two loses only the claim: the run reads queued again,
+# its execution's outcome is refused (it no longer holds the run) but its result row is
+# stored, and the sweeper's `reconcile` copies that outcome to the run. Its message is
+# unacknowledged while the job runs, so `resend_lost` does not send it again then.
 
 
 def _async_commit_on(connection) -> bool:
@@ -121,6 +128,11 @@ def _may_skip_flush(run: Run, connection) -> bool:
         and run.state == State.QUEUED
         and not connection.in_atomic_block
     )
+
+
+def claims_without_flush(connection) -> bool:
+    """Does a worker's claim of a run on `connection` skip its flush (see above)?"""
+    return _async_commit_on(connection) and not connection.in_atomic_block
 
 
 def commit_without_flush(using: str | None = None) -> None:

@@ -1,5 +1,6 @@
 """RUN_RECORDS_ASYNC_COMMIT: run records that commit without waiting for the WAL flush,
-and what a PostgreSQL crash right after an enqueue keeps and loses, either way.
+and what a PostgreSQL crash right after an enqueue, or right after a worker's claim of
+a run, keeps and loses, either way.
 
 Each test has its own cluster (synchronous_commit on, as in production; the WAL writer
 slowed to every 10 s, so an unflushed commit stays unflushed for the test's few
@@ -19,6 +20,7 @@ import redis
 from apps.devstack import processes
 from switchyard_dev.services import postgres_bindir, restartable_postgres
 from tests.helpers import wait_for
+from tests.jobs import crash_job
 
 pytestmark = [pytest.mark.once, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -175,3 +177,65 @@ def test_with_async_commit_a_run_the_broker_did_not_take_survives_a_crash(
     assert made.get("delay_refused")
     assert states_after_restart(postgres, not_sent) == dict.fromkeys(not_sent, "pending_send")
     assert user_written_beside(postgres)
+
+
+# Enqueues the crash job (its record committed with the flush, as by default) and prints
+# its task id.
+ENQUEUE_CRASH_JOB = textwrap.dedent("""
+    import tests.jobs.crash_job
+    from apps.jobs import catalog, dispatch
+    from apps.jobs.models import Source
+
+    job = catalog.get_job(tests.jobs.crash_job.NAME)
+    print(dispatch.start_run(job, {}, source=Source.CLI).task_id)
+""")
+
+RECONCILE = "from apps.jobs import sweeper; print(sweeper.reconcile())"
+
+
+def manage_shell(code: str, postgres, subprocess_env, broker) -> str:
+    env = {**subprocess_env, "DATABASE_URL": postgres.url, "CELERY_BROKER_URL": broker}
+    command = [processes.PYTHON, "manage.py", "shell", "-c", code]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.strip().splitlines()[-1]
+
+
+def postmaster_pid(postgres) -> int:
+    return int((postgres.data / "postmaster.pid").read_text().splitlines()[0])
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("async_commit", [False, True])
+def test_a_crash_right_after_a_workers_claim_keeps_the_runs_outcome(
+    postgres, subprocess_env, broker, start_process, async_commit
+):
+    """The claim (queued -> started) is the one worker write RUN_RECORDS_ASYNC_COMMIT
+    makes asynchronous: a crash right after it loses it, and nothing else. The job's
+    outcome is still stored, and the sweeper's reconcile puts it on the run."""
+    start_process(
+        processes.worker_command(1, "-n", f"claims-{async_commit}@localhost", "--include",
+                                 crash_job.__name__),
+        DATABASE_URL=postgres.url, CELERY_BROKER_URL=broker,
+        RUN_RECORDS_ASYNC_COMMIT="true" if async_commit else "false",
+        POSTMASTER_PID_FILE=str(postgres.data / "postmaster.pid"),
+    )  # fmt: skip
+    postmaster = postmaster_pid(postgres)
+    task_id = manage_shell(ENQUEUE_CRASH_JOB, postgres, subprocess_env, broker)
+
+    wait_for(lambda: gone(postmaster), timeout=60)  # the job crashed it
+    postgres.start()
+    assert states_after_restart(postgres, [task_id]) == {
+        task_id: "queued" if async_commit else "started"
+    }
+    # The job's execution went on: its outcome, written once the database was back.
+    wait_for(lambda: stored_results(postgres, [task_id]) == {"SUCCESS"}, timeout=90)
+    manage_shell(RECONCILE, postgres, subprocess_env, broker)
+    assert states_after_restart(postgres, [task_id]) == {task_id: "succeeded"}

@@ -45,7 +45,7 @@ from django.utils import timezone
 from django_celery_results.backends.database import DatabaseBackend, trigger_callback
 from django_celery_results.models import ChordCounter, TaskResult
 
-from .. import current_run, secrets
+from .. import current_run, secrets, sending
 from ..models import Run
 from .connections import note_used
 from .recording import CELERY_STATES, claim_of, note_refused
@@ -163,8 +163,9 @@ def run_change(current, request, task_id: str, status: str, connection):
         return None
     if status == states.STARTED:
         return Run.claim_start_statement(
-            connection, task_id, **claim_of(request), attempt=current.attempt
-        )
+            connection, task_id, **claim_of(request), attempt=current.attempt,
+            no_flush=sending.claims_without_flush(connection),
+        )  # fmt: skip
     if status in OUTCOMES and not current.skip:
         return Run.finish_statement(connection, task_id, CELERY_STATES[status], current.attempt)
     return None
