@@ -306,8 +306,9 @@ class Run(models.Model):
                               redelivered: bool = False, attempt: str = "",
                               no_flush: bool = False) -> tuple[str, list]:  # fmt: skip
         """`claim_start` of one run as (sql, params), for the result backend's prepared
-        statements: the same values and allowed states. `no_flush`: its commit does not
-        wait for the WAL flush (apps/jobs/sending.py, RUN_RECORDS_ASYNC_COMMIT)."""
+        statements: the same values and allowed states. `no_flush`: the commit of a
+        run's first claim does not wait for the WAL flush (apps/jobs/sending.py,
+        RUN_RECORDS_ASYNC_COMMIT)."""
         values = start_values(worker, retries, redelivered, attempt)
         return _update_statement(connection, task_id, values, STARTABLE_STATES, claim=True,
                                  no_flush=no_flush)  # fmt: skip
@@ -375,8 +376,8 @@ def _update_statement(connection, task_id: str, values: dict, states, *, claim: 
                       attempt: str | None = None, no_flush: bool = False):  # fmt: skip
     """UPDATE one run's columns where its state is in `states` (claim: one more
     delivery) or, for an outcome, where it is not (a finished run stays finished); with
-    `attempt`, only while that execution holds the run; `no_flush`, turning
-    synchronous_commit off for its own transaction (PostgreSQL)."""
+    `attempt`, only while that execution holds the run; `no_flush` (a claim), turning
+    synchronous_commit off for its own transaction if it is the run's first (PostgreSQL)."""
     fenced = attempt is not None
     text = _update_text(connection.alias, tuple(values), len(states), claim, fenced, no_flush)
     params = [value if value is None or type(value) is str
@@ -400,4 +401,8 @@ def _update_text(alias: str, names: tuple[str, ...], states: int, claim: bool,
     sql += (f"WHERE {column['task_id']} = %s AND {'' if claim else 'NOT '}"
             f"{column['state']} IN ({placeholders})")  # fmt: skip
     sql += f" AND {column['attempt']} = %s" if fenced else ""
-    return sql + (" RETURNING set_config('synchronous_commit', 'off', true)" if no_flush else "")
+    if not no_flush:
+        return sql
+    # Only a run's first claim: no execution of it stored anything yet (see sending.py).
+    return sql + (f" RETURNING CASE WHEN {column['deliveries']} = 1 THEN"
+                  " set_config('synchronous_commit', 'off', true) END")  # fmt: skip

@@ -110,12 +110,14 @@ def _insert_text(alias: str, ignore_conflicts: bool, returning: bool, no_flush: 
 # took is on disk within about 0.6 s (three wal_writer_delay); a database crash before
 # then loses its record, not its message. A caller's own transaction is never changed.
 #
-# And a worker's claim (queued -> started), the first of a run's two writes there. Its
-# outcome, and every progress report, commits with the flush, which puts the claim on
-# disk too. A crash between the two loses only the claim: the run reads queued again,
-# its execution's outcome is refused (it no longer holds the run) but its result row is
-# stored, and the sweeper's `reconcile` copies that outcome to the run. Its message is
-# unacknowledged while the job runs, so `resend_lost` does not send it again then.
+# And a worker's first claim of a run (queued -> started, its first delivery), the
+# first of a run's two writes there. Its outcome, and every progress report, commits
+# with the flush, which puts the claim on disk too. A crash between the two loses only
+# the claim: the run reads queued again, its execution's outcome is refused (it no
+# longer holds the run), but its result row, the run's first (no execution of it stored
+# one before), is written, and the sweeper's `reconcile` copies that outcome to the run
+# before `resend_lost` looks at queued runs. A later claim (a retry, a redelivery),
+# whose execution's result could be refused too, waits for its flush.
 
 
 def _async_commit_on(connection) -> bool:

@@ -10,11 +10,12 @@ from .params import Choices, MaxLength, Range
 @shared_task(ignore_result=True, switchyard_record=False)
 def sweep() -> None:
     """Housekeeping every 30 s: take back the runs of lost workers, send runs left
-    unsent or lost by the broker, reconcile orphaned states."""
+    unsent, reconcile orphaned states, then send runs lost by the broker (a queued run
+    whose outcome is stored is reconciled, not sent again)."""
     sweeper.recover_lost_workers()
     sweeper.send_pending()
-    sweeper.resend_lost()
     sweeper.reconcile()
+    sweeper.resend_lost()
     for more in sweeper.more_sweeps:
         more()
 

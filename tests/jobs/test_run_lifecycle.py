@@ -2,7 +2,7 @@
 states that allow it, and says how many runs it moved."""
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.jobs.models import FINISHED_STATES, Run, Source, State
@@ -185,6 +185,25 @@ def test_the_claim_statement_claims_what_claim_start_claims():
     queued.refresh_from_db()
     assert (queued.state, queued.worker, queued.deliveries) == (State.STARTED, "celery@a", 1)
     assert state_of(done) == State.CANCELLED
+
+
+def test_with_async_commit_only_a_runs_first_claim_commits_without_its_flush():
+    """A later claim (a retry, a redelivery) waits for its flush: its execution's result
+    could be refused after a crash that lost the claim (apps/jobs/sending.py)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("synchronous_commit is PostgreSQL's")
+
+    def claim_leaves_synchronous_commit(run) -> str:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO on")  # as in production
+            statement = Run.claim_start_statement(connection, run.task_id, worker="celery@a",
+                                                  no_flush=True)  # fmt: skip
+            assert execute(statement) == 1
+            cursor.execute("SELECT current_setting('synchronous_commit')")  # till commit
+            return cursor.fetchone()[0]
+
+    assert claim_leaves_synchronous_commit(make_run(state=State.QUEUED)) == "off"
+    assert claim_leaves_synchronous_commit(make_run(state=State.RETRYING, deliveries=1)) == "on"
 
 
 def test_the_finish_statement_leaves_a_finished_run_alone():
