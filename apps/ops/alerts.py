@@ -36,6 +36,10 @@ SETTLE = timedelta(seconds=5)  # read failures this old, so slower commits are n
 FIRST_LOOK_BACK = timedelta(minutes=10)  # on the very first sweep
 RUN_LOOK_BACK = timedelta(days=2)  # a run that fails now was queued at most this long ago
 SLACK = timedelta(seconds=10)  # clock skew between beat and the database
+# Schedules read (with their schedule rows) at a time. Each is a few KiB as objects, and
+# a worker process keeps the memory of its largest batch: 2,000 at a time grew it by
+# about 5 MiB at 10,000 schedules.
+SCHEDULES_AT_ONCE = 500
 
 
 def check_alerts(now: datetime | None = None) -> dict[str, int]:
@@ -189,8 +193,8 @@ def enabled_schedules():
     knows) comes without it (select_related), so schedule_problem finds it broken."""
     enabled = Schedule.objects.enabled()
     pks = list(enabled.values_list("pk", flat=True))
-    for start in range(0, len(pks), 2000):
-        chunk = enabled.filter(pk__in=pks[start : start + 2000])
+    for start in range(0, len(pks), SCHEDULES_AT_ONCE):
+        chunk = enabled.filter(pk__in=pks[start : start + SCHEDULES_AT_ONCE])
         try:
             yield from list(chunk.with_schedules())
         except Exception:

@@ -16,12 +16,12 @@ def crash_database() -> str:
     with open(os.environ["POSTMASTER_PID_FILE"]) as pid_file:
         pid = int(pid_file.readline())
     os.kill(pid, signal.SIGQUIT)
-    while _alive(pid):
+    while alive(pid):
         time.sleep(0.05)
     return "crashed it"
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -205,14 +205,6 @@ def postmaster_pid(postgres) -> int:
     return int((postgres.data / "postmaster.pid").read_text().splitlines()[0])
 
 
-def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
-
-
 @pytest.mark.parametrize("async_commit", [False, True])
 def test_a_crash_right_after_a_workers_claim_keeps_the_runs_outcome(
     postgres, subprocess_env, broker, start_process, async_commit
@@ -230,7 +222,7 @@ def test_a_crash_right_after_a_workers_claim_keeps_the_runs_outcome(
     postmaster = postmaster_pid(postgres)
     task_id = manage_shell(ENQUEUE_CRASH_JOB, postgres, subprocess_env, broker)
 
-    wait_for(lambda: gone(postmaster), timeout=60)  # the job crashed it
+    wait_for(lambda: not crash_job.alive(postmaster), timeout=60)  # the job crashed it
     postgres.start()
     assert states_after_restart(postgres, [task_id]) == {
         task_id: "queued" if async_commit else "started"
