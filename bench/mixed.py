@@ -662,7 +662,7 @@ are cheap and it runs alone, so its lateness holds even when the rest is saturat
 `--web-workers N` runs gunicorn with N processes (what `WEB_CONCURRENCY` in `.env` does
 for docker-compose): they get no more CPU than the machine has.
 
-Five full runs on 2026-12-06, read (an idle machine each time; compose's web service:
+Eight full runs on 2026-12-06, read (an idle machine each time; compose's web service:
 one gthread process with 4 threads). Every run answered every API call (200 a second,
 none behind, no errors) and beat kept every schedule within 0.25 s (p99). At 02:23,
 before this round's changes, the machine was 186 % busy at the target: API p95 147 ms,
@@ -671,25 +671,37 @@ name, 316 ms). Then an API token was read with one SQL statement instead of an O
 query built per call (0.62 to 0.07 ms of CPU), the dashboard's charts were worked out
 again by a thread while pages show the kept ones, and the API clients moved to
 http.client (their CPU from 19 % of a core to 6 %): at 04:18, 163 % busy, API p95 47
-ms, every page but the dashboard (318 ms) under 300 ms at p95. The dashboard's slowest
-views then waited for the workers' answers to a new broker snapshot (the whole 1 s
-timeout once a minute); the snapshot too is now taken by a thread while pages show the
-kept one (apps/jobs/revalidating.py): at 04:36, 155 % busy, every goal but memory was
-met: API p50 3 ms and p95 34 ms, every page's p95 under 240 ms, the worker keeping up
-(367 jobs a second). The runs of 04:56 and 05:10 (the tables below are the last) had
-the same code but for beat's smaller send plans, on a machine that had grown slower: at
-the 25 % step, far from saturation, the same work took 86 % and 95 % of the 200 %
-where it had taken 75 % at 04:18 and 04:36, in every process alike (PostgreSQL and the
-worker included, which nothing changed between those runs touched). At the target they
-were 183 % and 189 % busy: API p95 94 and 168 ms; pages' p95 under 300 ms in the first
-(the dashboard, 288 ms) and up to 393 ms in the second (the results search by task
-name), where the worker also fell behind (351 of 367 jobs a second). What saturates is
+ms, every page but the dashboard (318 ms) under 300 ms at p95. The broker snapshot too
+is now taken by a thread while pages show the kept one (apps/jobs/revalidating.py): at
+04:36, 155 % busy, every goal but memory was met: API p50 3 ms and p95 34 ms, every
+page's p95 under 240 ms, the worker keeping up (367 jobs a second). The runs of 04:56
+and 05:10 had the same code but for beat's smaller send plans, on a machine that had
+grown slower: at the 25 % step, far from saturation, the same work took 86 % and 95 %
+of the 200 % where it had taken 75 % at 04:18 and 04:36, in every process alike
+(PostgreSQL and the worker included, which nothing changed between those runs
+touched). At the target they were 183 % and 189 % busy: API p95 94 and 168 ms; pages'
+p95 up to 288 and 393 ms. At 06:35, 173 % busy: API p95 79 ms, every page's p95 under
+300 ms, but the dashboard's slowest views took 1.1-1.4 s, about once a minute and on a
+new process's first view: its queues part asked the workers which queues they consume
+in the request once its 5 s cache ran out, and once a minute that question waited out
+the whole 1 s timeout to find new workers. It is now kept and asked again by a thread
+as the snapshot is, and a process that has not asked yet waits only for the workers
+with a recent heartbeat. At 07:13 the dashboard's p95 was 219 ms and its slowest view
+359 ms, but the machine was slow again (98 % busy at the 25 % step, 186 % at the
+target): API p95 134 ms, the results search by task name 359 ms, and the worker 358 of
+367 jobs a second. At 08:36 (the tables below; 87 % busy at the 25 % step, 174 % at
+the target) every goal but the API's was met: every page's p95 under 300 ms, beat's
+p99 0.25 s, the worker keeping up, memory flat; API p95 79 ms. What saturates is
 CPU: the goals hold with about a quarter of the machine to spare, not without it.
-Memory: flat in the last two runs (beat +4.6 MiB, its send plans now smaller; worker
-pool processes at most +2.3 MiB; no web, worker or beat process grew by 1 MiB over the
-last half of either run; Redis, in the last, held the worker's backlog); in the three
-before, beat grew 5.6-6.7 MiB and one worker pool process 7.3-8.6 MiB between 2 and 5
-minutes in, and neither by more than 1 MiB over the last five.
+Memory: no web, worker or beat process grew by more than 1.4 MiB over the last half of
+any run since 04:56 (a leak keeps growing there). What grew from 2 minutes in was warm-
+up, and two causes were found: beat +4.6 to +6.7 MiB, of which +6.5 MiB came at its
+first five-minute full check, which read a second copy of every schedule's fingerprint
+(now compared row by row, keeping only changed rows: beat alone at 10,000 schedules for
+12 minutes, +0.7 MiB at that check, flat otherwise); and in four runs one worker pool
+process +7 to +9 MiB, about 4.7 MiB of it the alert sweep's first pass, which read the
+schedules 2,000 at a time (now 500: 1.4 MiB). At 08:36, with both: beat +0.0 MiB, no
+process over +3.6 MiB from 2 minutes in.
 """
 
 
