@@ -694,8 +694,8 @@ the target) every goal but the API's was met: every page's p95 under 300 ms, bea
 p99 0.25 s, the worker keeping up, memory flat; API p95 79 ms. What saturates is
 CPU: the goals hold with about a quarter of the machine to spare, not without it.
 Memory: no web, worker or beat process grew by more than 1.4 MiB over the last half of
-any run since 04:56 (a leak keeps growing there). What grew from 2 minutes in was warm-
-up, and two causes were found: beat +4.6 to +6.7 MiB, of which +6.5 MiB came at its
+any run since 04:56 (a leak keeps growing there). What grew from 2 minutes in was
+warm-up, and two causes were found: beat +4.6 to +6.7 MiB, of which +6.5 MiB came at its
 first five-minute full check, which read a second copy of every schedule's fingerprint
 (now compared row by row, keeping only changed rows: beat alone at 10,000 schedules for
 12 minutes, +0.7 MiB at that check, flat otherwise); and in four runs one worker pool
