@@ -82,19 +82,21 @@ def postgres():
 
 def enqueue_then_crash(postgres, subprocess_env, *, async_commit: bool, broker: str,
                        last_way: str = "start_run") -> dict:  # fmt: skip
-    env = {
-        "LAST_WAY": last_way,
-        **subprocess_env,
-        "DATABASE_URL": postgres.url,
-        "CELERY_BROKER_URL": broker,
-        "RUN_RECORDS_ASYNC_COMMIT": "true" if async_commit else "false",
-        "POSTMASTER_PID_FILE": str(postgres.data / "postmaster.pid"),
-    }
-    command = [processes.PYTHON, "manage.py", "shell", "-c", ENQUEUE_THEN_CRASH]
+    made = manage_shell(ENQUEUE_THEN_CRASH, postgres, subprocess_env, broker,
+                        LAST_WAY=last_way,
+                        RUN_RECORDS_ASYNC_COMMIT="true" if async_commit else "false",
+                        POSTMASTER_PID_FILE=str(postgres.data / "postmaster.pid"))  # fmt: skip
+    postgres.start()  # recovery replays what reached the WAL files, nothing more
+    return json.loads(made)
+
+
+def manage_shell(code: str, postgres, subprocess_env, broker, **env: str) -> str:
+    """Run `code` in `manage.py shell` on this cluster and broker; its last line."""
+    env = {**subprocess_env, "DATABASE_URL": postgres.url, "CELERY_BROKER_URL": broker, **env}
+    command = [processes.PYTHON, "manage.py", "shell", "-c", code]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
-    postgres.start()  # recovery replays what reached the WAL files, nothing more
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return done.stdout.strip().splitlines()[-1]
 
 
 def rows(postgres, sql: str, *params) -> list[tuple]:
@@ -193,14 +195,6 @@ ENQUEUE_CRASH_JOB = textwrap.dedent("""
 RECONCILE = "from apps.jobs import sweeper; print(sweeper.reconcile())"
 
 
-def manage_shell(code: str, postgres, subprocess_env, broker) -> str:
-    env = {**subprocess_env, "DATABASE_URL": postgres.url, "CELERY_BROKER_URL": broker}
-    command = [processes.PYTHON, "manage.py", "shell", "-c", code]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout.strip().splitlines()[-1]
-
-
 def postmaster_pid(postgres) -> int:
     return int((postgres.data / "postmaster.pid").read_text().splitlines()[0])
 
@@ -209,8 +203,9 @@ def postmaster_pid(postgres) -> int:
 def test_a_crash_right_after_a_workers_claim_keeps_the_runs_outcome(
     postgres, subprocess_env, broker, start_process, async_commit
 ):
-    """The claim (queued -> started) is the one worker write RUN_RECORDS_ASYNC_COMMIT
-    makes asynchronous: a crash right after it loses it, and nothing else. The job's
+    """A run's first claim (queued -> started) is the one worker write
+    RUN_RECORDS_ASYNC_COMMIT makes asynchronous: a crash right after it loses it, and
+    nothing else. The job's
     outcome is still stored, and the sweeper's reconcile puts it on the run."""
     start_process(
         processes.worker_command(1, "-n", f"claims-{async_commit}@localhost", "--include",
