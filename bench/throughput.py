@@ -186,8 +186,8 @@ Database work per task, worker side. Stock: two new PostgreSQL connections (the 
 closes them around every task; each costs a forked server process: the PostgreSQL CPU
 column), then get_or_create (SELECT, INSERT in a transaction) for STARTED and SELECT +
 full-row UPDATE for SUCCESS, about 9 round trips. Switchyard: the connection is kept,
-and Django's health check (`SELECT 1`, `CONN_HEALTH_CHECKS`) is skipped when the
-backend wrote through it less than a second ago (`apps.jobs.worker.connections`); STARTED is one
+and Django's health check (`CONN_HEALTH_CHECKS`) asks the server (`SELECT 1`) only when
+something waits on the connection's socket (`project/postgresql`); STARTED is one
 UPDATE that claims the run (the run record is what shows a job running; no result row
 yet), and the outcome one statement that inserts the result row, with its start time,
 and finishes the run (`WITH run AS (UPDATE ...) INSERT ... ON CONFLICT DO UPDATE`): 2

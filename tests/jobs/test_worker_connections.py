@@ -7,8 +7,6 @@ from django_celery_results.models import TaskResult
 
 from apps.demo.tasks import add
 from apps.jobs.models import Run, State
-from apps.jobs.worker import connections
-from project import celery_app
 from tests.helpers import make_run, wait_for
 
 on_postgres = pytest.mark.skipif(
@@ -58,16 +56,3 @@ def test_the_worker_reconnects_after_postgresql_drops_its_connections(celery_wor
     assert TaskResult.objects.get(task_id=sent.id).status == "SUCCESS"
     run = Run.objects.get(task_id=sent.id)
     assert wait_for(lambda: Run.objects.get(pk=run.pk).state == State.SUCCEEDED)
-
-
-@on_postgres
-@pytest.mark.django_db(transaction=True)
-def test_a_task_right_after_a_result_was_written_skips_the_health_check_but_not_later():
-    run = make_run(state=State.QUEUED)
-    celery_app.backend.store_result(run.task_id, 5, "SUCCESS", request=None)
-    connections.close_old_connections_before_task()
-    assert connection.health_check_done  # no SELECT 1 before this task's first query
-
-    connection.switchyard_fresh_until = 0.0  # that write was a while ago
-    connections.close_old_connections_before_task()
-    assert not connection.health_check_done

@@ -47,7 +47,6 @@ from django_celery_results.models import ChordCounter, TaskResult
 
 from .. import current_run, secrets, sending
 from ..models import Run
-from .connections import note_used
 from .recording import CELERY_STATES, claim_of, note_refused
 
 OUTCOMES = (states.SUCCESS, states.FAILURE, states.RETRY)
@@ -226,7 +225,6 @@ def execute_prepared(connection, sql: str, params: list) -> tuple[int, tuple | N
         rowcount = cursor.rowcount
     if connection.queries_logged:
         connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
-    note_used(connection)
     return rowcount, row
 
 
