@@ -702,6 +702,23 @@ first five-minute full check, which read a second copy of every schedule's finge
 process +7 to +9 MiB, about 4.7 MiB of it the alert sweep's first pass, which read the
 schedules 2,000 at a time (now 500: 1.4 MiB). At 08:36, with both: beat +0.0 MiB, no
 process over +3.6 MiB from 2 minutes in.
+
+Later that day (09:20-10:40 UTC, after the machine restarted) the same work cost much
+more CPU: at 100 API calls a second the machine was 145-191 % busy (116 % at the 50 %
+step at 08:36), and a 4-minute run at the target answered 152 of 200 calls a second,
+198 % busy. Three ideas for the API's tail were tried in 3-minute runs at 100 calls a
+second (`--minutes 3 --steps 1.0 --api-rate 100`), each behind a temporary switch, and
+none is kept. The worker at a lower CPU priority (nice 10): API p95 55 ms against 53 ms
+without, both 145 % busy. gunicorn's threads handing over the GIL every 1 ms instead of
+every 5: 48 ms against 53-55 ms (an earlier pair gave 116 against 310 ms, and 137
+against 94 ms with the order reversed: the first run of a pair was the slower one). Two
+gunicorn processes (`--web-workers 2`): 28 ms on a faster spell (136 % busy), but at the
+target, back to back with one process, 194 against 177 ms, 192 % and 189 % busy, and
+the worker fell behind. The API's p95 follows how busy the machine is, not how the web
+tier is arranged. A reused PostgreSQL connection is now checked without a round trip
+(project/postgresql: one transaction fewer per API call, 2.9 to 1.9 in
+pg_stat_database), which no latency measured here shows (`bench.latency` back to back
+with Django's own check: API POST p50 6.0 ms with Django's, 6.3 ms with this one).
 """
 
 
