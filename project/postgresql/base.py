@@ -2,10 +2,11 @@
 
 With CONN_HEALTH_CHECKS, Django checks a reused connection before the first query of
 each request (and of each task: apps.jobs.worker.connections) by sending `SELECT 1` and
-waiting for the answer. That is one round trip on every API call and every page, a
-quarter of an API call's four (the check, the token, the run's INSERT, the publish),
-and on a busy machine each round trip also waits for the database process to be
-scheduled.
+waiting for the answer. That is one round trip on every API call and every page (an
+API call makes four: the check, the token, the run's INSERT, the publish) and on every
+task, and one PostgreSQL transaction each: measured, an API call went from 2.9 to 1.9
+transactions, though no latency measured on the benchmarks' machine shows the
+difference (docs/performance.md, "Mixed load").
 
 A server that ends a session says so on the socket: a restart or shutdown, a crash
 (the kernel closes the dead process's sockets), `pg_terminate_backend`, an idle
