@@ -89,7 +89,35 @@ def machine() -> str:
     cpu = names[0] if names else platform.processor() or "unknown CPU"
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return (f"{os.cpu_count()} x {cpu}, Python {platform.python_version()}, "
-            f"{platform.system()} {platform.release()}; load average {load} at start")  # fmt: skip
+            f"{platform.system()} {platform.release()}; load average {load} at start; "
+            f"{reference_work()}")  # fmt: skip
+
+
+# A virtual machine shares its host's CPUs, and how fast it is changes from hour to hour:
+# on one machine and the same code, bench.mixed's first step took 92 % of the 2 cores at
+# one hour and 152 % at the next (docs/performance.md, "Mixed load"). A fixed piece of
+# pure-Python work, timed where each report is made, says how fast the CPU was then.
+REFERENCE_ADDITIONS = 2_000_000
+
+
+def reference_seconds(tries: int = 5) -> float:
+    """The fastest of `tries` runs of a fixed pure-Python loop, in seconds: the CPU's
+    speed for the interpreter at that moment, whatever else waits for it."""
+    best = float("inf")
+    for _ in range(tries):
+        started = time.perf_counter()
+        total = 0
+        for number in range(REFERENCE_ADDITIONS):
+            total += number
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def reference_work() -> str:
+    return (
+        f"reference loop ({REFERENCE_ADDITIONS:,} additions in Python, the fastest of "
+        f"5) {1000 * reference_seconds():.0f} ms"
+    )
 
 
 def _cpuinfo() -> list[str]:
@@ -311,7 +339,8 @@ def machine_lines() -> list[str]:
     return [
         f"- CPU: {names[0] if names else platform.processor() or 'unknown'}, "
         f"{os.cpu_count()} cores; RAM {int(memory) / 1024 / 1024:.1f} GiB",
-        f"- {platform.system()} {platform.release()}; load average {load} when the run started",
+        f"- {platform.system()} {platform.release()}; load average {load} when the run started;"
+        f" {reference_work()}",
         f"- Python {platform.python_version()}, Django {django.get_version()}, "
         f"Celery {celery.__version__}",
         f"- {postgres.replace('postgres (PostgreSQL)', 'PostgreSQL')} (private cluster, "

@@ -516,7 +516,7 @@ class Result:
     runs: list[tuple[float, float | None]]  # (queued, finished) of the load's runs
     samples: Samples
     machine_cpu: list[float]  # busy CPU seconds of the machine at each step boundary
-    description: str  # the machine and its load when the load started
+    description: str  # the machine, its load and its speed before the stack started
 
 
 def run(stack: Stack, args, tmp: Path, loaded_up_to: int) -> Result:
@@ -530,6 +530,7 @@ def run(stack: Stack, args, tmp: Path, loaded_up_to: int) -> Result:
     first_due = datetime.fromtimestamp(t0, UTC)
     spread_schedules(args.schedules, first_due)
     cookie, keys, token = sessions(args.people, SECRET_KEY)
+    description = machine()  # before the stack's processes load the machine
     procs = start_processes(stack, args, tmp)
     clients: list = []
     try:
@@ -538,7 +539,6 @@ def run(stack: Stack, args, tmp: Path, loaded_up_to: int) -> Result:
         if time.time() > t0 - 2:
             print("!!! the stack took longer to start than planned: early runs are late")
         clients = start_load(procs.base_url, cookie, keys, token, steps, args, t0, tmp)
-        description = machine()
         sampler = Sampler(procs, clients, stack.redis_url, every=5 if not args.quick else 2)
         machine_cpu = [sleep_then(t0 + step.start, machine_cpu_seconds) for step in steps]
         machine_cpu.append(sleep_then(t0 + steps[-1].end, machine_cpu_seconds))
@@ -719,6 +719,31 @@ tier is arranged. A reused PostgreSQL connection is now checked without a round 
 (project/postgresql: one transaction fewer per API call, 2.9 to 1.9 in
 pg_stat_database), which no latency measured here shows (`bench.latency` back to back
 with Django's own check: API POST p50 6.0 ms with Django's, 6.3 ms with this one).
+
+That restart moved the machine to another CPU: the runs up to 08:36 (the tables below
+included) ran on 2 x Intel Xeon, every run since on 2 x AMD EPYC (each report's Machine
+line names it), where the same work takes more CPU and how much changes by the hour. On
+that machine, with the same code, the first step (25 %) took 92 % of the 2 cores at
+11:19, 152 % at 12:01 and 131 % at 12:22 UTC (87 % at 08:36). The last two full runs
+were saturated from the 75 % step on: at the target, 198 % busy, 135 and 158 of 200
+API calls a second answered (API p95 431 and 371 ms), every page's p95 over 450 ms,
+and the worker behind (207 and 226 of 325 jobs a second finished, 44,000 messages
+waiting at the end); beat still sent every schedule's run within 0.27 s (p99), and no
+web, worker or beat process grew by more than 4.1 MiB. So each report's Machine line
+now also times a fixed piece of pure-Python work (`bench.common.reference_seconds`:
+2,000,000 additions, the fastest of 5 tries), taken before the stack starts: 88 ms
+before the 12:22 run, 62 ms on the same machine a few minutes earlier. Two ideas were
+measured there and not kept. A faster web server: granian (Rust, WSGI) against
+gunicorn's gthread, the same 4 threads, alternating rounds of 2,000 API calls from 4
+client threads: 2.8-3.2 ms of server CPU a call for granian, 2.8-3.3 ms for gunicorn
+(4.0 ms in its first round). And the worker's own Redis
+work: profiled (cProfile on CPU time, 10,000 jobs), the worker's main process used
+more CPU than its two pool processes together, and about 40 % of it was kombu's
+acknowledgement bookkeeping for Redis (two MULTI/EXEC pipelines a message: the
+unacknowledged copy written on delivery, deleted on ack), most of that in redis-py's
+per-command work; the same writes as non-transactional pipelines or as one Lua script
+each took 155-179 µs of CPU a message against 181-216 µs (10,000 messages, alternating),
+too little to patch kombu for.
 """
 
 
