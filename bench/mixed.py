@@ -738,8 +738,9 @@ gunicorn's gthread, the same 4 threads, alternating rounds of 2,000 API calls fr
 client threads: 2.8-3.2 ms of server CPU a call for granian, 2.8-3.3 ms for gunicorn
 (4.0 ms in its first round). And the worker's own Redis
 work: profiled (cProfile on CPU time, 10,000 jobs), the worker's main process used
-more CPU than its two pool processes together, and about 40 % of it was kombu's
-acknowledgement bookkeeping for Redis (two MULTI/EXEC pipelines a message: the
+more CPU than its two pool processes together (without the profiler about as much:
+0.79-0.84 against 0.81-0.90 ms a job, 10,000 jobs queued beforehand), and about 40 % of
+it was kombu's acknowledgement bookkeeping for Redis (two MULTI/EXEC pipelines a message: the
 unacknowledged copy written on delivery, deleted on ack), most of that in redis-py's
 per-command work; the same writes as non-transactional pipelines or as one Lua script
 each took 155-179 µs of CPU a message against 181-216 µs (10,000 messages, alternating),
