@@ -8,6 +8,7 @@ import contextlib
 import os
 import platform
 import re
+import socket
 import statistics
 import subprocess
 import sys
@@ -93,11 +94,17 @@ def machine() -> str:
             f"{reference_work()}")  # fmt: skip
 
 
-# A virtual machine shares its host's CPUs, and how fast it is changes from hour to hour:
-# on one machine and the same code, bench.mixed's first step took 92 % of the 2 cores at
-# one hour and 152 % at the next (docs/performance.md, "Mixed load"). A fixed piece of
-# pure-Python work, timed where each report is made, says how fast the CPU was then.
+# A virtual machine shares its host, and how fast it is changes from hour to hour: on one
+# machine and the same code, bench.mixed's first step took 92 % of the 2 cores at one hour
+# and 152 % at the next (docs/performance.md, "Mixed load"). Two fixed pieces of work,
+# timed where each report is made, say how fast the machine was then: the interpreter
+# alone, and a message between two processes and back, the wake-up that every Redis and
+# PostgreSQL round trip of the stack pays (the first did not follow the stack's cost).
 REFERENCE_ADDITIONS = 2_000_000
+ROUND_TRIPS = 20_000
+# The other end of the round trips: sends back every byte it gets, until the socket closes.
+ECHO = "import socket, sys\nend = socket.socket(fileno=int(sys.argv[1]))\n"
+ECHO += "while byte := end.recv(1):\n    end.send(byte)\n"
 
 
 def reference_seconds(tries: int = 5) -> float:
@@ -113,10 +120,31 @@ def reference_seconds(tries: int = 5) -> float:
     return best
 
 
+def round_trip_seconds(times: int = ROUND_TRIPS) -> float:
+    """The mean time of one byte sent to another process over a Unix socket pair and
+    back (both processes asleep between messages, as a server and its client are)."""
+    ours, theirs = socket.socketpair()
+    echo = subprocess.Popen([sys.executable, "-c", ECHO, str(theirs.fileno())],
+                            pass_fds=[theirs.fileno()])  # fmt: skip
+    theirs.close()
+    try:
+        ours.send(b"x")
+        ours.recv(1)  # the other end is up
+        started = time.perf_counter()
+        for _ in range(times):
+            ours.send(b"x")
+            ours.recv(1)
+        return (time.perf_counter() - started) / times
+    finally:
+        ours.close()
+        echo.wait(10)
+
+
 def reference_work() -> str:
     return (
-        f"reference loop ({REFERENCE_ADDITIONS:,} additions in Python, the fastest of "
-        f"5) {1000 * reference_seconds():.0f} ms"
+        f"reference work: {REFERENCE_ADDITIONS:,} additions in Python "
+        f"{1000 * reference_seconds():.0f} ms (the fastest of 5), a round trip between two "
+        f"processes {1e6 * round_trip_seconds():.0f} µs (the mean of {ROUND_TRIPS:,})"
     )
 
 
