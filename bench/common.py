@@ -97,9 +97,10 @@ def machine() -> str:
 # A virtual machine shares its host, and how fast it is changes from hour to hour: on one
 # machine and the same code, bench.mixed's first step took 92 % of the 2 cores at one hour
 # and 152 % at the next (docs/performance.md, "Mixed load"). Two fixed pieces of work,
-# timed where each report is made, say how fast the machine was then: the interpreter
-# alone, and a message between two processes and back, the wake-up that every Redis and
-# PostgreSQL round trip of the stack pays (the first did not follow the stack's cost).
+# timed where each report is made, say how fast the idle machine was then: the
+# interpreter alone, and a message between two processes and back, the wake-up that every
+# Redis and PostgreSQL round trip of the stack pays. Neither predicts what the loaded
+# stack costs (that reading shows both beside it); they tell two reports' machines apart.
 REFERENCE_ADDITIONS = 2_000_000
 ROUND_TRIPS = 20_000
 # The other end of the round trips: sends back every byte it gets, until the socket closes.

@@ -724,36 +724,39 @@ That restart moved the machine to another CPU: the runs up to 08:36 (the tables 
 included) ran on 2 x Intel Xeon, every run since on 2 x AMD EPYC (each report's Machine
 line names it), where the same work takes more CPU and how much changes by the hour.
 On that machine, with the same code, the first step (25 %) took 92 % of the 2 cores at
-11:19, then 152 %, 131 %, 138 % and 106 % in four full runs at 12:01, 12:22, 12:43 and
-13:09 UTC (87 % at 08:36). The first three were saturated from the 75 % step on (the
-12:43 run from the 50 % step: API p95 102 ms there): at the target, 197-198 % busy,
-135, 158 and 165 of 200 API calls a second answered (API p95 431, 371 and 361 ms),
-every page's p95 over 450 ms, and the worker behind (207-243 of 302-332 jobs a second
-finished, about 44,000 messages waiting at the end). The fastest, at 13:09, answered
-every call (API p95 14, 31 and 59 ms in the first three steps, 204 ms at the target,
-193 % busy), the pages' p95 at 251-332 ms (the results search 408 ms), and finished
-320 of 367 jobs a second. In every run beat sent each schedule's run within
-0.27 s (p99), and no web, worker or beat process grew by more than 4.1 MiB. So each
-report's Machine line now also times two fixed pieces of work, before the stack starts
-(`bench.common.reference_work`): a pure-Python loop (2,000,000 additions, the fastest of
-5) and a byte sent to another process and back over a Unix socket pair (the mean of
-20,000), the wake-up that each of the stack's Redis and PostgreSQL round trips pays. The
-loop did not follow the stack's cost: 88, 54 and 70 ms before the runs of 12:22, 12:43
-and 13:09 (131 %, 138 % and 106 % at the first step). The round trip was added for the
-13:09 run (31 µs; 35-38 µs at slower moments that hour), too few readings yet to say
-whether it does. Two ideas were
-measured there and not kept. A faster web server: granian (Rust, WSGI) against
-gunicorn's gthread, the same 4 threads, alternating rounds of 2,000 API calls from 4
-client threads: 2.8-3.2 ms of server CPU a call for granian, 2.8-3.3 ms for gunicorn
-(4.0 ms in its first round). And the worker's own Redis
-work: profiled (cProfile on CPU time, 10,000 jobs), the worker's main process used
-more CPU than its two pool processes together (without the profiler about as much:
-0.79-0.84 against 0.81-0.90 ms a job, 10,000 jobs queued beforehand), and about 40 % of
-it was kombu's acknowledgement bookkeeping for Redis (two MULTI/EXEC pipelines a message: the
-unacknowledged copy written on delivery, deleted on ack), most of that in redis-py's
-per-command work; the same writes as non-transactional pipelines or as one Lua script
-each took 155-179 µs of CPU a message against 181-216 µs (10,000 messages, alternating),
-too little to patch kombu for.
+11:19, then 152 %, 131 %, 138 %, 106 % and 94 % in five full runs at 12:01, 12:22,
+12:43, 13:09 and 13:22 UTC (87 % at 08:36). The first three were saturated from the
+75 % step on (the 12:43 run from the 50 % step: API p95 102 ms there): at the target,
+197-198 % busy, 135, 158 and 165 of 200 API calls a second answered (API p95 431, 371
+and 361 ms), every page's p95 over 450 ms, and the worker behind (207-243 of 302-332
+jobs a second finished, about 44,000 messages waiting at the end). The fastest, at
+13:09, answered every call (API p95 14, 31 and 59 ms in the first three steps, 204 ms
+at the target, 193 % busy), the pages' p95 at 251-332 ms (the results search 408 ms),
+and finished 320 of 367 jobs a second. At 13:22, though the first step cost about what
+it had at 08:36, the later ones cost more (146 % and 187 % against 116 % and 151 %): at
+the target, 197 % busy, 199 of 200 calls a second answered, API p95 271 ms, pages' p95
+334-497 ms, 308 of 366 jobs a second finished. In every run beat sent each schedule's
+run within 0.27 s (p99), and no web, worker or beat process grew by more than 4.1 MiB.
+Each report's Machine line now also times two fixed pieces of work, before the stack
+starts (`bench.common.reference_work`): a pure-Python loop (2,000,000 additions, the
+fastest of 5) and a byte sent to another process and back over a Unix socket pair (the
+mean of 20,000), the wake-up that each of the stack's Redis and PostgreSQL round trips
+pays. Neither followed the stack's cost that hour: the loop took 88, 54, 70 and 56 ms
+before the runs of 12:22, 12:43, 13:09 and 13:22 (131 %, 138 %, 106 % and 94 % at the
+first step), the round trip (from 13:09) 31 and 34 µs. They say how fast the idle
+machine was at the start, not what the loaded one costs: the first step's CPU column
+stays the better measure. Two ideas were measured there and not kept. A faster web
+server: granian (Rust, WSGI) against gunicorn's gthread, the same 4 threads,
+alternating rounds of 2,000 API calls from 4 client threads: 2.8-3.2 ms of server CPU a
+call for granian, 2.8-3.3 ms for gunicorn (4.0 ms in its first round). And the worker's
+own Redis work: profiled (cProfile on CPU time, 10,000 jobs), the worker's main process
+used more CPU than its two pool processes together (without the profiler about as
+much: 0.79-0.84 against 0.81-0.90 ms a job, 10,000 jobs queued beforehand), and about
+40 % of it was kombu's acknowledgement bookkeeping for Redis (two MULTI/EXEC pipelines
+a message: the unacknowledged copy written on delivery, deleted on ack), most of that
+in redis-py's per-command work; the same writes as non-transactional pipelines or as
+one Lua script each took 155-179 µs of CPU a message against 181-216 µs (10,000
+messages, alternating), too little to patch kombu for.
 """
 
 
