@@ -100,12 +100,17 @@ def machine() -> str:
 # timed where each report is made, say how fast the idle machine was then: the
 # interpreter alone, and a message between two processes and back, the wake-up that every
 # Redis and PostgreSQL round trip of the stack pays. Neither predicts what the loaded
-# stack costs (that reading shows both beside it); they tell two reports' machines apart.
+# stack costs (docs/performance.md, "Mixed load", gives their readings beside the runs);
+# they tell two reports' machines apart.
 REFERENCE_ADDITIONS = 2_000_000
 ROUND_TRIPS = 20_000
 # The other end of the round trips: sends back every byte it gets, until the socket closes.
-ECHO = "import socket, sys\nend = socket.socket(fileno=int(sys.argv[1]))\n"
-ECHO += "while byte := end.recv(1):\n    end.send(byte)\n"
+ECHO = """
+import socket, sys
+end = socket.socket(fileno=int(sys.argv[1]))
+while byte := end.recv(1):
+    end.send(byte)
+"""
 
 
 def reference_seconds(tries: int = 5) -> float:
@@ -125,7 +130,7 @@ def round_trip_seconds(times: int = ROUND_TRIPS) -> float:
     """The mean time of one byte sent to another process over a Unix socket pair and
     back (both processes asleep between messages, as a server and its client are)."""
     ours, theirs = socket.socketpair()
-    echo = subprocess.Popen([sys.executable, "-c", ECHO, str(theirs.fileno())],
+    echo = subprocess.Popen([processes.PYTHON, "-c", ECHO, str(theirs.fileno())],
                             pass_fds=[theirs.fileno()])  # fmt: skip
     theirs.close()
     try:
