@@ -656,107 +656,112 @@ nothing else to do (its threads overlap waits, not CPU); a page 40-120 ms ("Page
 1,000,000 rows"). 167 schedule runs and 200 API runs a second are 367 jobs a second:
 about 1.5 cores for the worker and PostgreSQL alone, and more than a second of the
 single web worker's time every second. By those figures (most measured before the costs
-issue 15 cut) the target would not fit in 2 cores; measured, it fits, barely (the
-reading below); the tables show what fell behind first and at what rate. Beat's sends
+issue 15 cut) the target would not fit in 2 cores; measured, it fitted, barely, on
+one machine and does not on another (the reading below); the tables show what fell
+behind first and at what rate. Beat's sends
 are cheap and it runs alone, so its lateness holds even when the rest is saturated.
 `--web-workers N` runs gunicorn with N processes (what `WEB_CONCURRENCY` in `.env` does
 for docker-compose): they get no more CPU than the machine has.
 
-Eight full runs on 2026-12-06, read (an idle machine each time; compose's web service:
-one gthread process with 4 threads). Every run answered every API call (200 a second,
-none behind, no errors) and beat kept every schedule within 0.25 s (p99). At 02:23,
-before this round's changes, the machine was 186 % busy at the target: API p95 147 ms,
-and two pages over 300 ms at p95 (the dashboard, 387 ms; the results search by task
-name, 316 ms). Then an API token was read with one SQL statement instead of an ORM
-query built per call (0.62 to 0.07 ms of CPU), the dashboard's charts were worked out
-again by a thread while pages show the kept ones, and the API clients moved to
-http.client (their CPU from 19 % of a core to 6 %): at 04:18, 163 % busy, API p95 47
-ms, every page but the dashboard (318 ms) under 300 ms at p95. The broker snapshot too
-is now taken by a thread while pages show the kept one (apps/jobs/revalidating.py): at
-04:36, 155 % busy, every goal but memory was met: API p50 3 ms and p95 34 ms, every
-page's p95 under 240 ms, the worker keeping up (367 jobs a second). The runs of 04:56
-and 05:10 had the same code but for beat's smaller send plans, on a machine that had
-grown slower: at the 25 % step, far from saturation, the same work took 86 % and 95 %
-of the 200 % where it had taken 75 % at 04:18 and 04:36, in every process alike
-(PostgreSQL and the worker included, which nothing changed between those runs
-touched). At the target they were 183 % and 189 % busy: API p95 94 and 168 ms; pages'
-p95 up to 288 and 393 ms. At 06:35, 173 % busy: API p95 79 ms, every page's p95 under
-300 ms, but the dashboard's slowest views took 1.1-1.4 s, about once a minute and on a
-new process's first view: its queues part asked the workers which queues they consume
-in the request once its 5 s cache ran out, and once a minute that question waited out
-the whole 1 s timeout to find new workers. It is now kept and asked again by a thread
-as the snapshot is, and a process that has not asked yet waits only for the workers
-with a recent heartbeat. At 07:13 the dashboard's p95 was 219 ms and its slowest view
-359 ms, but the machine was slow again (98 % busy at the 25 % step, 186 % at the
-target): API p95 134 ms, the results search by task name 359 ms, and the worker 358 of
-367 jobs a second. At 08:36 (the tables below; 87 % busy at the 25 % step, 174 % at
-the target) every goal but the API's was met: every page's p95 under 300 ms, beat's
-p99 0.25 s, the worker keeping up, memory flat; API p95 79 ms. What saturates is
-CPU: the goals hold with about a quarter of the machine to spare, not without it.
-Memory: no web, worker or beat process grew by more than 1.4 MiB over the last half of
-any run since 04:56 (a leak keeps growing there). What grew from 2 minutes in was
-warm-up, and two causes were found: beat +4.6 to +6.7 MiB, of which +6.5 MiB came at its
-first five-minute full check, which read a second copy of every schedule's fingerprint
-(now compared row by row, keeping only changed rows: beat alone at 10,000 schedules for
-12 minutes, +0.7 MiB at that check, flat otherwise); and in four runs one worker pool
-process +7 to +9 MiB, about 4.7 MiB of it the alert sweep's first pass, which read the
-schedules 2,000 at a time (now 500: 1.4 MiB). At 08:36, with both: beat +0.0 MiB, no
-process over +3.6 MiB from 2 minutes in.
+The goal was met once, at 04:36 UTC on 2026-12-06, on 2 x Intel Xeon: API p50 3 ms and
+p95 34 ms, every page's p95 under 240 ms, the worker keeping up (367 jobs a second), the
+machine 155 % busy. It has not been met since. At 09:13 that day the machine restarted on
+2 x AMD EPYC (each report's Machine line names the CPU), where the same code costs about
+a third more CPU, and how much more changes by the hour: at the target the 2 cores are
+saturated (193-198 % busy), the API answers late or not at all, the pages slow down and
+the worker falls behind. What saturates is CPU, shared by every part: no part is the
+bottleneck alone (in the CPU table the web, the worker and PostgreSQL grow together, and
+under saturation each gets its share: the worker 62-63 % of a core in every saturated
+run). In every run beat sent each schedule's run within 0.27 s (p99), and no web, worker
+or beat process grew by more than 4.1 MiB from 2 minutes in.
 
-Later that day (09:20-10:40 UTC, after the machine restarted) the same work cost much
-more CPU: at 100 API calls a second the machine was 145-191 % busy (116 % at the 50 %
-step at 08:36), and a 4-minute run at the target answered 152 of 200 calls a second,
-198 % busy. Three ideas for the API's tail were tried in 3-minute runs at 100 calls a
-second (`--minutes 3 --steps 1.0 --api-rate 100`), each behind a temporary switch, and
-none is kept. The worker at a lower CPU priority (nice 10): API p95 55 ms against 53 ms
-without, both 145 % busy. gunicorn's threads handing over the GIL every 1 ms instead of
-every 5: 48 ms against 53-55 ms (an earlier pair gave 116 against 310 ms, and 137
-against 94 ms with the order reversed: the first run of a pair was the slower one). Two
-gunicorn processes (`--web-workers 2`): 28 ms on a faster spell (136 % busy), but at the
-target, back to back with one process, 194 against 177 ms, 192 % and 189 % busy, and
-the worker fell behind. The API's p95 follows how busy the machine is, not how the web
-tier is arranged. A reused PostgreSQL connection is now checked without a round trip
-(project/postgresql: one transaction fewer per API call, 2.9 to 1.9 in
-pg_stat_database), which no latency measured here shows (`bench.latency` back to back
-with Django's own check: API POST p50 6.0 ms with Django's, 6.3 ms with this one).
+Every full run of the day (`.venv/bin/python -m bench.mixed`, an idle machine each time,
+compose's web service: one gthread process with 4 threads). "Busy" is the machine's CPU
+of 200 %, at the first step (25 %: 50 API calls a second, 5 people, the schedules at
+full rate) and at the target; then the target's API calls answered a second (of 200),
+API p95, the slowest page's p95, and jobs finished a second of those queued; "-" where
+the run's report was not kept:
 
-That restart moved the machine to another CPU: the runs up to 08:36 (the tables below
-included) ran on 2 x Intel Xeon, every run since on 2 x AMD EPYC (each report's Machine
-line names it), where the same work takes more CPU and how much changes by the hour.
-On that machine, with the same code, the first step (25 %) took 92 % of the 2 cores at
-11:19, then 152 %, 131 %, 138 %, 106 % and 94 % in five full runs at 12:01, 12:22,
-12:43, 13:09 and 13:22 UTC (87 % at 08:36). The first three were saturated from the
-75 % step on (the 12:43 run from the 50 % step: API p95 102 ms there): at the target,
-197-198 % busy, 135, 158 and 165 of 200 API calls a second answered (API p95 431, 371
-and 361 ms), every page's p95 over 450 ms, and the worker behind (207-243 of 302-332
-jobs a second finished, about 44,000 messages waiting at the end). The fastest, at
-13:09, answered every call (API p95 14, 31 and 59 ms in the first three steps, 204 ms
-at the target, 193 % busy), the pages' p95 at 251-332 ms (the results search 408 ms),
-and finished 320 of 367 jobs a second. At 13:22, though the first step cost about what
-it had at 08:36, the later ones cost more (146 % and 187 % against 116 % and 151 %): at
-the target, 197 % busy, 199 of 200 calls a second answered, API p95 271 ms, pages' p95
-334-497 ms, 308 of 366 jobs a second finished. In every run beat sent each schedule's
-run within 0.27 s (p99), and no web, worker or beat process grew by more than 4.1 MiB.
-Each report's Machine line now also times two fixed pieces of work, before the stack
-starts (`bench.common.reference_work`): a pure-Python loop (2,000,000 additions, the
-fastest of 5) and a byte sent to another process and back over a Unix socket pair (the
-mean of 20,000), the wake-up that each of the stack's Redis and PostgreSQL round trips
-pays. Neither followed the stack's cost that hour: the loop took 88, 54, 70 and 56 ms
-before the runs of 12:22, 12:43, 13:09 and 13:22 (131 %, 138 %, 106 % and 94 % at the
-first step), the round trip (from 13:09) 31 and 34 µs. They say how fast the idle
-machine was at the start, not what the loaded one costs: the first step's CPU column
-stays the better measure. Two ideas were measured there and not kept. A faster web
-server: granian (Rust, WSGI) against gunicorn's gthread, the same 4 threads,
-alternating rounds of 2,000 API calls from 4 client threads: 2.8-3.2 ms of server CPU a
-call for granian, 2.8-3.3 ms for gunicorn (4.0 ms in its first round). And the worker's
-own Redis work: profiled (cProfile on CPU time, 10,000 jobs), the worker's main process
-used more CPU than its two pool processes together (without the profiler about as
-much: 0.79-0.84 against 0.81-0.90 ms a job, 10,000 jobs queued beforehand), and about
-40 % of it was kombu's acknowledgement bookkeeping for Redis (two MULTI/EXEC pipelines
-a message: the unacknowledged copy written on delivery, deleted on ack), most of that
-in redis-py's per-command work; the same writes as non-transactional pipelines or as
-one Lua script each took 155-179 µs of CPU a message against 181-216 µs (10,000
-messages, alternating), too little to patch kombu for.
+| run (UTC) | CPU | busy at 25 % | at target | API answered/s | API p95 | slowest page | done/s |
+|---|---|---:|---:|---:|---:|---:|---:|
+| 02:23 | Intel | - | 186 % | 200 | 147 ms | 387 ms | - |
+| 04:18 | Intel | 75 % | 163 % | 200 | 47 ms | 318 ms | - |
+| 04:36 | Intel | 75 % | 155 % | 200 | 34 ms | under 240 ms | 367 of 367 |
+| 04:56 | Intel | 86 % | 183 % | 200 | 94 ms | 288 ms | - |
+| 05:10 | Intel | 95 % | 189 % | 200 | 168 ms | 393 ms | - |
+| 06:35 | Intel | - | 173 % | 200 | 79 ms | under 300 ms | - |
+| 07:13 | Intel | 98 % | 186 % | 200 | 134 ms | 359 ms | 358 of 367 |
+| 08:36 | Intel | 87 % | 174 % | 200 | 79 ms | 287 ms | 367 of 367 |
+| 12:01 | AMD | 152 % | 198 % | 135 | 431 ms | 761 ms | 207 of 302 |
+| 12:22 | AMD | 131 % | 198 % | 158 | 371 ms | 626 ms | 226 of 325 |
+| 12:43 | AMD | 138 % | 197 % | 165 | 361 ms | 655 ms | 243 of 332 |
+| 13:09 | AMD | 106 % | 193 % | 200 | 204 ms | 408 ms | 320 of 367 |
+| 13:22 | AMD | 94 % | 197 % | 199 | 271 ms | 497 ms | 308 of 366 |
+| 14:27 | AMD | 111 % | 197 % | 161 | 367 ms | 673 ms | 251 of 328 |
+
+The tables below are the 08:36 run's. What changed between runs:
+
+- Before 04:18: an API token is read with one SQL statement instead of an ORM query
+  built per call (0.62 to 0.07 ms of CPU); the dashboard's charts are worked out again
+  by a thread while pages show the kept ones; the API clients use http.client (their
+  CPU from 19 % of a core to 6 %).
+- Before 04:36: the broker snapshot too is taken by a thread while pages show the kept
+  one (apps/jobs/revalidating.py).
+- 04:56 and 05:10 added only beat's smaller send plans, on a machine that had grown
+  slower: the first step took 86 % and 95 % where it had taken 75 %, in every process
+  alike (PostgreSQL and the worker included, which nothing between those runs touched).
+- After 06:35: the dashboard's queues part is kept and asked again by a thread, as the
+  snapshot is, and a process that has not asked yet waits only for the workers with a
+  recent heartbeat. At 06:35 its slowest views had taken 1.1-1.4 s, about once a minute:
+  the question waited out its whole 1 s timeout to find new workers. At 07:13 the
+  dashboard's p95 was 219 ms and its slowest view 359 ms.
+- Memory, before 08:36: beat's first five-minute full check had read a second copy of
+  every schedule's fingerprint (+6.5 MiB; now compared row by row, keeping only changed
+  rows: +0.7 MiB at 10,000 schedules), and the alert sweep's first pass read the
+  schedules 2,000 at a time (4.7 MiB; now 500 at a time: 1.4 MiB). At 08:36 beat grew
+  +0.0 MiB and no process more than +3.6 MiB from 2 minutes in.
+- After 08:36: a reused PostgreSQL connection is checked without a round trip
+  (project/postgresql: 2.9 to 1.9 transactions per API call in pg_stat_database), which
+  no latency measured here shows (`bench.latency` back to back with Django's own check:
+  API POST p50 6.0 ms with Django's, 6.3 ms with this one).
+
+Measured on the AMD machine and not kept:
+
+- The worker at a lower CPU priority (nice 10), 3-minute runs at 100 API calls a second
+  (`--minutes 3 --steps 1.0 --api-rate 100`): API p95 55 ms against 53 ms without, both
+  145 % busy.
+- gunicorn's threads handing over the GIL every 1 ms instead of every 5: 48 ms against
+  53-55 ms, but an earlier pair gave 116 against 310 ms, and 137 against 94 ms with the
+  order reversed (the first run of a pair was the slower one).
+- Two gunicorn processes (`--web-workers 2`): 28 ms on a faster spell (136 % busy), but
+  at the target, back to back with one process, 194 against 177 ms, 192 % and 189 %
+  busy, and the worker fell behind. The API's p95 follows how busy the machine is, not
+  how the web tier is arranged.
+- A faster web server: granian (Rust, WSGI) against gunicorn's gthread, the same 4
+  threads, alternating rounds of 2,000 API calls from 4 client threads: 2.8-3.2 ms of
+  server CPU a call for granian, 2.8-3.3 ms for gunicorn (4.0 ms in its first round).
+- The worker's own Redis work. Profiled (cProfile on CPU time, 10,000 jobs), the
+  worker's main process used more CPU than its two pool processes together (without the
+  profiler about as much: 0.79-1.08 against 0.81-1.24 ms a job, 10,000 jobs queued
+  beforehand), and about 40 % of it was kombu's acknowledgement bookkeeping for Redis
+  (two MULTI/EXEC pipelines a message: the unacknowledged copy written on delivery,
+  deleted on ack), most of that in redis-py's per-command work. The same writes as
+  non-transactional pipelines or as one Lua script each took 155-179 µs of CPU a
+  message against 181-216 µs (10,000 messages, alternating): too little to patch kombu
+  for.
+- Freezing the worker's start-up objects out of the garbage collector's sight, as
+  project/wsgi.py does for the web: over 10,000 jobs the collector took 0.03 s of the
+  main process's 12 s of CPU, and next to nothing in the pool processes.
+
+Each report's Machine line also times two fixed pieces of work before the stack starts
+(`bench.common.reference_work`): a pure-Python loop (2,000,000 additions, the fastest of
+5) and a byte sent to another process and back over a Unix socket pair (the mean of
+20,000), the wake-up each of the stack's Redis and PostgreSQL round trips pays. Neither
+follows the loaded stack's cost: the loop took 88, 54, 70, 56 and 61 ms before the runs
+of 12:22, 12:43, 13:09, 13:22 and 14:27 (131 %, 138 %, 106 %, 94 % and 111 % at the
+first step), the round trip 31, 34 and 37 µs before the last three. They say how fast
+the idle machine was at the start; the first step's CPU column is the better measure of
+what the loaded one costs.
 """
 
 
