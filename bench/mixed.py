@@ -663,17 +663,19 @@ are cheap and it runs alone, so its lateness holds even when the rest is saturat
 `--web-workers N` runs gunicorn with N processes (what `WEB_CONCURRENCY` in `.env` does
 for docker-compose): they get no more CPU than the machine has.
 
-The goal was met once, at 04:36 UTC on 2026-12-06, on 2 x Intel Xeon: API p50 3 ms and
-p95 34 ms, every page's p95 under 240 ms, the worker keeping up (367 jobs a second), the
-machine 155 % busy. It has not been met since. At 09:13 that day the machine restarted on
-2 x AMD EPYC (each report's Machine line names the CPU), where the same code costs about
-a third more CPU, and how much more changes by the hour: at the target the 2 cores are
-saturated (193-198 % busy), the API answers late or not at all, the pages slow down and
-the worker falls behind. What saturates is CPU, shared by every part: no part is the
-bottleneck alone (in the CPU table the web, the worker and PostgreSQL grow together, and
-under saturation each gets its share: the worker 62-63 % of a core in every saturated
-run). In every run beat sent each schedule's run within 0.27 s (p99), and no web, worker
-or beat process grew by more than 4.1 MiB from 2 minutes in.
+The goal at the target (lateness, pages and API together) was met once, at 04:36 UTC on
+2026-12-06, on 2 x Intel Xeon: API p50 3 ms and p95 34 ms, every page's p95 under 240
+ms, the worker keeping up (367 jobs a second), the machine 155 % busy. It has not been
+met since. At 09:13 that day the machine restarted on 2 x AMD EPYC (each report's
+Machine line names the CPU), where the same code costs more CPU, and how much more
+changes by the hour (94-152 % busy at the first step, against 75-98 % on the Intel
+machine): at the target the 2 cores are saturated (193-198 % busy), the API answers late
+or not at all, the pages slow down and the worker falls behind. What saturates is CPU,
+shared by every part: no part is the bottleneck alone (in the CPU table the web, the
+worker and PostgreSQL grow together, and under saturation each gets its share: the
+worker 62-63 % of a core in every saturated run). In every run beat sent each schedule's
+run within 0.27 s (p99), and no web, worker or beat process grew by more than 4.1 MiB
+from 2 minutes in.
 
 Every full run of the day (`.venv/bin/python -m bench.mixed`, an idle machine each time,
 compose's web service: one gthread process with 4 threads). "Busy" is the machine's CPU
