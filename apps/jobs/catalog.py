@@ -267,18 +267,16 @@ def _form_data(job: Job, data: Mapping[str, Any]) -> dict[str, Any]:
             raise ParameterError({name: ["expected a value, not an object"]})
         merged[name] = value
     for p in job.params:
-        if p.kind is bool and isinstance(merged.get(p.name), str):
+        if p.kind is bool and not p.is_list and isinstance(merged.get(p.name), str):
             merged[p.name] = _parse_bool(p.name, merged[p.name])
     return merged
 
 
 def _parse_bool(name: str, raw: str) -> bool:
-    lowered = raw.strip().lower()
-    if lowered in {"true", "1", "yes", "on"}:
-        return True
-    if lowered in {"false", "0", "no", "off", ""}:
-        return False
-    raise ParameterError({name: [f"expected true or false, got {raw!r}"]})
+    try:
+        return P.parse_bool(raw)
+    except ValueError as error:
+        raise ParameterError({name: [str(error)]}) from None
 
 
 __all__ = ["Job", "ParameterError", "ValidationError", "all_jobs", "clean_parameters",

@@ -9,7 +9,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from celery import current_app
@@ -57,7 +57,7 @@ def parameter_sets(text: str) -> list:
     skipped); the objects are checked by dispatch.start_runs."""
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # too deep: read line by line, refused there
         data = None
     if isinstance(data, list):
         return data
@@ -66,7 +66,7 @@ def parameter_sets(text: str) -> list:
         if line.strip():
             try:
                 items.append(json.loads(line))
-            except ValueError as error:
+            except (ValueError, RecursionError) as error:
                 raise ParameterError({f"line {number}": [f"not JSON: {error}"]}) from None
     return items
 
@@ -85,10 +85,10 @@ def find_run(ident: str) -> Run | None:
 
 
 def param_type(param: Param) -> str:
+    if param.is_list:
+        return f"list[{param_type(replace(param, is_list=False))}]"
     if param.has_choices:
         return "one of " + "|".join(c or '""' for c in param.current_choices())
-    if param.is_list:
-        return "list[str]"
     if param.minimum is not None or param.maximum is not None:
         low, high = (to_json(v) if v is not None else "" for v in (param.minimum, param.maximum))
         return f"{param.kind.__name__} {low}..{high}"

@@ -17,9 +17,11 @@ A secret (a password, a token) is declared `token: Secret[str]` (or
 shown and stored only masked outside the Celery message (apps/jobs/secrets.py).
 """
 
+import contextlib
 import datetime as dt
 import enum
 import inspect
+import json
 import types
 import typing
 from collections.abc import Callable, Iterable
@@ -153,10 +155,19 @@ def _param(name: str, annotation: Any, required: bool, default: Any) -> Param:
         default = default.value if isinstance(default, enum.Enum) else default
         return Param(name, annotation, required, default, choices=choices)
     if origin is list:
-        return Param(name, str, required, default, is_list=True)
+        return _list_param(name, annotation, required, default)
     if annotation not in FIELD_BUILDERS:
         raise TypeError(f"parameter {name!r}: unsupported type {annotation!r}")
     return Param(name, annotation, required, default)
+
+
+def _list_param(name: str, annotation: Any, required: bool, default: Any) -> Param:
+    """`list[X]`: each item is a parameter of type X (with X's own bounds), in a list."""
+    (item_type,) = typing.get_args(annotation) or (str,)
+    item = _param(name, item_type, True, None)
+    if item.is_list:
+        raise TypeError(f"parameter {name!r}: a list of lists is not supported")
+    return replace(item, required=required, default=default, is_list=True)
 
 
 def _is_optional(annotation: Any) -> bool:
@@ -197,21 +208,34 @@ def check_default(param: Param) -> None:
 def check_value(param: Param, value: Any) -> None:
     """The declared bounds of one typed value (the worker's last look before a run).
 
-    Raises ValueError naming the bound; None (an omitted optional value) passes.
+    Raises ValueError naming the bound (and the item, in a list); None (an omitted
+    optional value) passes.
     """
     if value is None:
         return
+    if not param.is_list:
+        return _check_one(param, value)
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"expected a list, got {type(value).__name__}")
+    limit = param.max_items or MAX_LIST_ITEMS
+    if len(value) > limit:
+        raise ValueError(f"{len(value)} items, more than the maximum {limit}")
+    for index, item in enumerate(value, 1):
+        try:
+            _check_one(param, item)
+        except ValueError as exc:
+            raise ValueError(f"item {index}: {exc}") from None
+
+
+def _check_one(param: Param, value: Any) -> None:
     if param.minimum is not None and value < param.minimum:
         raise ValueError(f"{value!r} is less than the minimum {param.minimum!r}")
     if param.maximum is not None and value > param.maximum:
         raise ValueError(f"{value!r} is more than the maximum {param.maximum!r}")
-    texts = value if param.is_list else [value] if isinstance(value, str) else []
-    if param.is_list and param.max_items is not None and len(value) > param.max_items:
-        raise ValueError(f"{len(value)} items, more than the maximum {param.max_items}")
-    for text in texts:
-        if param.max_length is not None and len(text) > param.max_length:
-            raise ValueError(f"{len(text)} characters, more than {param.max_length}")
-        bad = _control_character(str(text), param.multiline)
+    if isinstance(value, str):
+        if param.max_length is not None and len(value) > param.max_length:
+            raise ValueError(f"{len(value)} characters, more than {param.max_length}")
+        bad = _control_character(value, param.multiline)
         if bad:
             raise ValueError(f"control character {bad!r} is not allowed")
 
@@ -258,34 +282,93 @@ def checked(check: Callable[[Any], Any], max_length: int | None) -> Callable[[An
 # Django form fields -------------------------------------------------------------------
 
 
-class ListField(forms.CharField):
-    """A list of strings: one per line in a form, a JSON array from the API."""
+class ListField(forms.Field):
+    """A list of values of one kind: one per line (or comma-separated) in a form, a JSON
+    array from the API or the CLI. Each item is cleaned by `item`, the field a single
+    value of that kind has, so an item's type and bounds are checked as a scalar's are."""
 
     widget = forms.Textarea(attrs={"rows": 3})
 
-    def __init__(self, *, max_items: int = MAX_LIST_ITEMS, **kwargs):
+    def __init__(self, *, item: forms.Field, max_items: int = MAX_LIST_ITEMS, **kwargs):
+        self.item = item
         self.max_items = max_items
         super().__init__(**kwargs)
 
-    def to_python(self, value):
-        if value in self.empty_values:
-            return []
-        if isinstance(value, list | tuple):
-            items = [str(item) for item in value]
-        else:
-            items = [line.strip() for line in str(value).replace(",", "\n").splitlines()]
-        items = [item for item in items if item]
+    def clean(self, value):
+        items = list_items(value)
+        if self.required and not items:
+            raise ValidationError(self.error_messages["required"], code="required")
         if len(items) > self.max_items:
             raise ValidationError(f"at most {self.max_items} items, got {len(items)}")
-        return items
+        cleaned, errors = [], []
+        for index, item in items:
+            try:
+                cleaned.append(self.item.clean(item))
+            except ValidationError as error:
+                errors.extend(f"item {index}: {message}" for message in error.messages)
+        if errors:
+            raise ValidationError(errors[:MAX_ITEM_ERRORS])
+        return cleaned
 
-    def validate(self, value):
-        if self.required and not value:
-            raise ValidationError(self.error_messages["required"], code="required")
+    def prepare_value(self, value):
+        if isinstance(value, list | tuple):
+            return "\n".join(str(to_json(item)) for item in value)
+        return value
 
-    def run_validators(self, value):
-        for item in value:
-            super().run_validators(item)
+
+MAX_ITEM_ERRORS = 3  # a thousand bad items need not give a thousand messages
+
+
+def list_items(value: Any) -> list[tuple[int, Any]]:
+    """The items of a list parameter with their positions (from 1), blank ones left out.
+
+    A JSON array (from the API, or as text: `numbers=[1,2,3]` on the command line) gives
+    its items as they are; other text is split at commas and line ends."""
+    if isinstance(value, str) and value.lstrip().startswith("["):
+        with contextlib.suppress(ValueError, RecursionError):  # not JSON: split as text
+            value = json.loads(value)
+    if value is None:
+        return []
+    if isinstance(value, list | tuple):
+        items = list(value)
+        for index, item in enumerate(items, 1):
+            if isinstance(item, list | tuple | dict):
+                raise ValidationError(f"item {index}: expected a value, not a list or object")
+    else:
+        items = [line.strip() for line in str(value).replace(",", "\n").splitlines()]
+    return [(i, item) for i, item in enumerate(items, 1) if not _blank(item)]
+
+
+def _blank(item: Any) -> bool:
+    return isinstance(item, str) and not item.strip()
+
+
+class StrictBooleanField(forms.Field):
+    """A list item of a `list[bool]`: true or false, and not any other word."""
+
+    def to_python(self, value):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return parse_bool(value)
+            except ValueError as error:
+                raise ValidationError(str(error)) from None
+        raise ValidationError(f"expected true or false, got {value!r}")
+
+
+TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
+FALSE_WORDS = frozenset({"false", "0", "no", "off", ""})
+
+
+def parse_bool(raw: str) -> bool:
+    """A boolean from text (a form, the command line); any other word is a ValueError."""
+    lowered = raw.strip().lower()
+    if lowered in TRUE_WORDS:
+        return True
+    if lowered in FALSE_WORDS:
+        return False
+    raise ValueError(f"expected true or false, got {raw!r}")
 
 
 class StrictDurationField(forms.DurationField):
@@ -317,14 +400,12 @@ def form_field(param: Param) -> forms.Field:
     options = {"required": param.required, "label": param.label}
     if param.default is not None and not param.secret:
         options["initial"] = param.default
+    if param.is_list:
+        return _list_field(param, options)
     options["validators"] = _validators(param)
     if param.has_choices:
         choices = _choice_pairs(param) if param.choices_from else [(c, c) for c in param.choices]
         return forms.ChoiceField(choices=choices, **options)
-    if param.is_list:
-        max_items = param.max_items or MAX_LIST_ITEMS
-        return ListField(max_length=param.max_length or MAX_TEXT_LENGTH, max_items=max_items,
-                         **options)  # fmt: skip
     if param.kind is str:
         options["max_length"] = param.max_length or MAX_TEXT_LENGTH
     field = FIELD_BUILDERS[param.kind](**options)
@@ -332,6 +413,13 @@ def form_field(param: Param) -> forms.Field:
     if param.secret:  # never sent back to the browser, even with a form's errors
         field.widget = forms.PasswordInput(render_value=False, attrs=field.widget.attrs)
     return field
+
+
+def _list_field(param: Param, options: dict) -> ListField:
+    """Each item is a required value of the item's kind, with the item's bounds."""
+    one = replace(param, is_list=False, required=True, default=None, secret=False)
+    item = StrictBooleanField() if param.kind is bool else form_field(one)
+    return ListField(item=item, max_items=param.max_items or MAX_LIST_ITEMS, **options)
 
 
 def _choice_pairs(param: Param) -> Callable[[], list[tuple[str, str]]]:
@@ -345,7 +433,7 @@ def _validators(param: Param) -> list:
         found.append(validators.MinValueValidator(param.minimum))
     if param.maximum is not None:
         found.append(validators.MaxValueValidator(param.maximum))
-    if param.kind is str or param.is_list:
+    if param.kind is str:
         found.append(no_control_characters(param.multiline))
     limit = param.max_length or (MAX_TEXT_LENGTH if param.kind is str else None)
     found.extend(checked(check, limit) for check in param.checks)
@@ -385,20 +473,22 @@ def json_schema(params: tuple[Param, ...]) -> dict:
 
 
 def _property_schema(param: Param) -> dict:
-    if param.has_choices:
-        schema = {"type": "string", "enum": list(param.current_choices())}
-    elif param.is_list:
-        items = {"type": "string", "maxLength": param.max_length or MAX_TEXT_LENGTH}
-        schema = {"type": "array", "items": items, "maxItems": param.max_items or MAX_LIST_ITEMS}
-    else:
-        schema = dict(_SCHEMA[param.kind])
-        schema.update(_schema_bounds(param))
+    schema = _value_schema(param)
+    if param.is_list:
+        schema = {"type": "array", "items": schema, "maxItems": param.max_items or MAX_LIST_ITEMS}
     schema["title"] = param.label
     if param.secret:
         schema.update({"format": "password", "writeOnly": True})
     elif param.default is not None:
         schema["default"] = to_json(param.default)
     return schema
+
+
+def _value_schema(param: Param) -> dict:
+    """One value (a list parameter's item): its type, bounds or choices."""
+    if param.has_choices:
+        return {"type": "string", "enum": list(param.current_choices())}
+    return {**_SCHEMA[param.kind], **_schema_bounds(param)}
 
 
 def _schema_bounds(param: Param) -> dict:
@@ -421,6 +511,12 @@ def _schema_bounds(param: Param) -> dict:
 
 
 def to_json(value: Any) -> Any:
+    if isinstance(value, list | tuple):  # a list parameter's items (one level only)
+        return [_to_json(item) for item in value]
+    return _to_json(value)
+
+
+def _to_json(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, dt.datetime | dt.date):
@@ -434,9 +530,14 @@ def to_json(value: Any) -> Any:
 
 def from_json(param: Param, value: Any) -> Any:
     """Rebuild the typed value a job's function expects from its JSON form."""
+    if param.is_list and isinstance(value, list):
+        return [_from_json(param.kind, item) for item in value]
+    return _from_json(param.kind, value)
+
+
+def _from_json(kind: Any, value: Any) -> Any:
     if value is None:
         return None
-    kind = param.kind
     if isinstance(kind, type) and issubclass(kind, enum.Enum):
         return next(m for m in kind if m == value or str(m.value) == str(value))
     if kind is dt.datetime and isinstance(value, str):

@@ -159,3 +159,41 @@ def test_idempotency_keys_of_different_callers_do_not_collide():
     ).json()
     assert alice_run["id"] != bob_run["id"]
     assert bob_run["requested_by"] == "bob"
+
+
+# A list parameter keeps its item type ---------------------------------------------------
+
+TOTAL = "apps.demo.tasks.total"
+
+
+def test_the_schema_of_a_list_of_integers_says_its_items_are_bounded_integers():
+    job = token_client(make_user("alice", jobs=(TOTAL,))).get(f"/api/jobs/{TOTAL}").json()
+    numbers = job["parameters"]["properties"]["numbers"]
+    assert numbers["type"] == "array"
+    assert numbers["items"] == {"type": "integer", "minimum": -(2**53 - 1),
+                                "maximum": 2**53 - 1}  # fmt: skip
+
+
+def test_a_list_of_integers_is_recorded_as_integers():
+    client = token_client(make_user("alice", jobs=(TOTAL,)))
+    response = post_json(client, f"/api/jobs/{TOTAL}/runs", {"parameters": {"numbers": [1, 2, 3]}})
+    assert response.status_code == 201
+    assert Run.objects.get().parameters == {"numbers": [1, 2, 3]}
+
+
+@pytest.mark.parametrize(
+    ("numbers", "message"),
+    [
+        ([1, 2, True], "numbers: item 3: Enter a whole number."),
+        ([1, "two"], "numbers: item 2: Enter a whole number."),
+        ([2**60], "numbers: item 1: Ensure this value is less than or equal to 9007199254740991."),
+        ([1, [2]], "numbers: item 2: expected a value, not a list or object"),
+    ],
+)
+def test_a_bad_item_of_a_list_is_refused_naming_the_parameter_and_the_item(numbers, message):
+    client = token_client(make_user("alice", jobs=(TOTAL,)))
+    response = post_json(client, f"/api/jobs/{TOTAL}/runs", {"parameters": {"numbers": numbers}})
+    assert response.status_code == 422
+    assert list(response.json()["errors"]) == ["numbers"]
+    assert response.json()["detail"] == f"Invalid parameters: {message}"
+    assert not Run.objects.exists()

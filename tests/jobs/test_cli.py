@@ -55,6 +55,12 @@ def test_list_shows_the_demo_jobs_with_typed_parameters_queue_and_cancellable():
     assert countdown.splitlines()[2].strip() == "queue: celery; cancellable: yes"
 
 
+def test_list_shows_the_item_type_of_a_list_parameter():
+    code, out, _ = jobs("list")
+    assert code == 0
+    assert "parameters: numbers: list[int -9007199254740991..9007199254740991] (required)" in out
+
+
 def test_list_as_json_gives_each_jobs_parameter_schema():
     code, out, _ = jobs("list", "--json")
     listed = {job["name"]: job for job in json.loads(out)}
@@ -118,6 +124,14 @@ def test_bad_input_from_a_shell_exits_2_with_one_line_and_no_traceback(subproces
 
 
 @database
+@pytest.mark.parametrize("numbers", ["1,2,x", "[1,2,true]"])
+def test_a_bad_item_of_a_list_exits_2_naming_the_parameter_and_the_item(numbers):
+    code, _, error = jobs("run", "apps.demo.tasks.total", f"numbers={numbers}")
+    assert (code, error) == (2, "numbers: item 3: Enter a whole number.")
+    assert Run.objects.count() == 0
+
+
+@database
 def test_run_records_a_cli_run_by_the_os_user_and_prints_its_ids():
     code, out, _ = jobs("run", "apps.demo.tasks.add", "x=4", "y=5")
     run = Run.objects.get()
@@ -133,6 +147,14 @@ def test_run_wait_prints_the_result_and_exits_0(celery_worker):
     assert code == 0
     assert out.splitlines()[-1] == "9"
     assert Run.objects.get().state == State.SUCCEEDED
+
+
+@with_worker
+@pytest.mark.parametrize("numbers", ["[1,2,3]", "1,2,3"])
+def test_a_list_of_integers_is_added_up_by_the_worker(celery_worker, numbers):
+    code, out, error = jobs("run", "apps.demo.tasks.total", f"numbers={numbers}", "--wait")
+    assert (code, out.splitlines()[-1]) == (0, "6"), error
+    assert Run.objects.get().parameters == {"numbers": [1, 2, 3]}
 
 
 @with_worker

@@ -321,3 +321,66 @@ def test_the_workers_check_of_a_typed_value_names_the_bound(name, value, message
     param = next(p for p in BOUNDED.params if p.name == name)
     with pytest.raises(ValueError, match=re.escape(message)):
         P.check_value(param, value)
+
+
+# Lists keep the type and the bounds of their items ----------------------------------------
+
+
+def lists(
+    counts: list[Annotated[int, P.Range(0, 9)]],
+    ratios: list[float] | None = None,
+    flags: list[bool] | None = None,
+    days: list[dt.date] | None = None,
+    prices: list[Decimal] | None = None,
+    modes: list[Literal["fast", "slow"]] | None = None,
+    words: Annotated[list[str], P.MaxLength(3)] | None = None,
+) -> None:
+    """A job with a list of each kind of item."""
+
+
+LISTS = Job(name="tests.lists", title="Lists", description="",
+            params=P.params_from_signature(lists))  # fmt: skip
+
+
+def test_each_item_is_cleaned_into_its_own_type():
+    cleaned = clean_parameters(LISTS, {
+        "counts": "1, 2", "ratios": [0.5, "1.5"], "flags": "true\nno", "days": ["2026-03-29"],
+        "prices": "9.99", "modes": ["slow"], "words": ["abc"],
+    })  # fmt: skip
+    assert cleaned == {"counts": [1, 2], "ratios": [0.5, 1.5], "flags": [True, False],
+                       "days": ["2026-03-29"], "prices": ["9.99"], "modes": ["slow"],
+                       "words": ["abc"]}  # fmt: skip
+    typed = {p.name: P.from_json(p, cleaned[p.name]) for p in LISTS.params}
+    assert typed["days"] == [dt.date(2026, 3, 29)] and typed["prices"] == [Decimal("9.99")]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("counts", [1, 10], "item 2: Ensure this value is less than or equal to 9."),
+        ("ratios", [1e309], "item 1: Enter a number."),
+        ("flags", ["maybe"], "item 1: expected true or false, got 'maybe'"),
+        ("days", "2026-02-30", "item 1: Enter a valid date."),
+        ("modes", ["fast", "medium"], "item 2: Select a valid choice."),
+        ("words", ["abcd"], "item 1: Ensure this value has at most 3 characters"),
+    ],
+)
+def test_a_bad_item_is_refused_naming_the_parameter_and_the_item(name, value, message):
+    with pytest.raises(ParameterError) as refused:
+        clean_parameters(LISTS, {"counts": [1], name: value})
+    assert list(refused.value.errors) == [name]
+    assert message in refused.value.one_line()
+
+
+def test_the_json_schema_gives_the_type_and_bounds_of_the_items():
+    props = LISTS.json_schema()["properties"]
+    assert props["counts"]["items"] == {"type": "integer", "minimum": 0, "maximum": 9}
+    assert props["flags"]["items"] == {"type": "boolean"}
+    assert props["days"]["items"]["format"] == "date"
+    assert props["modes"]["items"]["enum"] == ["fast", "slow"]
+
+
+def test_the_workers_check_of_a_list_names_the_item():
+    counts = next(p for p in LISTS.params if p.name == "counts")
+    with pytest.raises(ValueError, match=re.escape("item 2: 10 is more than the maximum 9")):
+        P.check_value(counts, [1, 10])

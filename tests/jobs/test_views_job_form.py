@@ -53,6 +53,24 @@ def test_posting_the_form_starts_a_web_run_by_the_user_and_redirects_to_its_page
     assert (run.source, run.requested_by) == (Source.WEB, alice)
 
 
+TOTAL_URL = "/jobs/apps.demo.tasks.total/"
+
+
+def test_a_list_of_integers_posted_one_per_line_is_recorded_as_integers(client):
+    client.force_login(make_user("carol", jobs=("apps.demo.tasks.total",)))
+    response = client.post(TOTAL_URL, {"numbers": "1\n2\n3", "idempotency_key": uuid.uuid4()})
+    assert response.status_code == 302
+    assert Run.objects.get().parameters == {"numbers": [1, 2, 3]}
+
+
+def test_a_bad_item_of_a_list_is_an_error_on_its_field_naming_the_item(client):
+    client.force_login(make_user("carol", jobs=("apps.demo.tasks.total",)))
+    response = client.post(TOTAL_URL, {"numbers": "1\n2\ntrue", "idempotency_key": uuid.uuid4()})
+    assert response.status_code == 200
+    assert response.context["form"].errors == {"numbers": ["item 3: Enter a whole number."]}
+    assert Run.objects.count() == 0
+
+
 def test_posting_twice_with_the_same_key_starts_one_run(client, alice):
     data = {"x": "1", "y": "2", "idempotency_key": uuid.uuid4()}
     first, second = client.post(ADD_URL, data), client.post(ADD_URL, data)
