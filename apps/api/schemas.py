@@ -7,12 +7,12 @@ from typing import Any
 from ninja import Field, Schema
 from pydantic import ConfigDict
 
-from apps.jobs import presenting
+from apps.jobs import converters, presenting
 from apps.jobs.catalog import Job
 from apps.jobs.models import NOT_STARTED, Run, Source, State
 
 # Database ids are 64-bit; larger numbers are refused as input rather than overflowing.
-MAX_ID = 2**63 - 1
+MAX_ID = converters.MAX_ID
 # PostgreSQL text cannot hold NUL; refuse it in any string that reaches a query.
 NO_NUL = r"^[^\x00]*$"
 

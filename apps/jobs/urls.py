@@ -1,6 +1,9 @@
 from django.urls import path
 
-from . import views
+from . import (
+    converters,  # noqa: F401  (registers <id:...>)
+    views,
+)
 
 app_name = "jobs"
 urlpatterns = [
@@ -9,8 +12,8 @@ urlpatterns = [
     path("runs/", views.run_list, name="runs"),
     path("runs/bulk/", views.runs_bulk, name="runs_bulk"),
     path("runs/failed/", views.runs_failed, name="runs_failed"),
-    path("runs/<int:pk>/", views.run_detail, name="run"),
-    path("runs/<int:pk>/cancel/", views.run_cancel, name="cancel"),
-    path("runs/<int:pk>/rerun/", views.run_again, name="rerun"),
-    path("runs/<int:pk>/resend/", views.run_resend, name="resend"),
+    path("runs/<id:pk>/", views.run_detail, name="run"),
+    path("runs/<id:pk>/cancel/", views.run_cancel, name="cancel"),
+    path("runs/<id:pk>/rerun/", views.run_again, name="rerun"),
+    path("runs/<id:pk>/resend/", views.run_resend, name="resend"),
 ]

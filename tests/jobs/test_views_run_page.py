@@ -105,6 +105,13 @@ def test_a_missing_run_is_not_found(client, root):
     assert client.get("/runs/999999/").status_code == 404
 
 
+@pytest.mark.parametrize("action", ["cancel/", "rerun/", "resend/"])
+def test_a_run_id_past_64_bits_is_not_found_on_the_page_or_by_its_buttons(client, root, action):
+    huge = "99999999999999999999999"
+    assert client.get(f"/runs/{huge}/").status_code == 404
+    assert client.post(f"/runs/{huge}/{action}").status_code == 404
+
+
 def test_run_again_starts_a_new_web_run_linked_to_the_old_one(client):
     alice = make_user("alice", jobs=(ADD,))
     old = finished_run(parameters={"x": 1, "y": 2}, source=Source.CLI)

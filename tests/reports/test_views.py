@@ -176,6 +176,12 @@ def test_a_run_without_an_export_is_not_found(client, alice):
     assert client.get(download_url(make_run(requested_by=alice))).status_code == 404
 
 
+@pytest.mark.parametrize("run_id", ["99999999999999999999999", str(2**63), "0"])
+def test_an_id_no_run_can_have_is_not_found_rather_than_an_error(client, alice, run_id):
+    client.force_login(alice)
+    assert client.get(f"/exports/{run_id}/download").status_code == 404
+
+
 def test_downloading_needs_a_login(client, alice):
     response = client.get(download_url(make_export(alice)))
     assert response.status_code == 302 and "login" in response["Location"]
