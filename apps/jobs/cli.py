@@ -45,11 +45,21 @@ def parse_pairs(tokens: Sequence[str]) -> dict[str, str]:
 
 
 def read_source(source: str) -> str:
-    """The text of a file, or of stdin for '-'."""
+    """The text of a file, or of stdin for '-'; bytes that are not UTF-8 are refused
+    (ParameterError naming the file), as is a file that cannot be read (OSError)."""
     if source == "-":
-        return sys.stdin.read()
-    with open(source, encoding="utf-8") as handle:
-        return handle.read()
+        stdin = getattr(sys.stdin, "buffer", sys.stdin)  # bytes if it has them
+        data, name = stdin.read(), "stdin"
+    else:
+        with open(source, "rb") as handle:
+            data, name = handle.read(), source
+    if isinstance(data, str):
+        return data
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        reason = f"not UTF-8 text (byte {data[error.start]:#04x} at offset {error.start})"
+        raise ParameterError({name: [reason]}) from None
 
 
 def parameter_sets(text: str) -> list:

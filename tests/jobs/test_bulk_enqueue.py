@@ -1,6 +1,7 @@
 """Starting many runs at once (API, CLI, code), `.delay()` inside a transaction, Celery's
 group and chunks: every run recorded before its message, nothing lost with the broker down."""
 
+import io
 import json
 from datetime import timedelta
 
@@ -150,6 +151,32 @@ def test_the_cli_refuses_a_bad_file_with_exit_status_2_and_writes_nothing(tmp_pa
     status, _, error = jobs("run", ADD, "--many", str(sets))
     assert status == 2
     assert reason in error and "\n" not in error
+    assert not Run.objects.exists()
+
+
+@database
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"\xff\xfe", "not UTF-8 text (byte 0xff at offset 0)"),
+        (b'{"x": 1, "y": "caf\xe9"}', "not UTF-8 text (byte 0xe9 at offset 18)"),
+    ],
+)
+def test_the_cli_refuses_a_file_that_is_not_utf8_with_one_line_and_exit_2(
+    tmp_path, content, reason
+):
+    sets = tmp_path / "sets.json"
+    sets.write_bytes(content)
+    status, _, error = jobs("run", ADD, "--many", str(sets))
+    assert (status, error) == (2, f"{sets}: {reason}")
+    assert not Run.objects.exists()
+
+
+@database
+def test_the_cli_refuses_stdin_that_is_not_utf8_with_exit_2(monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"\xff\xfe")))
+    status, _, error = jobs("run", ADD, "--many", "-")
+    assert (status, error) == (2, "stdin: not UTF-8 text (byte 0xff at offset 0)")
     assert not Run.objects.exists()
 
 
