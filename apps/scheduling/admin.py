@@ -287,6 +287,11 @@ class CrontabRowForm(ScheduleRowForm):
 
 
 class ClockedRowForm(forms.ModelForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if isinstance(self.initial.get("clocked_time"), bounds.Unreadable):
+            del self.initial["clocked_time"]  # stored as no date at all: asked anew
+
     def clean_clocked_time(self):
         moment = self.cleaned_data["clocked_time"]
         error = bounds.moment_error(moment)

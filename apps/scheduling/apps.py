@@ -13,5 +13,5 @@ class SchedulingConfig(AppConfig):
             upcoming,
         )
 
-        bounds.read_unknown_zones_leniently()
+        bounds.read_stored_schedules_leniently()
         jobs_upcoming.provide(upcoming.next_runs)  # the next run on /jobs/

@@ -68,13 +68,14 @@ def one_line(text: str) -> str:
     return "".join(" " if unicodedata.category(c) in {"Cc", "Cf", "Zl", "Zp"} else c for c in text)
 
 
-# A time zone no one knows -------------------------------------------------------------
+# Stored values no field can read ------------------------------------------------------
 
 
 class UnknownZone(dt.tzinfo):
     """What a crontab's stored time zone reads as when no zone has that name.
 
-    django-timezone-field raises while *reading* such a row, which would stop every
+    django-timezone-field raises while *reading* such a row (an unknown name, a key
+    zoneinfo refuses such as '/UTC' or '../x', or none at all), which would stop every
     query that loads it (the schedule list, beat's reload, the alert sweep). Read as
     this instead, the row loads; any time computed in it raises, so the schedule is
     broken (row_problem names it) and beat skips it.
@@ -95,8 +96,41 @@ class UnknownZone(dt.tzinfo):
     dst = tzname = utcoffset
 
 
-def read_unknown_zones_leniently() -> None:
-    """Make CrontabSchedule.timezone read an unknown name as UnknownZone (apps.ready)."""
+class Unreadable:
+    """What a schedule row's stored number or date reads as when the database column
+    holds something the field cannot convert (SQLite keeps what it is given: a latitude
+    'abc' or infinite, a clocked time 'garbage', which sqlite3 itself reads as None). As
+    with UnknownZone, the row loads and row_problem names the value, instead of every
+    query that loads the row failing. `raw` is what the driver gave, if anything."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw):
+        self.raw = raw
+
+    def __str__(self) -> str:
+        return "unreadable" if self.raw is None else str(self.raw)
+
+    def __repr__(self) -> str:
+        return f"Unreadable({self.raw!r})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Unreadable) and repr(other.raw) == repr(self.raw)
+
+    def __hash__(self) -> int:
+        return hash(repr(self.raw))
+
+
+def read_stored_schedules_leniently() -> None:
+    """Let a schedule row whose stored values cannot be read load anyway (apps.ready):
+    a crontab's time zone reads as UnknownZone, a solar row's latitude or longitude and
+    a clocked time as Unreadable. Every page, command and beat then finds the schedule
+    broken (row_problem) rather than failing on the query."""
+    _read_unknown_zones_leniently()
+    _read_unconvertible_values_leniently()
+
+
+def _read_unknown_zones_leniently() -> None:
     from django.core.exceptions import ValidationError
     from django_celery_beat.models import CrontabSchedule
 
@@ -105,14 +139,60 @@ def read_unknown_zones_leniently() -> None:
 
     def from_db_value(value, *args):
         try:
-            return strict_from_db(value, *args)
-        except ValidationError:
+            zone = strict_from_db(value, *args)
+        except (ValidationError, ValueError):  # zoneinfo's refusal of a key is a ValueError
             return UnknownZone(str(value))
+        return UnknownZone("") if zone is None else zone  # the column is NOT NULL, no blank
 
     def to_python(value):  # the field's descriptor converts on every assignment
         return value if isinstance(value, UnknownZone) else strict_to_python(value)
 
     field.from_db_value, field.to_python = from_db_value, to_python
+
+
+def _read_unconvertible_values_leniently() -> None:
+    """The database backend's converters (SQLite's for decimals and dates) run before the
+    field's own: they are wrapped, for these columns only, on each backend in use."""
+    from django.db import connections
+    from django_celery_beat.models import ClockedSchedule, SolarSchedule
+
+    fields = {id(model._meta.get_field(name)) for model, name in (
+        (SolarSchedule, "latitude"), (SolarSchedule, "longitude"),
+        (ClockedSchedule, "clocked_time"))}  # fmt: skip
+    for operations in {type(connections[alias].ops) for alias in connections}:
+        if not getattr(operations, "_switchyard_lenient", False):
+            operations.get_db_converters = _lenient_converters(operations.get_db_converters,
+                                                               fields)  # fmt: skip
+            operations._switchyard_lenient = True
+    strict_str = ClockedSchedule.__str__
+
+    def clocked_str(row) -> str:  # its own __str__ does date arithmetic on the value
+        moment = row.clocked_time
+        return str(moment) if isinstance(moment, Unreadable) else strict_str(row)
+
+    ClockedSchedule.__str__ = clocked_str
+
+
+def _lenient_converters(strict, fields: set[int]):
+    def get_db_converters(self, expression):
+        converters = strict(self, expression)
+        if id(getattr(expression, "output_field", None)) not in fields:
+            return converters
+        return [_lenient(converter) for converter in converters]
+
+    return get_db_converters
+
+
+def _lenient(converter):
+    def convert(value, expression, connection):
+        if value is None and not expression.output_field.null:  # the driver gave up on it
+            return Unreadable(None)
+        try:
+            return converter(value, expression, connection)
+        except (TypeError, ValueError, ArithmeticError, AttributeError):
+            return Unreadable(value)
+
+    return convert
 
 
 # A stored row: what beat reads, then Switchyard's options ----------------------------------
@@ -154,6 +234,9 @@ def _schedule_problem(task) -> str | None:
     if len(kinds) != 1:
         return "it must have exactly one schedule (interval, crontab, solar or clocked)"
     row = getattr(task, kinds[0])
+    unreadable = _unreadable_problem(kinds[0], row)
+    if unreadable:
+        return unreadable
     if kinds[0] == "interval":
         error = interval_error(row.every, row.period)
         return f"interval: {error}" if error else None
@@ -165,6 +248,15 @@ def _schedule_problem(task) -> str | None:
     if isinstance(row.timezone, UnknownZone):
         return f"crontab timezone: unknown time zone {row.timezone.name!r}"
     return None  # a crontab's fields are checked by computing it (preview.schedule_problem)
+
+
+def _unreadable_problem(kind: str, row) -> str | None:
+    for field in row._meta.concrete_fields:
+        value = getattr(row, field.attname)
+        if isinstance(value, Unreadable):
+            shown = "" if value.raw is None else f" {str(value)!r}"
+            return f"{kind} {field.name}: the stored value{shown} cannot be read"
+    return None
 
 
 def _solar_problem(row) -> str | None:

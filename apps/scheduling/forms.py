@@ -245,7 +245,7 @@ class ScheduleTaskForm(PeriodicTaskForm, ScheduleForm):
                                 timezone=str(row.timezone))  # fmt: skip
         elif kind == "solar":
             self.initial.update(event=row.event, latitude=row.latitude, longitude=row.longitude)
-        else:
+        elif isinstance(row.clocked_time, dt.datetime):  # a stored value unreadable: empty
             self.initial["clocked_time"] = django_tz.localtime(row.clocked_time)
 
     def _initial_options(self) -> None:
