@@ -26,7 +26,8 @@ a frame without daylight saving (UTC wall clock) and maps each matching wall-clo
 to real instants by the rules above.
 
 Interval, solar and clocked schedules are computed with Celery's own objects too:
-interval arithmetic in UTC, `celery.schedules.solar`, and the clocked time itself.
+interval arithmetic in UTC, `celery.schedules.solar`'s use of ephem (only the sun's
+events, never the moment its search gave up: `next_solar_event`), and the clocked time.
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ from . import bounds
 UTC = dt.UTC
 ALL_HOURS = frozenset(range(24))
 MAX_STEPS = 10_000  # wall-clock matches examined before giving up (a cron always matches)
+SOLAR_STEP = 1  # hours between samples of the sun's altitude on a day ephem finds no event
+SOLAR_TOLERANCE = 1e-4  # radians (0.006 degrees) off the horizon: ephem's event is wrong
+NO_RUN_RECHECK = 86400.0  # s: beat looks again for a schedule with no run within its search
 
 
 # Next run times ------------------------------------------------------------------------
@@ -71,7 +75,7 @@ def next_run_after(schedule: schedules.BaseSchedule, after: dt.datetime) -> dt.d
     if isinstance(schedule, schedules.crontab):
         return next_crontab_run(schedule, after)
     if isinstance(schedule, schedules.solar):
-        return _next_solar_run(schedule, after)
+        return next_solar_event(schedule, after)
     if isinstance(schedule, clocked):
         moment = schedule.clocked_time.astimezone(UTC)
         return moment if moment > after else None
@@ -175,13 +179,77 @@ def _next_wall_time(matcher: TzAwareCrontab, wall: dt.datetime) -> dt.datetime:
     return (start + delta).replace(tzinfo=None)
 
 
-def _next_solar_run(sun: schedules.solar, after: dt.datetime) -> dt.datetime:
-    probe = schedules.solar(sun.event, sun.lat, sun.lon, nowfun=lambda: after)
-    event = after + probe.remaining_estimate(after)
-    if event <= after:  # ephem may hand back an event at the start itself
-        later = after + dt.timedelta(minutes=1)
-        event = later + probe.remaining_estimate(later)
-    return event.astimezone(UTC)
+def next_solar_event(sun: schedules.solar, after: dt.datetime) -> dt.datetime | None:
+    """The first time strictly after `after` (UTC) at which the sun does `sun.event` where
+    `sun` is; None if it does not within Celery's search (`max_search_days`, a year).
+
+    Celery's solar asks ephem for the event day by day, skipping the days ephem says it
+    does not happen (polar day or night: CircumpolarError); when the search ends without
+    one it returns the time the search stopped, which beat would take for the event. Here
+    that is None: no run, no made-up time. Near a pole ephem's one-day method finds no
+    event on any day, though the sun does cross the horizon there (at 89.9 N it rises
+    around 18 March): a day ephem refuses is searched by the sun's altitude instead.
+    """
+    ephem = sun.ephem
+    cal = sun.cal.copy()
+    start = ephem.Date(after.astimezone(UTC).replace(tzinfo=None))
+    end = start + sun.max_search_days
+    while start < end:
+        event = _ephem_event(sun, cal, start)
+        if event is None:
+            day_end = max(cal.next_antitransit(ephem.Sun(), start=start), start + ephem.hour)
+            event = _horizon_crossing(sun, cal, start, min(day_end, end))
+            if event is None:
+                start = day_end
+                continue
+        moment = event.datetime().replace(tzinfo=UTC)
+        if moment > after:
+            return moment
+        start = ephem.Date(start + ephem.minute)  # ephem may hand back the start itself
+    return None
+
+
+def _ephem_event(sun: schedules.solar, cal, start: float):
+    """Celery's own answer (ephem's method for the event) after `start`; None when ephem
+    finds none that day, or, near a pole, one at which the sun is not on the horizon."""
+    kwargs = {"use_center": True} if sun.use_center else {}
+    try:
+        event = getattr(cal, sun.method)(sun.ephem.Sun(), start=start, **kwargs)
+    except sun.ephem.CircumpolarError:
+        return None
+    if sun.method != "next_transit" and abs(_height(sun, cal, event)) > SOLAR_TOLERANCE:
+        return None
+    return event
+
+
+def _horizon_crossing(sun: schedules.solar, cal, start: float, end: float):
+    """When the sun crosses the event's horizon (rising for dawn and sunrise, setting
+    for sunset and dusk) between `start` and `end` (ephem dates), to the second; None
+    if it does not. Sampled every SOLAR_STEP hours, then halved."""
+    ephem = sun.ephem
+    rising = sun.method == "next_rising"
+    low, low_above = start, _height(sun, cal, start) > 0
+    while low < end:
+        high = ephem.Date(min(low + SOLAR_STEP * ephem.hour, end))
+        high_above = _height(sun, cal, high) > 0
+        if high_above == rising and low_above != rising:
+            while high - low > ephem.second:
+                middle = ephem.Date((low + high) / 2)
+                if (_height(sun, cal, middle) > 0) == rising:
+                    high = middle
+                else:
+                    low = middle
+            return high
+        low, low_above = high, high_above
+    return None
+
+
+def _height(sun: schedules.solar, cal, when: float) -> float:
+    """How far (radians) the sun's centre, or upper limb for sunrise and sunset, is
+    above the event's horizon at `when`."""
+    cal.date = when
+    body = sun.ephem.Sun(cal)
+    return body.alt + (0.0 if sun.use_center else body.radius) - cal.horizon
 
 
 def _aware(moment: dt.datetime) -> dt.datetime:
@@ -193,17 +261,23 @@ class FiresByRule:
     beat: beat fires when the preview (and every other page) says it does."""
 
     def remaining_estimate(self, last_run_at: dt.datetime) -> dt.timedelta:
-        due = next_run_after(self, _aware(last_run_at))
-        if due is None:
-            raise ValueError(f"{self!r} has no run after {last_run_at.isoformat()}")
-        return due - self.now().astimezone(UTC)
+        return dt.timedelta(seconds=self._remaining(last_run_at))
 
     def is_due(self, last_run_at: dt.datetime) -> schedules.schedstate:
-        remaining = self.remaining_estimate(last_run_at).total_seconds()
+        """Due when next_run_after says; with no run ahead within the rule's search (a
+        solar event that does not happen there for a year), not due, and asked again in
+        NO_RUN_RECHECK seconds, as the search moves on."""
+        remaining = self._remaining(last_run_at)
         if remaining > 0:
             return schedules.schedstate(False, remaining)
-        following = self.remaining_estimate(self.now()).total_seconds()
-        return schedules.schedstate(True, max(following, 0))
+        return schedules.schedstate(True, max(self._remaining(self.now()), 0))
+
+    def _remaining(self, after: dt.datetime) -> float:
+        """Seconds until the next run after `after`; NO_RUN_RECHECK when there is none."""
+        due = next_run_after(self, _aware(after))
+        if due is None:
+            return NO_RUN_RECHECK
+        return (due - self.now().astimezone(UTC)).total_seconds()
 
 
 class DstSafeCrontab(FiresByRule, TzAwareCrontab):
@@ -391,6 +465,7 @@ class Preview:
     viewer_zone: str
     runs: list[PreviewRow]
     problem: str | None = None  # broken: why beat skips it
+    no_runs_because: str | None = None  # why `runs` is empty, when the schedule says why
 
 
 def preview(task: PeriodicTask, now: dt.datetime, count: int = 5, viewer_zone=None) -> Preview:
@@ -405,4 +480,13 @@ def preview(task: PeriodicTask, now: dt.datetime, count: int = 5, viewer_zone=No
     seconds = any(run.second or run.microsecond for run in runs)
     rows = [PreviewRow(run, format_moment(run, own, seconds), format_moment(run, viewer, seconds))
             for run in runs]  # fmt: skip
-    return Preview(describe(task), str(own), str(viewer), rows)
+    return Preview(describe(task), str(own), str(viewer), rows,
+                   no_runs_because=None if runs else _no_event(task, now))  # fmt: skip
+
+
+def _no_event(task: PeriodicTask, now: dt.datetime) -> str | None:
+    sun = task.scheduler.schedule if task.solar is not None else None
+    if sun is None or next_solar_event(sun, now) is not None:
+        return None
+    event = task.solar.get_event_display().lower()
+    return f"the sun does not reach {event} there within {sun.max_search_days} days"

@@ -127,7 +127,8 @@ class Command(OneLineErrorsCommand):
         if shown.problem:
             self.stdout.write(f"broken: beat skips it until it is fixed ({shown.problem})")
         elif not shown.runs:
-            self.stdout.write("no runs ahead" + ("" if task.enabled else " (disabled)"))
+            why = shown.no_runs_because if task.enabled else "disabled"
+            self.stdout.write("no runs ahead" + (f" ({why})" if why else ""))
         for row in shown.runs:
             self.stdout.write(f"{row.in_schedule_zone}    {row.in_viewer_zone}")
 
