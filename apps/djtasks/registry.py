@@ -106,7 +106,7 @@ def job_params(func, takes_context: bool) -> tuple[P.Param, ...]:
     """Typed like a `@job`'s parameters where the annotation allows; JSON otherwise
     (no annotation, or one the catalog has no field for)."""
     try:
-        hints = typing.get_type_hints(func)
+        hints = typing.get_type_hints(func, include_extras=True)  # keep Range, MaxLength
     except Exception:  # an unresolvable annotation: every parameter takes JSON
         hints = {}
     parameters = list(inspect.signature(func).parameters.values())[1 if takes_context else 0 :]
@@ -178,11 +178,12 @@ def _call(task: Task, result, args, kwargs):
 
 
 def _typed_kwargs(task: Task, kwargs: dict) -> dict:
-    """JSON values from the message back to the annotated types (dates, decimals...)."""
+    """JSON values from the message back to the annotated types (dates, decimals...),
+    within their declared bounds (as a `@job`'s: the worker's last look)."""
     job = catalog.get_job(task.module_path)
     by_name = {p.name: p for p in job.params} if job else {}
     return {
-        name: P.from_json(by_name[name], value) if name in by_name else value
+        name: P.typed_value(by_name[name], value) if name in by_name else value
         for name, value in kwargs.items()
     }
 

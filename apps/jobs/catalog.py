@@ -162,7 +162,7 @@ def _typed(fn: Callable, job_params: tuple[P.Param, ...]) -> Callable:
         bound = signature.bind(*args, **kwargs)
         for name, value in bound.arguments.items():
             if name in by_name:
-                bound.arguments[name] = _typed_value(by_name[name], value)
+                bound.arguments[name] = P.typed_value(by_name[name], value)
         try:
             return fn(*bound.args, **bound.kwargs)
         except JobCancelled:
@@ -190,15 +190,6 @@ def _note_skipped_chord_part(task: Task) -> None:
     note = getattr(task.backend, "recheck_chord", None)
     if note is not None and getattr(task.request, "chord", None):
         note(task.request)
-
-
-def _typed_value(param: P.Param, value: Any) -> Any:
-    typed = P.from_json(param, value)
-    try:
-        P.check_value(param, typed)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{param.name}: {exc}") from None
-    return typed
 
 
 def _mark_cancelled(task: Task) -> None:

@@ -13,7 +13,7 @@ from django_tasks import TaskResultStatus
 from django_tasks.exceptions import TaskResultDoesNotExist
 from django_tasks.signals import task_enqueued, task_finished, task_started
 
-from apps.demo.tasks_api.tasks import divide, greet, whoami
+from apps.demo.tasks_api.tasks import divide, echo_later, greet, whoami
 from apps.djtasks.backend import CeleryBackend
 from apps.jobs.models import Run, Source, State
 from tests.helpers import wait_for
@@ -105,6 +105,16 @@ def test_refresh_follows_the_run_until_it_has_finished(celery_worker):
 
     wait_for(refreshed)
     assert result.return_value == "HELLO, GRACE!"
+
+
+def test_the_worker_refuses_a_value_outside_its_declared_bounds_instead_of_running_it(
+    celery_worker,
+):
+    # Code may enqueue anything; the worker's last look holds echo_later to 0..60 s.
+    result = echo_later.enqueue("x", seconds=1e308)
+    failed = wait_for(lambda: finished(echo_later, result.id), timeout=10)
+    assert failed.status == TaskResultStatus.FAILED
+    assert "ValueError: seconds: 1e+308 is more than the maximum 60" in failed.errors[0].traceback
 
 
 def test_a_failed_task_has_its_exception_class_and_traceback(celery_worker):

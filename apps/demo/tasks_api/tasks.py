@@ -1,4 +1,5 @@
-"""Demo tasks written only against Django's Tasks API: no Celery, no Switchyard.
+"""Demo tasks written against Django's Tasks API: no Celery (and no Switchyard but the
+`Range` bounds that tidy_up and echo_later declare).
 
 Any reusable app can declare its background work like this. With Switchyard's backend
 in TASKS, these run on Celery workers, show on /jobs/ and /runs/, and can be scheduled
@@ -6,8 +7,13 @@ in the admin. On Django 6, `from django.tasks import task` is the only change.
 """
 
 import asyncio
+from typing import Annotated
 
 from django_tasks import TaskContext, task
+
+# Bounds ride in `Annotated` (plain Python: any backend runs these unchanged); with
+# Switchyard's they are checked at every door before a run is recorded.
+from apps.jobs.params import Range
 
 
 @task()
@@ -30,7 +36,7 @@ def tally(counts: dict, extra=None) -> int:
 
 
 @task(priority=-50)
-def tidy_up(days: int = 30) -> str:
+def tidy_up(days: Annotated[int, Range(1, 3650)] = 30) -> str:
     """Housekeeping that can wait: declared with a low priority."""
     return f"tidied up {days} days"
 
@@ -47,7 +53,7 @@ def whoami(context: TaskContext, note: str = "") -> dict:
 
 
 @task()
-async def echo_later(text: str, seconds: float = 0.0) -> str:
+async def echo_later(text: str, seconds: Annotated[float, Range(0, 60)] = 0.0) -> str:
     """An async task: the worker runs the coroutine to its end."""
     await asyncio.sleep(seconds)
     return text
