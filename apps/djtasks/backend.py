@@ -11,6 +11,7 @@ publishes it when the transaction commits; a broker that is down leaves the run
 from django.db import transaction
 from django.utils.module_loading import import_string
 
+from apps.jobs import json_values
 from apps.jobs.dispatch import record_and_send
 from apps.jobs.models import Run, Source
 
@@ -65,8 +66,12 @@ class CeleryBackend(BaseTaskBackend):
 
 
 def _record(task: Task, args, kwargs, send: dict) -> Run:
+    """NotStorable (a ValueError) for NaN, infinity or a lone surrogate in the arguments,
+    before anything is recorded (the run's INSERT would fail on them)."""
+    kwargs, args = normalize_json(kwargs), normalize_json(list(args))
+    json_values.check([args, kwargs])
     return record_and_send(
-        task.module_path, normalize_json(kwargs), args=normalize_json(list(args)),
+        task.module_path, kwargs, args=args,
         source=Source.TASKS_API, label=REQUESTED_BY, options={**send, registry.FROM_ENQUEUE: True},
     )  # fmt: skip
 

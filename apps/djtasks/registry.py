@@ -20,8 +20,10 @@ from celery import shared_task
 from celery.exceptions import Ignore
 from django import forms
 from django.apps import apps
+from django.core.exceptions import ValidationError
+from django.forms.fields import InvalidJSONInput, JSONString
 
-from apps.jobs import catalog
+from apps.jobs import catalog, json_values
 from apps.jobs import params as P
 
 from . import options, results
@@ -44,12 +46,42 @@ class JSONValue:
 
 
 class JSONTextField(forms.JSONField):
-    """JSON typed in a text box (or given as JSON text from the API and CLI)."""
+    """JSON typed in a text box (or given as JSON text from the API and CLI), read by
+    the rule of what a JSON value may be (apps/jobs/json_values.py): NaN, 1e309, a lone
+    surrogate or nesting too deep is a form error, not a 500 when the run is stored."""
 
     widget = forms.Textarea(attrs={"rows": 3})
 
+    def to_python(self, value):
+        if self.disabled or not isinstance(value, str) or isinstance(value, JSONString):
+            return super().to_python(value)
+        if value in self.empty_values:
+            return None
+        try:
+            converted = json_values.loads(value)
+        except json_values.NotStorable as error:
+            raise ValidationError(f"Enter a valid JSON value: {error}.", code="invalid") from None
+        except ValueError:
+            raise ValidationError(self.error_messages["invalid"], code="invalid") from None
+        return JSONString(converted) if isinstance(converted, str) else converted
+
+    def bound_data(self, data, initial):
+        """The value typed, shown again as it was when it is not JSON by the rule (Django's
+        own would read NaN, and fail on deep nesting with a RecursionError)."""
+        if self.disabled or not isinstance(data, str):
+            return super().bound_data(data, initial)
+        try:
+            return json_values.loads(data)
+        except ValueError:
+            return InvalidJSONInput(data)
+
     def prepare_value(self, value):
-        return "" if value is None else super().prepare_value(value)
+        if value is None:
+            return ""
+        if isinstance(value, InvalidJSONInput):
+            return value
+        # A stored value from before the rule may hold a lone surrogate: not encodable.
+        return super().prepare_value(json_values.printable(value))
 
 
 def _json_field(**options) -> JSONTextField:

@@ -18,7 +18,7 @@ from celery.exceptions import Ignore
 from django import forms
 from django.core.exceptions import ValidationError
 
-from . import current_run
+from . import current_run, json_values
 from . import params as P
 from .progress import JobCancelled
 
@@ -245,7 +245,12 @@ def clean_parameters(job: Job, data: Mapping[str, Any]) -> dict[str, Any]:
     form = _checker_class(job)(data=_form_data(job, data))
     if not form.is_valid():
         raise ParameterError({k: [str(m) for m in v] for k, v in form.errors.items()})
-    return {name: P.to_json(value) for name, value in form.cleaned_data.items()}
+    cleaned = {name: P.to_json(value) for name, value in form.cleaned_data.items()}
+    refused = {name: [reason] for name, value in cleaned.items()
+               if (reason := json_values.problem(value))}  # fmt: skip
+    if refused:
+        raise ParameterError(refused)
+    return cleaned
 
 
 def _form_data(job: Job, data: Mapping[str, Any]) -> dict[str, Any]:

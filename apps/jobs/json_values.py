@@ -1,0 +1,120 @@
+"""What a JSON value given to a job may be: one rule for every door.
+
+A job's parameters, a schedule's args and kwargs, and a run filter's value are stored
+as JSON in the database (SQLite's JSON_VALID check, PostgreSQL's jsonb) and sent in a
+Celery message. Python's json module reads more than that: `NaN` and `Infinity`, a
+number too large for a double (`1e309` becomes inf), a lone surrogate (`"\\ud800"`),
+and nesting as deep as the interpreter's recursion allows. None of them can be stored
+(PostgreSQL's jsonb cannot hold `\\u0000` either), so each is refused where it comes in:
+`loads` reads JSON text by this rule, `problem` judges a value already read.
+
+Rows written before the rule may still hold a lone surrogate: `printable` replaces it
+for a page, which could not otherwise be encoded.
+"""
+
+import json
+import math
+import re
+from typing import Any
+
+MAX_DEPTH = 100
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class NotStorable(ValueError):
+    """JSON that reads, but as a value no database stores (see `problem`)."""
+
+
+def problem(value: Any) -> str | None:
+    """Why `value` cannot be stored as JSON, or None: a number that is not finite, a
+    lone surrogate or NUL in a string (or an object's key), or nesting deeper than
+    MAX_DEPTH; with where it is (`at ["a"][0]`). Walked without recursion, so any
+    depth is judged, not crashed on."""
+    pending = [(value, 1, "")]
+    while pending:
+        item, depth, where = pending.pop()
+        if isinstance(item, dict | list | tuple):
+            if depth > MAX_DEPTH:
+                return f"nested deeper than {MAX_DEPTH} levels"
+            keys = list(item) if isinstance(item, dict) else []
+            reason = next(filter(None, map(_text_problem, keys)), None)
+            if reason:
+                return _at(f"{reason} (in a key)", where)
+            pairs = item.items() if isinstance(item, dict) else enumerate(item)
+            pending.extend((child, depth + 1, f"{where}[{json.dumps(key)}]")
+                           for key, child in reversed(list(pairs)))  # fmt: skip
+        elif reason := _scalar_problem(item):
+            return _at(reason, where)
+    return None
+
+
+def _at(reason: str, where: str) -> str:
+    return f"{reason} (at {where})" if where else reason
+
+
+def _scalar_problem(value: Any) -> str | None:
+    if isinstance(value, float) and not math.isfinite(value):
+        return (
+            f"numbers must be finite: {_number_name(value)} (or a number beyond "
+            "about 1.8e308) cannot be stored"
+        )
+    if isinstance(value, str):
+        return _text_problem(value)
+    return None
+
+
+def _text_problem(text: Any) -> str | None:
+    if not isinstance(text, str):
+        return None
+    if found := _SURROGATE.search(text):
+        return f"a lone surrogate (\\u{ord(found.group()):04x}) is not text; send UTF-8"
+    if "\x00" in text:
+        return "the NUL character (\\u0000) cannot be stored"
+    return None
+
+
+def _number_name(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"
+
+
+def check(value: Any) -> Any:
+    """`value` as it is, or NotStorable saying why it cannot be stored."""
+    reason = problem(value)
+    if reason:
+        raise NotStorable(reason)
+    return value
+
+
+def loads(text: str | bytes) -> Any:
+    """JSON text read by the rule: ValueError if it is not JSON (json.JSONDecodeError,
+    or NotStorable for NaN, Infinity, a number too large, a lone surrogate, too deep)."""
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise NotStorable(f"nested deeper than {MAX_DEPTH} levels") from None
+    return check(value)
+
+
+def _refuse_constant(name: str):
+    raise NotStorable(f"{name} is not a JSON number: numbers must be finite")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise NotStorable(f"{text} is too large a number (at most about 1.8e308)")
+    return number
+
+
+def printable(value: Any) -> Any:
+    """`value` with each lone surrogate in its strings (and keys) replaced by U+FFFD, for
+    showing a stored row on a page; a value without one is returned as it is."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    if not _SURROGATE.search(text):
+        return value
+    return json.loads(_SURROGATE.sub("\ufffd", text))
