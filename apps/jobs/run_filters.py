@@ -35,6 +35,7 @@ from django.http import QueryDict
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
+from . import json_values
 from .dates import moment_error
 from .models import Source, State
 from .params import no_control_characters
@@ -90,18 +91,22 @@ class ParamCondition:
 
 
 def typed_values(raw: str) -> list:
-    """The non-string JSON values `raw` also stands for: a number or a boolean."""
+    """The non-string JSON values `raw` also stands for: a number or a boolean.
+
+    Only values a run's parameters can hold (apps/jobs/json_values.py): `1e309`, like
+    `NaN`, stands for the text alone, since no stored number is infinite (as a number,
+    it was an OperationalError on SQLite, "malformed JSON"). So does an integer beyond
+    64 bits, which SQLite cannot take as a query parameter.
+    """
     try:
-        value = json.loads(raw, parse_constant=_no_constant)
+        value = json_values.loads(raw)
     except ValueError:
         return []
-    if isinstance(value, bool) or (isinstance(value, int | float) and value == value):
+    if isinstance(value, bool | float):
+        return [value]
+    if isinstance(value, int) and -(2**63) <= value < 2**63:
         return [value]
     return []
-
-
-def _no_constant(name: str):
-    raise ValueError(name)  # NaN, Infinity: not JSON values
 
 
 def _any(conditions: list[Q]) -> Q:

@@ -210,3 +210,33 @@ def test_rows_whose_parameters_are_not_an_object_never_break_a_search(client, st
         response = client.get("/runs/", query)
         assert response.status_code == 200
         assert shown(response) == {found.pk}
+
+
+@pytest.mark.parametrize("value", ["1e309", "-1e309", "1" * 30])
+def test_a_number_no_parameter_can_hold_matches_only_its_text_at_every_door(
+    client, settings, tmp_path, value
+):
+    """1e309 reads as infinity and a 30-digit integer as more than 64 bits: no stored
+    parameter is such a number (SQLite took the first as "malformed JSON", a 500 at every
+    door), so the condition matches the text alone, as NaN does."""
+    from apps.jobs.models import Run
+    from apps.reports import export
+    from tests.reports.test_export import make_export_run
+
+    text = make_run(parameters={"x": value})
+    make_run(parameters={"x": 1})
+    user = make_superuser()
+    client.force_login(user)
+    assert shown(client.get("/runs/", {"param.x": value})) == {text.pk}
+    api = token_client(user)
+    assert api_ids(api.get("/api/runs", {"param.x": value})) == {text.pk}
+    assert cli_ids("--param", f"x={value}") == {text.pk}
+    preview = api.get("/api/runs/bulk/preview", {"action": "discard", "param.x": value})
+    assert preview.status_code == 200, preview.content
+    assert api.get("/api/runs/failed", {"param.x": value}).status_code == 200
+    body = {"action": "discard", "query": f"param.x={value}", "expected": 0}
+    response = api.post("/api/runs/bulk", body, content_type="application/json")
+    assert response.status_code in (200, 409), response.content
+    settings.MEDIA_ROOT = str(tmp_path)
+    assert export.export_runs(make_export_run(user), {"filters": f"param.x={value}"})["rows"] == 1
+    assert Run.objects.filter(pk=text.pk).exists()
