@@ -95,18 +95,13 @@ def typed_values(raw: str) -> list:
 
     Only values a run's parameters can hold (apps/jobs/json_values.py): `1e309`, like
     `NaN`, stands for the text alone, since no stored number is infinite (as a number,
-    it was an OperationalError on SQLite, "malformed JSON"). So does an integer beyond
-    64 bits, which SQLite cannot take as a query parameter.
+    it was an OperationalError on SQLite, "malformed JSON").
     """
     try:
         value = json_values.loads(raw)
     except ValueError:
         return []
-    if isinstance(value, bool | float):
-        return [value]
-    if isinstance(value, int) and -(2**63) <= value < 2**63:
-        return [value]
-    return []
+    return [value] if isinstance(value, bool | int | float) else []
 
 
 def _any(conditions: list[Q]) -> Q:

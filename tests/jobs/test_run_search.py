@@ -216,9 +216,9 @@ def test_rows_whose_parameters_are_not_an_object_never_break_a_search(client, st
 def test_a_number_no_parameter_can_hold_matches_only_its_text_at_every_door(
     client, settings, tmp_path, value
 ):
-    """1e309 reads as infinity and a 30-digit integer as more than 64 bits: no stored
-    parameter is such a number (SQLite took the first as "malformed JSON", a 500 at every
-    door), so the condition matches the text alone, as NaN does."""
+    """1e309 reads as infinity: no stored parameter is such a number (SQLite took it as
+    "malformed JSON", a 500 at every door), so the condition matches the text alone, as
+    NaN does; a 30-digit integer is a number a parameter can hold, searched as before."""
     from apps.jobs.models import Run
     from apps.reports import export
     from tests.reports.test_export import make_export_run
