@@ -1,9 +1,16 @@
 """A read-only admin for runs: the web views and the API start and cancel them."""
 
+import json
+
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 
+from . import json_values
 from .models import Run
+
+
+def _json_text(value) -> str:
+    return json.dumps(json_values.printable(value), ensure_ascii=False, default=str)
 
 
 @admin.register(Run)
@@ -15,6 +22,10 @@ class RunAdmin(admin.ModelAdmin):
     list_select_related = ("requested_by",)
     show_full_result_count = False
     raw_id_fields = ("requested_by", "rerun_of")
+    # The stored JSON shown through json_values.printable, in the fields' own places: a
+    # row written before that rule may hold a lone surrogate, which Django's own display
+    # of a JSONField cannot encode (the page was a 500).
+    readonly_fields = ("shown_parameters", "shown_args")
 
     def get_queryset(self, request):
         """The runs this user may see, as on /runs/ and in the API."""
@@ -30,6 +41,19 @@ class RunAdmin(admin.ModelAdmin):
     @admin.display(description="who", ordering="requested_by_label")
     def who(self, run: Run) -> str:
         return run.who
+
+    def get_fields(self, request, obj=None):
+        shown = {"parameters": "shown_parameters", "args": "shown_args"}
+        stored = super().get_fields(request, obj)
+        return [shown.get(name, name) for name in stored if name not in self.readonly_fields]
+
+    @admin.display(description="parameters")
+    def shown_parameters(self, run: Run) -> str:
+        return _json_text(run.parameters)
+
+    @admin.display(description="args")
+    def shown_args(self, run: Run) -> str:
+        return _json_text(run.args)
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -16,6 +16,7 @@ from celery import states
 from django.urls import reverse
 from django_celery_results.models import TaskResult
 
+from . import json_values
 from .catalog import Job, get_job
 from .models import NOT_STARTED, Run, State
 from .permissions import may_run
@@ -117,7 +118,17 @@ def describe(run: Run, user=None) -> RunView:
         if stored and stored.status in WITH_TRACEBACK
         else None,
     }
-    return replace(view, **facts, **links(run, user))
+    return replace(view, **shown(view, facts), **links(run, user))
+
+
+def shown(view: RunView, facts: dict) -> dict:
+    """The stored values a reader sees, each lone surrogate replaced: a row written
+    before the rule of apps/jobs/json_values.py may hold one, which no page (nor a
+    terminal) can encode."""
+    values = {"parameters": view.parameters, "args": view.args, **facts}
+    for name in ("parameters", "args", "result", "traceback"):
+        values[name] = json_values.printable(values[name])
+    return values
 
 
 def links(run: Run, user) -> dict:

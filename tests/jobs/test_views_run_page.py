@@ -222,3 +222,24 @@ def test_schedule_is_not_offered_to_users_who_may_not_add_schedules(client):
     page = client.get(f"/runs/{run.pk}/")
     assert page.context["schedule_url"] == ""
     assert b"Schedule</a>" not in page.content
+
+
+# A row written before the rule of what a JSON value may be (apps/jobs/json_values.py) --
+
+
+def test_a_run_stored_with_a_lone_surrogate_still_shows_its_page_and_admin_page(client, root):
+    """SQLite's JSON check let a lone surrogate in (from an older version's web form or
+    schedule); its page was a 500 (UnicodeEncodeError) for good. It is shown replaced."""
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("PostgreSQL's jsonb never stored one")
+    run = finished_run("apps.demo.tasks_api.tasks.tally",
+                       parameters={"counts": {"a": "\ud800"}}, args=["\udfff", 2])  # fmt: skip
+    make_task_result(run, "\ud800!", traceback=None)
+    for url in (f"/runs/{run.pk}/", f"/admin/jobs/run/{run.pk}/change/"):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert "\ufffd" in response.content.decode(), url
+    assert client.get(f"/runs/{run.pk}/", **HTMX).status_code == 200
+    assert client.get(f"/jobs/apps.demo.tasks_api.tasks.tally/?rerun={run.pk}").status_code == 200
