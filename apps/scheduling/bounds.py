@@ -11,7 +11,9 @@ next run can be computed").
 - a grace period: 0 to 7 days;
 - every date (start time, expiry, clocked time, last run): from 2000-01-01 to
   2099-12-31 (UTC), the range apps.jobs.dates gives the whole site;
-- a name: no control characters (a CR/LF would break alert e-mail subjects).
+- a name: no control characters (a CR/LF would break alert e-mail subjects);
+- args, kwargs and headers: JSON as apps/jobs/json_values.py reads it (no NaN, no
+  1e309, no lone surrogate: no run record could store them).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import json
 import unicodedata
 from decimal import Decimal, InvalidOperation
 
+from apps.jobs import json_values  # what a JSON argument may be
 from apps.jobs.dates import moment_error  # the site-wide date range
 
 MIN_INTERVAL = dt.timedelta(seconds=1)
@@ -275,9 +278,14 @@ def _dates_problem(task) -> str | None:
 
 
 def _json_problem(task) -> str | None:
+    """Arguments and headers that are JSON by the rule of what may be stored and sent
+    (apps/jobs/json_values.py): a row written by hand or by an older version may hold
+    NaN, 1e309 or a lone surrogate, which no run record can store."""
     for field, kind in (("args", list), ("kwargs", dict), ("headers", dict)):
         try:
-            value = json.loads(getattr(task, field) or ("[]" if kind is list else "{}"))
+            value = json_values.loads(getattr(task, field) or ("[]" if kind is list else "{}"))
+        except json_values.NotStorable as error:
+            return f"{field}: {error}"
         except (TypeError, ValueError):
             return f"{field}: not valid JSON"
         if not isinstance(value, kind):

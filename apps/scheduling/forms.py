@@ -34,6 +34,7 @@ from django_celery_beat.models import (
     SolarSchedule,
 )
 
+from apps.jobs import json_values
 from apps.jobs.catalog import Job, all_jobs, get_job
 from apps.jobs.params import to_json
 from apps.jobs.permissions import may_run
@@ -266,7 +267,10 @@ class ScheduleTaskForm(PeriodicTaskForm, ScheduleForm):
         return self.initial.get("regtask") or self.initial.get("task") or self.instance.task
 
     def _add_parameter_fields(self, job: Job) -> None:
-        stored = _json_object(self.initial.get("kwargs") or self.instance.kwargs)
+        # printable: a row stored before the rule of apps/jobs/json_values.py may hold a
+        # lone surrogate, which the page could not encode.
+        stored = json_values.printable(_json_object(self.initial.get("kwargs")
+                                                    or self.instance.kwargs))  # fmt: skip
         for name, field in job.form_class().base_fields.items():
             key = f"{PARAM_PREFIX}-{name}"
             self.fields[key] = copy.deepcopy(field)
@@ -307,6 +311,16 @@ class ScheduleTaskForm(PeriodicTaskForm, ScheduleForm):
                  if key.startswith(prefix) and key not in self.fields}  # fmt: skip
         return {k: v for k, v in {**values, **extra}.items() if v is not None}
 
+    def _clean_json(self, field: str) -> str:
+        """django-celery-beat's check of args and kwargs, by the rule of what a JSON value
+        may be (its json.loads reads NaN and 1e309, and fails on deep nesting)."""
+        value = self.cleaned_data[field]
+        try:
+            json_values.loads(value)
+        except ValueError as exc:
+            raise ValidationError(f"Unable to parse JSON: {exc}") from None
+        return value
+
     # Saving -----------------------------------------------------------------------------
 
     def save_all(self) -> PeriodicTask:
@@ -330,7 +344,7 @@ def _json_object(text: Any) -> dict:
 def _loads(text: Any) -> Any:
     try:
         return json.loads(text or "null")
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return None
 
 

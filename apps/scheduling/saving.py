@@ -31,6 +31,7 @@ from django_celery_beat.models import (
     SolarSchedule,
 )
 
+from apps.jobs import json_values
 from apps.jobs.catalog import ParameterError, clean_parameters, get_job
 from apps.jobs.permissions import may_run
 
@@ -237,11 +238,29 @@ def _what_it_runs_errors(task: PeriodicTask, user) -> Errors:
     if not is_known_task(name):
         return {"task": [f"Unknown task {name!r}: not a catalog job nor a registered "
                          "Celery task."]}  # fmt: skip
+    return _arguments_errors(task)
+
+
+ARGUMENT_SHAPES = {
+    "args": (list, "Positional arguments must be a JSON array, like [1, 2]."),
+    "kwargs": (dict, 'Keyword arguments must be a JSON object, like {"x": 1}.'),
+}
+
+
+def _arguments_errors(task: PeriodicTask) -> Errors:
+    """A plain Celery task's args and kwargs: a JSON array and object that can be stored
+    and sent (no NaN, no 1e309, no lone surrogate: apps/jobs/json_values.py)."""
     errors: Errors = {}
-    if not isinstance(_loads(task.args), list):
-        errors["args"] = ["Positional arguments must be a JSON array, like [1, 2]."]
-    if not isinstance(_loads(task.kwargs), dict):
-        errors["kwargs"] = ['Keyword arguments must be a JSON object, like {"x": 1}.']
+    for field, (kind, shape) in ARGUMENT_SHAPES.items():
+        try:
+            value = json_values.loads(getattr(task, field) or "null")
+        except json_values.NotStorable as error:
+            errors[field] = [f"{str(error)[:1].upper()}{str(error)[1:]}."]
+            continue
+        except (TypeError, ValueError):
+            value = None
+        if not isinstance(value, kind):
+            errors[field] = [shape]
     return errors
 
 
@@ -294,7 +313,7 @@ def _headers_error(text: str | None) -> str | None:
     headers = _loads(text or "{}")
     if not isinstance(headers, dict):
         return 'Headers must be a JSON object, like {"x-team": "ops"}.'
-    return bounds.headers_error(headers)
+    return json_values.problem(headers) or bounds.headers_error(headers)
 
 
 def model_errors(task: PeriodicTask, row: models.Model | None, already=()) -> Errors:
@@ -361,5 +380,5 @@ def _merge(errors: Errors, more: Errors) -> None:
 def _loads(text: Any) -> Any:
     try:
         return json.loads(text or "null")
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return None

@@ -20,6 +20,7 @@ from apps.scheduling.models import ScheduleOptions
 
 FAR = dt.datetime(9999, 12, 31, tzinfo=dt.UTC)
 LONG_AGO = dt.datetime(1, 1, 2, tzinfo=dt.UTC)
+MUL = "apps.demo.tasks.mul"  # outside the catalog: its args and kwargs are stored as given
 CRONTABS = {  # name -> (minute, hour, day_of_month, month_of_year, day_of_week)
     "bad cron minute": ("banana", "*", "*", "*", "*"),
     "bad cron hour": ("0", "99", "*", "*", "*"),
@@ -42,6 +43,12 @@ TASK_FIELDS = {  # name -> fields of an otherwise good interval task
     "bad kwargs not json": {"kwargs": "{not json"},
     "bad kwargs a list": {"kwargs": "[1, 2]"},
     "bad args an object": {"args": '{"x": 1}'},
+    # JSON to Python, but no run record can store it (SQLite's INSERT OR IGNORE dropped
+    # the record while beat sent the message anyway).
+    "bad args 1e309": {"task": MUL, "args": "[1e309, 2]", "kwargs": "{}"},
+    "bad args NaN": {"task": MUL, "args": "[NaN, 2]", "kwargs": "{}"},
+    "bad kwargs Infinity": {"task": MUL, "kwargs": '{"x": Infinity, "y": 2}'},
+    "bad kwargs lone surrogate": {"task": MUL, "kwargs": '{"x": "\\ud800", "y": 2}'},
     "bad headers not json": {"headers": "nope"},
     "bad headers a list": {"headers": "[1]"},
     "bad headers name another task": {"headers": '{"task": "apps.demo.tasks.mul", "id": "x"}'},

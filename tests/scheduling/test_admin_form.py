@@ -192,6 +192,43 @@ def test_raw_keyword_arguments_must_be_a_json_object(staff):
     assert list(errors) == ["kwargs"]
 
 
+NOT_STORABLE = {
+    "NaN": "NaN",
+    "1e309": "1e309",
+    "-Infinity": "-Infinity",
+    "lone surrogate": '"\\ud800"',
+    "deep": "[" * 3000 + "]" * 3000,
+}
+
+
+@pytest.mark.parametrize("value", NOT_STORABLE.values(), ids=NOT_STORABLE.keys())
+def test_raw_arguments_no_run_record_can_store_are_an_error_on_their_field(staff, value):
+    """Saved before, then beat sent them every time with no run record (and "run now"
+    was a 500); a deep array was a 500 at once."""
+    errors = post_invalid(staff, regtask="apps.demo.tasks.mul", args=f"[{value}, 2]",
+                          kwargs="{}")  # fmt: skip
+    assert list(errors) == ["args"]
+    errors = post_invalid(staff, regtask="apps.demo.tasks.mul", args="[]",
+                          kwargs=f'{{"x": {value}, "y": 2}}')  # fmt: skip
+    assert list(errors) == ["kwargs"]
+
+
+TALLY = "apps.demo.tasks_api.tasks.tally"
+NOT_STORABLE_JSON = {
+    "NaN": "NaN",
+    "1e309": '{"a": 1e309}',
+    "lone surrogate": '"\\ud800"',
+    "deep": "[" * 3000 + "]" * 3000,
+}
+
+
+@pytest.mark.parametrize("text", NOT_STORABLE_JSON.values(), ids=NOT_STORABLE_JSON.keys())
+def test_a_json_parameter_no_run_record_can_store_is_an_error_on_its_field(staff, text):
+    errors = post_invalid(staff, regtask=TALLY, **{"param-x": None, "param-y": None,
+                                                  "param-counts": text})  # fmt: skip
+    assert list(errors) == ["param-counts"]
+
+
 def test_an_alert_recipient_must_be_an_email_address(staff):
     errors = post_invalid(staff, alert_recipients="ops@example.com, not-an-address")
     assert list(errors) == ["alert_recipients"]

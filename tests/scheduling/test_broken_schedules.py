@@ -96,7 +96,8 @@ def test_the_dashboard_shows_each_broken_schedule_once_the_sweep_has_seen_it(sta
 
 
 @pytest.mark.parametrize("name", ["bad kwargs not json", "bad args an object",
-                                  "bad headers a list", "bad priority"])  # fmt: skip
+                                  "bad headers a list", "bad priority", "bad args 1e309",
+                                  "bad args NaN", "bad kwargs lone surrogate"])  # fmt: skip
 def test_run_now_of_a_row_whose_message_cannot_be_built_is_refused_with_a_message(
     staff, bad_rows, name
 ):
@@ -118,6 +119,18 @@ def test_schedules_run_of_a_row_with_kwargs_not_json_exits_2(bad_rows):
 
     code, _, error = schedules("run", "bad kwargs not json")
     assert (code, error) == (2, "kwargs: not valid JSON")
+
+
+@pytest.mark.parametrize("name", ["bad args 1e309", "bad kwargs lone surrogate"])
+def test_schedules_run_of_a_row_no_run_record_can_store_exits_2(bad_rows, name):
+    """It printed the IntegrityError's traceback and exited 1."""
+    from apps.jobs.models import Run
+    from tests.scheduling.test_cli import schedules
+
+    code, _, error = schedules("run", name)
+    assert code == 2
+    assert error.startswith(("args: ", "kwargs: "))
+    assert not Run.objects.exists()
 
 
 def test_duplicating_a_schedule_stored_with_a_line_break_gives_a_one_line_name(bad_rows):

@@ -77,6 +77,23 @@ def test_add_a_task_outside_the_catalog_takes_json_keyword_arguments():
     assert json.loads(PeriodicTask.objects.get(name="mul").kwargs) == {"x": 6, "y": 7}
 
 
+@pytest.mark.parametrize(("job", "params", "field"), [
+    ("apps.demo.tasks.mul", ["x=1e309", "y=2"], "kwargs"),
+    ("apps.demo.tasks.mul", ["x=NaN", "y=2"], "kwargs"),
+    ("apps.demo.tasks.mul", ['x="\\ud800"', "y=2"], "kwargs"),
+    ("apps.demo.tasks_api.tasks.tally", ["counts=NaN"], "counts"),
+    ("apps.demo.tasks_api.tasks.tally", ['counts={"a": 1e309}'], "counts"),
+    ("apps.demo.tasks_api.tasks.tally", ['counts="\\ud800"'], "counts"),
+])  # fmt: skip
+def test_add_refuses_arguments_no_run_record_can_store_with_exit_status_2(job, params, field):
+    """Saved before (exit 0), then beat sent them with no run record and `schedules run`
+    printed a traceback."""
+    code, _, error = schedules("add", "bad", "--job", job, "--every", "10s", *params)
+    assert code == 2
+    assert error.startswith(f"{field}: ")
+    assert not PeriodicTask.objects.filter(name="bad").exists()
+
+
 @pytest.mark.parametrize(("args", "admin_values"), [
     (["--every", "0m", "x=1", "y=1"], {"kind": "interval", "every": "0", "period": "minutes"}),
     (["--cron", "61 * * * *", "x=1", "y=1"], {"minute": "61"}),

@@ -389,6 +389,28 @@ def test_a_schedule_that_overflows_past_the_bounds_check_is_skipped_once_and_oth
     assert skip_lines(caplog, "far") == 1
 
 
+@pytest.mark.parametrize(("args", "kwargs"), [
+    ("[1e309, 2]", "{}"), ("[NaN, 2]", "{}"), ("[]", '{"x": -Infinity, "y": 2}'),
+    ('["\\ud800", 2]', "{}"), ("[]", '{"x": {"\\udfff": 1}, "y": 2}'),
+])  # fmt: skip
+def test_a_row_whose_arguments_no_run_record_can_store_is_skipped_once_and_others_run(
+    queue, scheduler, caplog, args, kwargs
+):
+    """Written straight into the table. Beat sent it every time with no run record (the
+    INSERT OR IGNORE of the runs dropped the row SQLite's JSON check refused) and no log
+    line; now it is skipped as broken, said once, and nothing of it is sent."""
+    make_schedule("bad", due_in=-1, queue=queue, task="apps.demo.tasks.mul",
+                  args=args, kwargs=kwargs)  # fmt: skip
+    make_schedule("good", due_in=-1, queue=queue)
+    beat = scheduler()
+    for _ in range(3):
+        beat.tick()
+    assert sent_schedules(queue) == ["good"]
+    assert "bad" in beat.broken and "bad" not in beat.schedule
+    assert skip_lines(caplog, "bad") == 1
+    assert list(Run.objects.values_list("schedule_name", flat=True)) == ["good"]
+
+
 def test_an_entry_whose_due_check_raises_is_skipped_alone_when_it_falls_due(
     queue, scheduler, monkeypatch, caplog
 ):
