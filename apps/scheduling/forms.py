@@ -181,16 +181,32 @@ class ScheduleForm(forms.Form):
     def _clocked_row(self) -> ClockedSchedule:
         moment = self.cleaned_data.get("clocked_time")
         zone = self.cleaned_data.get("timezone") or default_zone()
-        return ClockedSchedule(clocked_time=moment and read_in_zone(moment, zone))
+        try:
+            return ClockedSchedule(clocked_time=moment and read_in_zone(moment, zone))
+        except ValidationError as error:
+            self.add_error("clocked_time", error)  # saving's own "no time" stays unsaid
+            return ClockedSchedule(clocked_time=None)
 
     def _current_clocked_time(self):
         return None
 
 
 def read_in_zone(moment: dt.datetime, zone: str) -> dt.datetime:
-    """A time the form read in the active zone, as the wall-clock time meant in `zone`."""
+    """A time the form read in the active zone, as the wall-clock time meant in `zone`.
+
+    A wall-clock time the zone skips (the hour its clocks go forward) is refused: read
+    with either offset it is another time on the clock. A time the zone has twice (the
+    hour its clocks go back) is the first of the two.
+    """
     wall = django_tz.make_naive(moment, django_tz.get_current_timezone())
-    return django_tz.make_aware(wall, zoneinfo.ZoneInfo(zone))
+    aware = django_tz.make_aware(wall, zoneinfo.ZoneInfo(zone))
+    if aware.astimezone(dt.UTC).astimezone(aware.tzinfo).replace(tzinfo=None) != wall:
+        raise ValidationError(
+            f"{wall:%Y-%m-%d %H:%M} does not exist in {zone}: its clocks skip that hour "
+            "(daylight saving time begins); choose a time outside it.",
+            code="nonexistent",
+        )
+    return aware
 
 
 class ScheduleTaskForm(PeriodicTaskForm, ScheduleForm):

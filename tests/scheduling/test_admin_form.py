@@ -187,6 +187,13 @@ def test_a_clocked_time_in_the_past_is_refused(staff):
     assert list(errors) == ["clocked_time"]
 
 
+def test_a_clocked_time_its_zone_skips_is_refused_on_the_field(staff):
+    errors = post_invalid(staff, kind="clocked", clocked_time="2037-03-29T02:30",
+                          timezone="Europe/Berlin")  # fmt: skip
+    assert list(errors) == ["clocked_time"]
+    assert "does not exist in Europe/Berlin" in errors["clocked_time"][0]
+
+
 def test_raw_keyword_arguments_must_be_a_json_object(staff):
     errors = post_invalid(staff, regtask="apps.demo.tasks.mul", kwargs="[1, 2]")
     assert list(errors) == ["kwargs"]

@@ -72,6 +72,24 @@ def test_add_with_at_makes_a_one_off_clocked_schedule_read_in_its_zone():
     assert task.clocked.clocked_time == dt.datetime(2036, 12, 1, 14, 0, tzinfo=dt.UTC)
 
 
+def test_add_at_a_time_its_zone_skips_is_refused_with_one_line():
+    # Berlin's clocks go from 02:00 to 03:00 on 2037-03-29: 02:30 is no time there.
+    code, _, error = schedules("add", "gap", "--job", "apps.demo.tasks.add",
+                               "--at", "2037-03-29T02:30", "--tz", "Europe/Berlin",
+                               "x=1", "y=1")  # fmt: skip
+    assert code == 2
+    assert error.startswith("clocked_time: 2037-03-29 02:30 does not exist in Europe/Berlin")
+    assert not PeriodicTask.objects.filter(name="gap").exists()
+
+
+def test_add_at_a_time_its_zone_has_twice_takes_the_first():
+    # Berlin's clocks go from 03:00 back to 02:00 on 2037-10-25: 02:30 comes twice.
+    schedules("add", "twice", "--job", "apps.demo.tasks.add", "--at", "2037-10-25T02:30",
+              "--tz", "Europe/Berlin", "x=1", "y=1")  # fmt: skip
+    clocked = PeriodicTask.objects.get(name="twice").clocked.clocked_time
+    assert clocked == dt.datetime(2037, 10, 25, 0, 30, tzinfo=dt.UTC)  # still summer time
+
+
 def test_add_a_task_outside_the_catalog_takes_json_keyword_arguments():
     schedules("add", "mul", "--job", "apps.demo.tasks.mul", "--every", "1h", "x=6", "y=7")
     assert json.loads(PeriodicTask.objects.get(name="mul").kwargs) == {"x": 6, "y": 7}

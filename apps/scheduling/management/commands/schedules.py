@@ -160,7 +160,12 @@ def schedule_row(*, every: str | None, cron: str | None, at: str | None, tz: str
     if cron is not None:
         return CrontabSchedule(timezone=zoneinfo.ZoneInfo(zone), **parse_cron(cron))
     moment = parse_field("clocked_time", at)
-    return ClockedSchedule(clocked_time=moment and read_in_zone(moment, zone))
+    try:
+        return ClockedSchedule(clocked_time=moment and read_in_zone(moment, zone))
+    except ValidationError as error:
+        raise CommandError(
+            one_line({"clocked_time": error.messages}), returncode=BAD_INPUT
+        ) from None
 
 
 def parse_field(name: str, text: str):
