@@ -152,6 +152,8 @@ def _crontab_errors(row: CrontabSchedule) -> Errors:
         try:
             if len(value) > limit:
                 raise ValueError(f"at most {limit} characters")
+            if not value.isascii():  # int() reads other scripts' digits (U+0661) too
+                raise ValueError("only the digits 0-9, names, and , - * / are allowed")
             CRON_VALIDATORS[name](value)
             _celery_cron_field(name, value)
         except (ValidationError, ValueError) as error:

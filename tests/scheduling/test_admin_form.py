@@ -150,6 +150,7 @@ def test_an_interval_of_zero_is_an_error_on_every(staff):
 @pytest.mark.parametrize(("field", "value"), [
     ("minute", "61"), ("hour", "24"), ("day_of_month", "0"), ("month_of_year", "13"),
     ("day_of_week", "8"), ("minute", "*/0"), ("hour", "banana"),
+    ("minute", "\u0661"), ("hour", "\uff11"),  # digits, but not 0-9: Arabic-Indic, full-width
 ])  # fmt: skip
 def test_an_invalid_crontab_field_is_an_error_on_that_field(staff, field, value):
     errors = post_invalid(staff, **{field: value})

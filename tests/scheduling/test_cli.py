@@ -166,6 +166,7 @@ def test_malformed_options_exit_with_status_2(args, message):
     (["--at", "9999-12-31T23:59"], "clocked_time"),
     (["--at", "2001-01-01T00:00"], "clocked_time"),
     (["--cron", f"{','.join(['1'] * 200)} * * * *"], "minute"),
+    (["--cron", "\u0661 * * * *"], "minute"),  # an Arabic-Indic 1, which int() reads
     (["--every", "1m", "--tz", "Europe/Berlin\n"], "timezone"),
     (["--every=-1m"], "every"),
 ])  # fmt: skip
