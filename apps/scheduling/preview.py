@@ -56,7 +56,15 @@ UTC = dt.UTC
 ALL_HOURS = frozenset(range(24))
 MAX_STEPS = 10_000  # wall-clock matches examined before giving up (a cron always matches)
 SOLAR_STEP = 1  # hours between samples of the sun's altitude on a day ephem finds no event
-SOLAR_TOLERANCE = 1e-4  # radians (0.006 degrees) off the horizon: ephem's event is wrong
+# ephem's event must be a crossing of the horizon in the event's direction within this
+# many seconds of it (and after the search's start): near a pole its answers can be
+# minutes early, or the event just found again.
+SOLAR_CHECK_SECONDS = 60
+# The sun this close (radians, 0.006 degrees) to the event's horizon is on it: a search
+# that starts there starts at an event, and a crossing found within
+# SOLAR_CHECK_SECONDS is that event again (at 52 N, the sun moves this far in about
+# 1.5 s; near a pole, in a minute or more).
+SOLAR_AT_HORIZON = 1e-4
 NO_RUN_RECHECK = 86400.0  # s: beat looks again for a schedule with no run within its search
 
 
@@ -194,6 +202,10 @@ def next_solar_event(sun: schedules.solar, after: dt.datetime) -> dt.datetime | 
     cal = sun.cal.copy()
     start = ephem.Date(after.astimezone(UTC).replace(tzinfo=None))
     end = start + sun.max_search_days
+    near = dt.timedelta(seconds=SOLAR_CHECK_SECONDS)
+    at_horizon = sun.method != "next_transit" and (
+        abs(_height(sun, cal, start)) < SOLAR_AT_HORIZON
+    )
     while start < end:
         event = _ephem_event(sun, cal, start)
         if event is None:
@@ -203,6 +215,11 @@ def next_solar_event(sun: schedules.solar, after: dt.datetime) -> dt.datetime | 
                 start = day_end
                 continue
         moment = event.datetime().replace(tzinfo=UTC)
+        if moment - after < near and at_horizon:
+            # `after` was this crossing (the run just sent for it): near a pole, ephem's
+            # answers for it, and the altitude's, can be seconds apart.
+            start = ephem.Date(event + SOLAR_CHECK_SECONDS * ephem.second)
+            continue
         if moment > after:
             return moment
         start = ephem.Date(start + ephem.minute)  # ephem may hand back the start itself
@@ -211,15 +228,26 @@ def next_solar_event(sun: schedules.solar, after: dt.datetime) -> dt.datetime | 
 
 def _ephem_event(sun: schedules.solar, cal, start: float):
     """Celery's own answer (ephem's method for the event) after `start`; None when ephem
-    finds none that day, or, near a pole, one at which the sun is not on the horizon."""
+    finds none that day, or one that is not a crossing of the horizon after `start`.
+
+    Near a pole ephem's answers can be minutes before the sun gets there (at 89.9 S, a
+    burst of "sunrises" closing in on the real one), and a search that starts at the
+    event just found may be handed that event again a second later: the sun must be on
+    the near side of the horizon SOLAR_CHECK_SECONDS before the answer (or at `start`,
+    if that is later) and on the far side as long after it.
+    """
     kwargs = {"use_center": True} if sun.use_center else {}
     try:
         event = getattr(cal, sun.method)(sun.ephem.Sun(), start=start, **kwargs)
     except sun.ephem.CircumpolarError:
         return None
-    if sun.method != "next_transit" and abs(_height(sun, cal, event)) > SOLAR_TOLERANCE:
-        return None
-    return event
+    if sun.method == "next_transit":
+        return event
+    window = SOLAR_CHECK_SECONDS * sun.ephem.second
+    rising = sun.method == "next_rising"
+    before = _height(sun, cal, max(start, event - window)) > 0
+    after = _height(sun, cal, event + window) > 0
+    return event if before != rising and after == rising else None
 
 
 def _horizon_crossing(sun: schedules.solar, cal, start: float, end: float):

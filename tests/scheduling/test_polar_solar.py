@@ -6,6 +6,7 @@ is no run and the preview says why."""
 import datetime as dt
 import re
 from io import StringIO
+from itertools import pairwise
 
 import ephem
 import pytest
@@ -108,3 +109,39 @@ def test_a_sunrise_that_does_not_happen_within_the_search_has_no_run_anywhere(
     due, next_check = entry.schedule.is_due(NOW)
     assert not due and next_check == preview.NO_RUN_RECHECK
     assert preview.schedule_problem(task, NOW) is None  # not broken: it just has no run yet
+
+
+def shown_moments(lines: list[str]) -> list[dt.datetime]:
+    found = (re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", line) for line in lines)
+    return [dt.datetime.fromisoformat(f"{match[0]}+00:00") for match in found]
+
+
+def sun_height(event: str, latitude: float, moment: dt.datetime) -> float:
+    """Asked of ephem directly: radians of the sun's centre (upper limb at sunrise and
+    sunset) above the event's horizon at `moment`."""
+    solar = schedules.solar(event, latitude, 0)
+    place = ephem.Observer()
+    place.lat, place.lon, place.pressure = str(latitude), "0", 0
+    place.date = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    sun = ephem.Sun(place)
+    horizon = ephem.degrees(solar._horizons[event])
+    return sun.alt + (0 if solar.use_center else sun.radius) - horizon
+
+
+@pytest.mark.parametrize(("event", "latitude"), [("dawn_astronomical", 85),
+                                                 ("sunrise", -89.9),
+                                                 ("dawn_astronomical", -89.9)])  # fmt: skip
+def test_each_run_near_a_pole_is_the_sun_rising_through_the_horizon_and_never_the_same_one_twice(
+    frozen_now, event, latitude
+):
+    make_solar_schedule(event, latitude)
+    runs = shown_moments(cli_next(f"{event} at {latitude}", 8))
+    assert len(runs) == 8
+    a_minute = dt.timedelta(minutes=1)
+    for run in runs:  # below the horizon a minute before, above it a minute after
+        assert (
+            sun_height(event, latitude, run - a_minute)
+            < 0
+            < sun_height(event, latitude, run + a_minute)
+        ), run
+    assert all(later - earlier > dt.timedelta(hours=1) for earlier, later in pairwise(runs))
