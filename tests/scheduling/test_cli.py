@@ -82,6 +82,16 @@ def test_add_at_a_time_its_zone_skips_is_refused_with_one_line():
     assert not PeriodicTask.objects.filter(name="gap").exists()
 
 
+@pytest.mark.parametrize("at", ["2037-03-29T01:30Z", "2037-03-29T03:30+02:00"])
+def test_add_at_an_instant_with_its_own_offset_keeps_it_whatever_the_zone(at):
+    # 01:30 UTC is 03:30 in Berlin, just after its clocks skip 02:00-03:00.
+    code, _, error = schedules("add", "instant", "--job", "apps.demo.tasks.add",
+                               "--at", at, "--tz", "Europe/Berlin", "x=1", "y=1")  # fmt: skip
+    assert code == 0, error
+    clocked = PeriodicTask.objects.get(name="instant").clocked.clocked_time
+    assert clocked == dt.datetime(2037, 3, 29, 1, 30, tzinfo=dt.UTC)
+
+
 def test_add_at_a_time_its_zone_has_twice_takes_the_first():
     # Berlin's clocks go from 03:00 back to 02:00 on 2037-10-25: 02:30 comes twice.
     schedules("add", "twice", "--job", "apps.demo.tasks.add", "--at", "2037-10-25T02:30",

@@ -10,6 +10,7 @@ tool, like `manage.py shell`).
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import difflib
 import json
 import re
@@ -69,7 +70,11 @@ class Command(OneLineErrorsCommand):
         when = add.add_mutually_exclusive_group(required=True)
         when.add_argument("--every", metavar="N[smhd]", help="an interval, e.g. 10m or 2h")
         when.add_argument("--cron", metavar='"M H DoM Mon DoW"', help='e.g. "*/5 * * * *"')
-        when.add_argument("--at", metavar="DATETIME", help="once, e.g. 2026-12-01T09:00")
+        when.add_argument(
+            "--at",
+            metavar="DATETIME",
+            help="once, e.g. 2026-12-01T09:00 (in --tz), or 2026-12-01T08:00Z",
+        )
         add.add_argument("--tz", help="time zone of --cron and --at (default: TIME_ZONE)")
         add.add_argument("--one-off", action="store_true", help="run once, then disable")
         add.add_argument("--no-overlap", action="store_true",
@@ -160,12 +165,22 @@ def schedule_row(*, every: str | None, cron: str | None, at: str | None, tz: str
     if cron is not None:
         return CrontabSchedule(timezone=zoneinfo.ZoneInfo(zone), **parse_cron(cron))
     moment = parse_field("clocked_time", at)
+    if moment and _names_its_offset(at):
+        return ClockedSchedule(clocked_time=moment)  # an instant: --tz does not move it
     try:
         return ClockedSchedule(clocked_time=moment and read_in_zone(moment, zone))
     except ValidationError as error:
         raise CommandError(
             one_line({"clocked_time": error.messages}), returncode=BAD_INPUT
         ) from None
+
+
+def _names_its_offset(text: str) -> bool:
+    """Whether an --at value gives its own UTC offset (2027-01-15T09:00+01:00, ...Z)."""
+    try:
+        return dt.datetime.fromisoformat(text.strip()).tzinfo is not None
+    except ValueError:
+        return False
 
 
 def parse_field(name: str, text: str):
