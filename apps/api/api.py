@@ -18,7 +18,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser
 from pydantic import ValidationError as PydanticValidationError
 
-from apps.jobs import bulk, failures
+from apps.jobs import bulk, failures, json_values
 from apps.jobs.catalog import Job, ParameterError, all_jobs, get_job
 from apps.jobs.dispatch import cancel_run, rerun, start_run, start_runs
 from apps.jobs.keyset import keyset_page
@@ -78,7 +78,10 @@ class StrictJsonParser(Parser):
 
     def parse_body(self, request: HttpRequest):
         data = json.loads(request.body, parse_constant=_refuse_constant)
-        json.dumps(data, ensure_ascii=False).encode()  # UnicodeEncodeError on surrogates
+        try:
+            json.dumps(data, ensure_ascii=False).encode()
+        except UnicodeEncodeError:  # a lone surrogate: say what and where, as the rule does
+            raise ValueError(json_values.problem(data) or "a lone surrogate is not text") from None
         return data
 
 

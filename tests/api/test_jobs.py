@@ -122,6 +122,15 @@ def test_an_unparseable_body_gets_a_json_400(raw):
     assert not Run.objects.exists()
 
 
+def test_a_lone_surrogate_in_the_body_gets_a_400_saying_what_and_where():
+    client = token_client(make_user("alice", jobs=(ADD,)))
+    raw = b'{"parameters": {"x": "a\\ud800", "y": 1}}'
+    response = post_json(client, f"/api/jobs/{ADD}/runs", raw)
+    assert response.status_code == 400
+    detail = response.json()["detail"]
+    assert "lone surrogate (\\ud800)" in detail and '["parameters"]["x"]' in detail, detail
+
+
 def test_an_oversized_body_gets_a_json_413(settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
     client = token_client(make_user("alice", jobs=(ADD,)))
