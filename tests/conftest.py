@@ -75,6 +75,7 @@ def celery_worker(redis_url, django_db_setup, django_db_blocker):
     """One in-process worker (4 threads) for the session."""
     import celery.contrib.testing.tasks  # noqa: F401  (registers celery.ping)
 
+    _drop_messages_no_worker_was_up_for(redis_url)
     with django_db_blocker.unblock():
         connections.close_all()
         with start_worker(
@@ -83,6 +84,19 @@ def celery_worker(redis_url, django_db_setup, django_db_blocker):
         ) as worker:  # fmt: skip
             yield worker
         _end_worker_sessions()
+
+
+def _drop_messages_no_worker_was_up_for(redis_url: str) -> None:
+    """Tests that ran before the worker's first use published runs (and beat's sends)
+    with no worker up, and expected none: those messages would run first when it
+    starts, and its start's ping would wait behind them (for at most 10 s). kombu keeps
+    a queue's messages in a Redis list, and those a worker took but did not
+    acknowledge in `unacked` (redelivered to the next worker)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    lists = [key for key in client.scan_iter() if client.type(key) == b"list"]
+    client.delete(*lists, "unacked", "unacked_index", "unacked_mutex")
 
 
 def _end_worker_sessions() -> None:
