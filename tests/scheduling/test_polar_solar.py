@@ -42,14 +42,7 @@ def make_solar_schedule(event: str, latitude: float, longitude: float = 0):
 def sun_crosses_the_events_horizon_at(event: str, latitude: float, moment: dt.datetime) -> bool:
     """Asked of ephem directly: the sun's centre (upper limb at sunrise and sunset) is on
     the event's horizon at `moment`, give or take a few seconds' movement."""
-    solar = schedules.solar(event, latitude, 0)
-    place = ephem.Observer()
-    place.lat, place.lon, place.pressure = str(latitude), "0", 0
-    place.date = moment.astimezone(dt.UTC).replace(tzinfo=None)
-    sun = ephem.Sun(place)
-    horizon = ephem.degrees(solar._horizons[event])
-    height = sun.alt + (0 if solar.use_center else sun.radius) - horizon
-    return abs(height) < 0.0002  # radians: about 0.01 degrees
+    return abs(sun_height(event, latitude, moment)) < 0.0002  # radians: about 0.01 degrees
 
 
 def cli_next(name: str, count: int) -> list[str]:
