@@ -77,16 +77,12 @@ class StrictJsonParser(Parser):
     refused here, so ninja answers 400 instead of failing later with a 500."""
 
     def parse_body(self, request: HttpRequest):
-        data = json.loads(request.body, parse_constant=_refuse_constant)
+        data = json.loads(request.body, parse_constant=json_values.refuse_constant)
         try:
             json.dumps(data, ensure_ascii=False).encode()
         except UnicodeEncodeError:  # a lone surrogate: say what and where, as the rule does
             raise ValueError(json_values.problem(data) or "a lone surrogate is not text") from None
         return data
-
-
-def _refuse_constant(name: str):
-    raise ValueError(f"{name} is not JSON")
 
 
 api = NinjaAPI(

@@ -92,13 +92,14 @@ def loads(text: str | bytes) -> Any:
     """JSON text read by the rule: ValueError if it is not JSON (json.JSONDecodeError,
     or NotStorable for NaN, Infinity, a number too large, a lone surrogate, too deep)."""
     try:
-        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        value = json.loads(text, parse_constant=refuse_constant, parse_float=_finite_float)
     except RecursionError:
         raise NotStorable(f"nested deeper than {MAX_DEPTH} levels") from None
     return check(value)
 
 
-def _refuse_constant(name: str):
+def refuse_constant(name: str):
+    """json.loads' parse_constant: NaN, Infinity and -Infinity are not JSON numbers."""
     raise NotStorable(f"{name} is not a JSON number: numbers must be finite")
 
 

@@ -46,6 +46,7 @@ from .saving import (
     SCHEDULE_KINDS,
     Errors,
     is_known_task,
+    loads_or_none,
     one_line,
     row_errors,
     save_schedule,
@@ -353,15 +354,8 @@ class ScheduleTaskForm(PeriodicTaskForm, ScheduleForm):
 
 
 def _json_object(text: Any) -> dict:
-    value = _loads(text) if isinstance(text, str) else text
+    value = loads_or_none(text) if isinstance(text, str) else text
     return value if isinstance(value, dict) else {}
-
-
-def _loads(text: Any) -> Any:
-    try:
-        return json.loads(text or "null")
-    except (TypeError, ValueError, RecursionError):
-        return None
 
 
 def one_line_errors(form: forms.BaseForm) -> str:

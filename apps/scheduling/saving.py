@@ -269,7 +269,7 @@ def _arguments_errors(task: PeriodicTask) -> Errors:
 def _parameter_errors(task: PeriodicTask, job) -> Errors:
     """A catalog job's parameters (task.kwargs), cleaned in place as the job's form
     cleans them; errors on `param-<name>` (or on the whole for a name it does not take)."""
-    kwargs = _loads(task.kwargs)
+    kwargs = loads_or_none(task.kwargs)
     if not isinstance(kwargs, dict):
         return {"kwargs": ['Keyword arguments must be a JSON object, like {"x": 1}.']}
     if secret_errors := _secret_errors(job, kwargs):
@@ -312,7 +312,7 @@ def _expire_seconds_error(seconds) -> str | None:
 
 
 def _headers_error(text: str | None) -> str | None:
-    headers = _loads(text or "{}")
+    headers = loads_or_none(text or "{}")
     if not isinstance(headers, dict):
         return 'Headers must be a JSON object, like {"x-team": "ops"}.'
     return json_values.problem(headers) or bounds.headers_error(headers)
@@ -379,7 +379,8 @@ def _merge(errors: Errors, more: Errors) -> None:
         errors.setdefault(field, []).extend(messages)
 
 
-def _loads(text: Any) -> Any:
+def loads_or_none(text: Any) -> Any:
+    """Stored JSON text as it reads (NaN and all), or None if it does not read."""
     try:
         return json.loads(text or "null")
     except (TypeError, ValueError, RecursionError):

@@ -170,9 +170,7 @@ def schedule_row(*, every: str | None, cron: str | None, at: str | None, tz: str
     try:
         return ClockedSchedule(clocked_time=moment and read_in_zone(moment, zone))
     except ValidationError as error:
-        raise CommandError(
-            one_line({"clocked_time": error.messages}), returncode=BAD_INPUT
-        ) from None
+        raise refused("clocked_time", error) from None
 
 
 def _names_its_offset(text: str) -> bool:
@@ -188,7 +186,12 @@ def parse_field(name: str, text: str):
     try:
         return ScheduleForm.base_fields[name].clean(text)
     except ValidationError as error:
-        raise CommandError(one_line({name: error.messages}), returncode=BAD_INPUT) from None
+        raise refused(name, error) from None
+
+
+def refused(name: str, error: ValidationError) -> CommandError:
+    """A value the form's rules refuse, as the command's one line and exit status 2."""
+    return CommandError(one_line({name: error.messages}), returncode=BAD_INPUT)
 
 
 def parse_params(job: str, params: list[str]) -> dict:
