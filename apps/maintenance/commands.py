@@ -2,8 +2,9 @@
 
 settings.RUN_COMMAND_ALLOWLIST maps each command to the arguments it may be given
 (shell-style patterns, one per argument; none listed means no arguments). Whatever the
-list says, commands in NEVER_ALLOWED are refused, and so is any argument that names a
-path or an option that takes one (`--output`, `--pythonpath`, `--settings`, ...).
+list says, the commands never_allowed() names are refused (Django's that touch secrets,
+files or code, and every command of Switchyard's own apps), and so is any argument that
+names a path or an option that takes one (`--output`, `--pythonpath`, `--settings`, ...).
 """
 
 import io
@@ -12,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from fnmatch import fnmatchcase
 
 from django.conf import settings
-from django.core.management import call_command
+from django.core.management import call_command, get_commands
 from django.core.management.base import CommandError
 
 from apps.jobs.catalog import ParameterError
@@ -22,14 +23,22 @@ MAX_ARGUMENT_LENGTH = 200
 
 # Commands that read or write secrets or files, change users, run code or the
 # database's own shell, or serve: never run from a job, even if listed.
-NEVER_ALLOWED = frozenset({
+DJANGO_NEVER_ALLOWED = frozenset({
     "dumpdata", "loaddata", "shell", "dbshell", "createsuperuser", "changepassword",
     "flush", "sqlflush", "sqlsequencereset", "runserver", "testserver", "test", "migrate",
     "makemigrations", "squashmigrations", "optimizemigration", "startapp", "startproject",
     "collectstatic", "compilemessages", "makemessages", "inspectdb", "createcachetable",
-    "remove_stale_contenttypes", "sendtestemail", "ensure_admin", "devstack", "jobs",
-    "schedules", "prune_runs", "diffsettings",
+    "remove_stale_contenttypes", "sendtestemail", "diffsettings",
 })  # fmt: skip
+
+
+def never_allowed() -> frozenset[str]:
+    """DJANGO_NEVER_ALLOWED and every command of Switchyard's own apps (`jobs`,
+    `schedules`, `queues`, `workers`, ...): operators' tools, each of which would bypass
+    the per-job permissions, bounds or control rules that the site's doors apply."""
+    ours = {name for name, app in get_commands().items() if app.startswith("apps.")}
+    return DJANGO_NEVER_ALLOWED | ours
+
 
 # An argument that is a path, or an option that takes a path or changes what code runs.
 _PATH_LIKE = re.compile(r"[/\\]|^~|^\.\.?$|^-[^-]*o")
@@ -52,7 +61,8 @@ def allowlist() -> dict[str, tuple[str, ...]]:
     listed = settings.RUN_COMMAND_ALLOWLIST
     if not isinstance(listed, Mapping):
         listed = dict.fromkeys(listed, ())
-    return {name: tuple(args) for name, args in listed.items() if name not in NEVER_ALLOWED}
+    never = never_allowed()
+    return {name: tuple(args) for name, args in listed.items() if name not in never}
 
 
 def allowed_commands() -> list[str]:

@@ -98,6 +98,32 @@ def test_an_argument_not_listed_for_the_command_is_refused_naming_what_is_allowe
         run_command("showmigrations", ["--plan"])
 
 
+@pytest.mark.parametrize(
+    "command", ["queues", "workers", "ratelimits", "check_alerts", "jobs", "schedules"]
+)
+def test_switchyards_own_commands_are_refused_even_when_listed(settings, monkeypatch, command):
+    """Operators' tools: `queues purge` would skip the control permission, `jobs` the
+    per-job ones."""
+    settings.RUN_COMMAND_ALLOWLIST = {command: ("*", "*", "*")}
+    ran = []
+    monkeypatch.setattr("apps.maintenance.commands.call_command", lambda *a, **k: ran.append(a))
+    with pytest.raises(CommandNotAllowed, match=f"{command!r} is not an allowed command"):
+        run_command(command, ["purge", "celery", "--yes"])
+    assert ran == []
+
+
+def test_purging_a_queue_through_run_command_is_a_422_naming_the_command(settings):
+    settings.RUN_COMMAND_ALLOWLIST = {"queues": ("pause", "resume", "purge", "celery", "--yes")}
+    response = token_client(make_superuser()).post(
+        f"/api/jobs/{RUN_COMMAND}/runs",
+        {"parameters": {"command": "queues", "arguments": ["purge", "celery", "--yes"]}},
+        content_type="application/json",
+    )
+    assert response.status_code == 422
+    assert "command" in response.content.decode()
+    assert not Run.objects.exists()
+
+
 def test_a_command_listed_without_arguments_takes_none(settings):
     settings.RUN_COMMAND_ALLOWLIST = {"check": ()}
     assert "no issues" in run_command("check")["output"]
@@ -227,6 +253,10 @@ def test_manage_py_check_warns_about_listed_commands_that_never_run(settings):
     warning = err.getvalue() + out.getvalue()
     assert "maintenance.W001" in warning
     assert "lists diffsettings, dumpdata, loaddata, makemigrations, shell" in warning
+    settings.RUN_COMMAND_ALLOWLIST = {"check": (), "queues": ("purge",), "workers": ()}
+    err = StringIO()
+    call_command("check", stdout=StringIO(), stderr=err)
+    assert "lists queues, workers, which run_command never runs" in err.getvalue()
     settings.RUN_COMMAND_ALLOWLIST = {"check": ()}
     out = StringIO()
     call_command("check", stdout=out, stderr=StringIO())
