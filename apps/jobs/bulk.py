@@ -175,6 +175,11 @@ def retry_each(outcome: Outcome, user, ids: list[int], *, source: Source, label:
         outcome.done += 1
 
 
+# Started by no person: acting on every run is for an operator at the server only (the
+# CLI, a Python shell). A run from a schedule has no person to act as.
+OPERATOR_SOURCES = (Source.CLI, Source.SHELL)
+
+
 def run_as_job(task_id: str, action: str, query: str, expected: int) -> dict:
     """The body of the job `bulk_runs`: acts as the person who started it (its run's
     requester, from where they started it), reporting progress per batch."""
@@ -185,8 +190,13 @@ def run_as_job(task_id: str, action: str, query: str, expected: int) -> dict:
 
     own = Run.objects.select_related("requested_by").get(task_id=task_id)
     user = own.requested_by
-    if user is None and own.source in (Source.WEB, Source.API):
+    if user is None and own.source in (Source.WEB, Source.API, Source.ADMIN):
         raise PermissionError("the person who started this bulk action no longer exists")
+    if user is None and own.source not in OPERATOR_SOURCES:
+        raise PermissionError(
+            f"a bulk action acts as the person who starts it, and this run (source: "
+            f"{own.source}) has none: start it from /runs/, the API or `manage.py jobs bulk`"
+        )
     runs_filter = read_query(QueryDict(query))
 
     def progress(done: int, total: int) -> None:

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from apps.jobs import bulk
-from apps.jobs.models import Run, State
+from apps.jobs.models import Run, Source, State
 from tests.api.helpers import token_client
 from tests.helpers import make_run, make_superuser, make_user
 from tests.jobs.test_cli import jobs
@@ -295,3 +295,42 @@ def test_who_handled_a_failure_shows_in_the_api_and_jobs_status():
     listed = token_client(make_superuser("root2")).get("/api/runs").json()["items"][0]
     assert listed["handled_by"] == "ann"
     assert "handled:      by ann at" in jobs("status", str(run.pk))[1]
+
+
+# The bulk job, run with no person behind it -------------------------------------------
+
+
+def bulk_job_run(source: Source, user=None, action: str = "cancel", query: str = "") -> Run:
+    """The job's run as each door records it (`requested_by` None for a schedule's)."""
+    params = {"action": action, "query": query, "expected": 500}
+    return make_run(bulk.JOB, state=State.STARTED, source=source, requested_by=user,
+                    parameters=params)  # fmt: skip
+
+
+def test_a_scheduled_bulk_action_touches_no_run_and_says_why():
+    victim = make_run(ADD, state=State.QUEUED, requested_by=make_superuser())
+    own = bulk_job_run(Source.SCHEDULE, query=f"job={ADD}")
+    with pytest.raises(PermissionError, match=r"source: schedule\) has none"):
+        bulk.run_as_job(own.task_id, "cancel", f"job={ADD}", 500)
+    victim.refresh_from_db()
+    assert victim.state == State.QUEUED
+
+
+def test_a_bulk_action_from_the_cli_or_a_shell_acts_on_every_run():
+    root = make_superuser()
+    queued = [make_run(ADD, state=State.QUEUED, requested_by=root) for _ in range(2)]
+    for source in (Source.CLI, Source.SHELL):
+        own = bulk_job_run(source, query=f"job={ADD}")
+        bulk.run_as_job(own.task_id, "cancel", f"job={ADD}", 500)
+    assert {run.state for run in Run.objects.filter(pk__in=[r.pk for r in queued])} == {
+        State.CANCELLED
+    }
+
+
+def test_a_bulk_action_whose_person_was_deleted_touches_no_run():
+    victim = make_run(ADD, state=State.QUEUED)
+    own = bulk_job_run(Source.WEB, query=f"job={ADD}")
+    with pytest.raises(PermissionError, match="no longer exists"):
+        bulk.run_as_job(own.task_id, "cancel", f"job={ADD}", 500)
+    victim.refresh_from_db()
+    assert victim.state == State.QUEUED
