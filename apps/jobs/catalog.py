@@ -33,6 +33,8 @@ class Job:
     queue: str | None = None
     cancellable: bool = False
     idempotent: bool = True
+    # False for a job that acts as the person who starts it (a schedule has none).
+    schedulable: bool = True
     check: Callable[..., None] | None = field(default=None, compare=False, repr=False)
     task: Task | None = field(default=None, compare=False, repr=False)
 
@@ -104,6 +106,7 @@ def job(
     queue: str | None = None,
     cancellable: bool = False,
     idempotent: bool = True,
+    schedulable: bool = True,
     check: Callable[..., None] | None = None,
     **task_options: Any,
 ) -> Callable[[Callable], Task]:
@@ -113,6 +116,8 @@ def job(
     worker dies; others are acknowledged on receipt and marked failed instead.
     `check(**values)`, if given, judges the values together and raises ParameterError
     naming the parameter (bounds of one value are declared in the signature).
+    `schedulable=False`: a job that acts as the person who starts it, which a schedule
+    (it has none) may not run.
     """
 
     def decorate(fn: Callable) -> Task:
@@ -132,6 +137,7 @@ def job(
             queue=queue,
             cancellable=cancellable,
             idempotent=idempotent,
+            schedulable=schedulable,
             check=check,
             task=task,
         )

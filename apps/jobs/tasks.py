@@ -33,7 +33,7 @@ def pack_failed(request, exc, traceback) -> None:
     packs.pack_failed(request, exc, traceback)
 
 
-@job(title="Act on many runs", group="Housekeeping")
+@job(title="Act on many runs", group="Housekeeping", schedulable=False)
 def bulk_runs(
     action: Annotated[str, Choices(lambda: bulk.Action.values)],
     query: Annotated[str, MaxLength(20000)],

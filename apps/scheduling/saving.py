@@ -235,6 +235,9 @@ def _what_it_runs_errors(task: PeriodicTask, user) -> Errors:
     if user is not None and not may_run(user, name):
         return {"task": [f"You may not run {name!r}, so you may not schedule it."]}
     job = get_job(name)
+    if job is not None and not job.schedulable:
+        return {"task": [f"{job.title} acts as the person who starts it, and a schedule "
+                         "has none: it cannot be scheduled."]}  # fmt: skip
     if job is not None:
         return _parameter_errors(task, job)
     if not is_known_task(name):

@@ -178,6 +178,15 @@ def test_an_unknown_task_is_an_error_on_the_task_field(staff):
     assert "Unknown task" in errors["task"][0]
 
 
+BULK_VALUES = {"param-action": "cancel", "param-query": "state=queued", "param-expected": "9"}
+
+
+def test_a_job_that_acts_as_its_starter_cannot_be_scheduled(staff):
+    errors = post_invalid(staff, regtask="apps.jobs.tasks.bulk_runs", **BULK_VALUES)
+    assert errors == {"task": ["Act on many runs acts as the person who starts it, and a "
+                               "schedule has none: it cannot be scheduled."]}  # fmt: skip
+
+
 def test_a_solar_schedule_without_a_place_is_an_error_on_the_missing_fields(staff):
     errors = post_invalid(staff, kind="solar", event="sunset", latitude="")
     assert set(errors) == {"latitude", "longitude"}

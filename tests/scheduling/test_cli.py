@@ -142,6 +142,16 @@ def test_an_unknown_parameter_is_refused():
     assert (code, error) == (2, "error: z: unknown parameter")
 
 
+def test_a_job_that_acts_as_its_starter_is_refused_with_exit_status_2():
+    job = ("--job", "apps.jobs.tasks.bulk_runs")
+    code, _, error = schedules("add", "cancel all", *job, "--every", "1d", "action=cancel",
+                               "query=", "expected=9")  # fmt: skip
+    assert code == 2
+    assert error == ("task: Act on many runs acts as the person who starts it, and a "
+                     "schedule has none: it cannot be scheduled.")  # fmt: skip
+    assert not PeriodicTask.objects.filter(name="cancel all").exists()
+
+
 def test_an_unknown_job_is_refused():
     code, _, error = schedules("add", "bad", "--job", "apps.nowhere.vanish", "--every", "1m")
     assert code == 2
