@@ -12,6 +12,7 @@ import time
 from celery import states
 from django_celery_results.models import TaskResult
 
+from apps.jobs import secrets
 from apps.jobs.models import Run, State
 from apps.jobs.presenting import decoded
 
@@ -42,7 +43,9 @@ def fill(request, kwargs: dict) -> dict:
         name: results_of(int(pipeline_id), value[RESULT_KEY]) if is_reference(value) else value
         for name, value in kwargs.items()
     }
-    Run.objects.filter(task_id=request.id).update(parameters=filled)
+    # Recorded as every run's parameters are: its secrets masked (apps/jobs/secrets.py).
+    recorded = secrets.masked(request.task, filled)
+    Run.objects.filter(task_id=request.id).update(parameters=recorded)
     return filled
 
 

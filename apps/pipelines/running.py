@@ -22,7 +22,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
-from apps.jobs import dispatch, inspect
+from apps.jobs import dispatch, inspect, secrets
 from apps.jobs.models import NOT_STARTED, Run, Source, State
 
 from .declare import Pipeline, Result, Stage, Step, get_pipeline
@@ -100,8 +100,16 @@ def record_steps(run: Run, stages: list[Stage], reused: dict[str, Run]) -> list[
     return steps
 
 
+def step_kwargs(step: Step) -> dict:
+    """What the step's message carries: the plan's values (secrets in clear), each
+    `Result` as its reference (apps/pipelines/inputs.py fills it in the worker)."""
+    return {k: v.as_json() if isinstance(v, Result) else v for k, v in step.params.items()}
+
+
 def step_run(run: Run, step: Step, old: Run | None, now) -> Run:
-    params = {k: v.as_json() if isinstance(v, Result) else v for k, v in step.params.items()}
+    """The step's run record: its parameters masked as any run's (secrets.py); the clear
+    values travel only in its message (build_canvas)."""
+    params = secrets.masked(step.job_name, step_kwargs(step))
     new = Run(
         task_id=step_task_id(run, step.name), job_name=step.job_name, parameters=params,
         source=Source.PIPELINE, requested_by_id=run.requested_by_id,
@@ -109,7 +117,8 @@ def step_run(run: Run, step: Step, old: Run | None, now) -> Run:
         state=State.WAITING, queued_at=now, pipeline=run, step=step.name,
     )  # fmt: skip
     if old is not None:
-        new.state, new.parameters, new.worker = State.SUCCEEDED, old.parameters, old.worker
+        new.state, new.worker = State.SUCCEEDED, old.worker
+        new.parameters = secrets.masked(step.job_name, old.parameters)  # one recorded in clear
         new.started_at, new.finished_at = old.started_at, old.finished_at
         new.note = f"Result reused from run {old.pk}."
     return new
@@ -130,10 +139,11 @@ def copy_results(steps: list[Run], reused: dict[str, Run]) -> None:
 def build_canvas(run: Run, stages: list[Stage], steps: dict[str, Run]):
     """Chain of the stages still to run; a stage of several steps followed by another is
     a chord (the join waits for all of them). Every signature is immutable: a step's
-    parameters come from the plan, never from Celery passing a result along."""
+    parameters come from the plan (secrets in clear: the step's record holds the mask),
+    never from Celery passing a result along."""
     parts = []
     for stage in stages:
-        members = [signature(run, steps[s.name]) for s in stage.steps
+        members = [signature(run, steps[s.name], step_kwargs(s)) for s in stage.steps
                    if steps[s.name].state != State.SUCCEEDED]  # fmt: skip
         if members:
             parts.append(members)
@@ -148,8 +158,8 @@ def build_canvas(run: Run, stages: list[Stage], steps: dict[str, Run]):
     return tail
 
 
-def signature(run: Run, step: Run):
-    sig = current_app.signature(step.job_name, kwargs=step.parameters, immutable=True)
+def signature(run: Run, step: Run, kwargs: dict):
+    sig = current_app.signature(step.job_name, kwargs=kwargs, immutable=True)
     return sig.set(task_id=step.task_id, headers={HEADER: run.pk})
 
 

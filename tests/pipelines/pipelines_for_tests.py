@@ -6,9 +6,10 @@ from typing import Annotated
 
 from apps.demo.tasks import add, square, total
 from apps.jobs.catalog import job
-from apps.jobs.params import Range
+from apps.jobs.params import Range, Secret
 from apps.jobs.progress import report_progress
 from apps.pipelines.declare import Each, Parallel, Result, Step, pipeline
+from tests.jobs.secret_job import use_secret
 
 
 class Broken(RuntimeError):
@@ -85,4 +86,13 @@ def slow(seconds: float = 30) -> list:
             Step("wait2", wait_a_while, seconds=seconds),
         ),
         Step("after", add, x=1, y=2),
+    ]
+
+
+@pipeline("With a secret (test)", group="Tests")
+def with_a_secret(token: Secret[str], label: str = "piped") -> list:
+    """The pipeline's secret given to two steps; the second also takes a Result."""
+    return [
+        Step("first", use_secret, token=token, label=label),
+        Step("second", use_secret, token=token, label=Result("first")),
     ]
