@@ -12,6 +12,7 @@ import datetime as dt
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
@@ -27,12 +28,14 @@ from django_celery_beat.admin import (
     CrontabScheduleAdmin,
     IntervalScheduleAdmin,
     PeriodicTaskAdmin,
+    SolarScheduleAdmin,
 )
 from django_celery_beat.models import (
     ClockedSchedule,
     CrontabSchedule,
     IntervalSchedule,
     PeriodicTask,
+    SolarSchedule,
 )
 
 from apps.audit.history import history_response
@@ -43,6 +46,7 @@ from apps.jobs.permissions import may_run
 from . import bounds, preview
 from .forms import CRON_FIELDS, ScheduleForm, ScheduleTaskForm
 from .models import Schedule, ScheduleOptions
+from .saving import kind_of
 from .views import form_preview
 
 RECENT_RUNS = 20
@@ -60,7 +64,7 @@ class ScheduleAdmin(PeriodicTaskAdmin):
     list_display_links = ("name",)
     list_filter = ("enabled", "one_off", "task", "last_run_at")
     date_hierarchy = None
-    actions = ("run_now", "enable", "disable", "duplicate", "toggle_tasks")
+    actions = ("delete_selected", "run_now", "enable", "disable", "duplicate", "toggle_tasks")
     fieldsets = (
         (None, {"fields": ("name", "regtask", "task", "enabled", "description")}),
         ("Schedule", {
@@ -219,6 +223,15 @@ class ScheduleAdmin(PeriodicTaskAdmin):
                                            "%(count)d schedules toggled.", count)
                           % {"count": count})  # fmt: skip
 
+    @admin.action(description=delete_selected.short_description, permissions=["delete"])
+    def delete_selected(self, request: HttpRequest, queryset: QuerySet[PeriodicTask]):
+        """Django's own delete (its confirmation page, then the delete), of the selected
+        schedules whose job the user may run."""
+        allowed = [task.pk for task in self.runnable(request, queryset)]
+        if allowed:
+            return delete_selected(self, request, queryset.filter(pk__in=allowed))
+        return None
+
     @admin.action(description="Duplicate selected schedules (disabled)", permissions=["add"])
     def duplicate(self, request: HttpRequest, queryset: QuerySet[PeriodicTask]) -> None:
         copies = [task.duplicate() for task in self.runnable(request, queryset)]
@@ -229,6 +242,13 @@ class ScheduleAdmin(PeriodicTaskAdmin):
 
     # Who may act on which schedule ----------------------------------------------------
 
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        """Deleting a schedule (its delete page, and the schedules a schedule row's
+        delete would take with it) needs the right to run its job too."""
+        if obj is not None and not may_run(request.user, obj.task):
+            return False
+        return super().has_delete_permission(request, obj)
+
     def runnable(self, request: HttpRequest, queryset: QuerySet[PeriodicTask]) -> list:
         """The selected schedules whose job the user may run (apps.jobs.permissions);
         an error message names each of the others, which are left as they were."""
@@ -237,9 +257,7 @@ class ScheduleAdmin(PeriodicTaskAdmin):
             if may_run(request.user, task.task):
                 allowed.append(task)
             else:
-                job = get_job(task.task)
-                self.message_user(request, f"{task.name}: you may not run "
-                                           f"{job.title if job else task.task}.",
+                self.message_user(request, f"{task.name}: you may not run {job_title(task)}.",
                                   messages.ERROR)  # fmt: skip
         return allowed
 
@@ -248,16 +266,46 @@ class ScheduleAdmin(PeriodicTaskAdmin):
         return Schedule.objects.filter(pk__in=pks)
 
 
+def job_title(task: PeriodicTask) -> str:
+    job = get_job(task.task)
+    return job.title if job else task.task
+
+
 def short_time(moment: dt.datetime) -> str:
     return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M %Z")
 
 
 # django-celery-beat's pages for the schedule rows themselves --------------------------
 # A row is shared by every periodic task that uses it: editing it here reschedules them
-# all, so it gets the periodic task form's bounds (ScheduleForm, apps.scheduling.bounds).
+# all, so it gets the periodic task form's bounds (ScheduleForm, apps.scheduling.bounds), and
+# only a user who may run all of their jobs may change it. Deleting it deletes them: the
+# admin's own check asks ScheduleAdmin.has_delete_permission of each.
 
 
-class ScheduleRowForm(forms.ModelForm):
+class SharedRowForm(forms.ModelForm):
+    """A schedule row, refused to a user who may not run the job of every periodic task
+    (enabled or not) that uses it, as the periodic task form would refuse each of them."""
+
+    user = None  # who saves: set by the row's admin (SharedRowAdmin.get_form)
+
+    def clean(self):
+        data = super().clean()
+        blocking = self.blocking_tasks()
+        if blocking:
+            names = ", ".join(f"{task.name} ({job_title(task)})" for task in blocking)
+            row = f"This {self.instance._meta.verbose_name} ({self.instance})"
+            self.add_error(None, f"{row} is used by schedules of jobs you may not run, so "
+                                 f"you may not change it: {names}.")  # fmt: skip
+        return data
+
+    def blocking_tasks(self) -> list[PeriodicTask]:
+        if self.instance.pk is None or self.user is None:
+            return []  # a new row: no periodic task uses it yet
+        using = PeriodicTask.objects.filter(**{kind_of(self.instance): self.instance.pk})
+        return [task for task in using.order_by("name") if not may_run(self.user, task.task)]
+
+
+class ScheduleRowForm(SharedRowForm):
     """A schedule row, refused with the message on its field where ScheduleForm (the
     periodic task form's schedule part) would refuse the same values."""
 
@@ -286,7 +334,7 @@ class CrontabRowForm(ScheduleRowForm):
     kind = "crontab"
 
 
-class ClockedRowForm(forms.ModelForm):
+class ClockedRowForm(SharedRowForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if isinstance(self.initial.get("clocked_time"), bounds.Unreadable):
@@ -300,10 +348,20 @@ class ClockedRowForm(forms.ModelForm):
         return moment
 
 
+class SharedRowAdmin:
+    """The row's form knows who saves (SharedRowForm.user)."""
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        return type(form.__name__, (form,), {"user": request.user})
+
+
 for model, stock_admin, row_form in (
     (IntervalSchedule, IntervalScheduleAdmin, IntervalRowForm),
     (CrontabSchedule, CrontabScheduleAdmin, CrontabRowForm),
+    (SolarSchedule, SolarScheduleAdmin, SharedRowForm),
     (ClockedSchedule, ClockedScheduleAdmin, ClockedRowForm),
 ):
     admin.site.unregister(model)
-    admin.site.register(model, type(stock_admin.__name__, (stock_admin,), {"form": row_form}))
+    admin_class = type(stock_admin.__name__, (SharedRowAdmin, stock_admin), {"form": row_form})
+    admin.site.register(model, admin_class)

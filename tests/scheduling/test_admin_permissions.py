@@ -1,5 +1,5 @@
-"""Schedules obey per-job permissions: saving, enabling, duplicating or running a schedule
-needs the same right as starting its job by hand (apps.jobs.permissions.may_run).
+"""Schedules obey per-job permissions: saving, enabling, duplicating, running or deleting a
+schedule needs the same right as starting its job by hand (apps.jobs.permissions.may_run).
 
 Personas: `planner` is staff with every periodic-task permission and no job permission;
 `adder` is the same plus the permission to run `add`; `root` is a superuser.
@@ -77,8 +77,8 @@ def post_refused(client, url: str, data: dict) -> dict:
     return response.context["adminform"].form.errors
 
 
-def act(client, action: str, *tasks: PeriodicTask):
-    data = {"action": action, "_selected_action": [t.pk for t in tasks]}
+def act(client, action: str, *tasks: PeriodicTask, **more):
+    data = {"action": action, "_selected_action": [t.pk for t in tasks], **more}
     return client.post(LIST_URL, data, follow=True)
 
 
@@ -232,6 +232,70 @@ def test_a_user_duplicates_and_runs_schedules_of_the_jobs_they_may_run(adder):
     response = act(adder, "run_now", task)
     assert said(response) == ["1 run started."]
     assert Run.objects.get().job_name == ADD
+
+
+# Deleting -------------------------------------------------------------------------------
+
+
+def delete_url(task: PeriodicTask) -> str:
+    return reverse("admin:django_celery_beat_periodictask_delete", args=[task.pk])
+
+
+def test_deleting_a_forbidden_jobs_schedule_from_the_change_list_is_refused_with_a_message(
+    planner,
+):
+    task = make_schedule()
+    before = snapshot()
+    response = act(planner, "delete_selected", task, post="yes")
+    assert snapshot() == before
+    assert said(response) == ["nightly add: you may not run Add two numbers."]
+
+
+def test_the_delete_confirmation_lists_only_the_schedules_the_user_may_run(adder):
+    mine = make_schedule("mine")
+    theirs = make_schedule("theirs", task=RUN_COMMAND, kwargs='{"command": "check"}')
+    response = act(adder, "delete_selected", mine, theirs)
+    assert list(response.context["queryset"]) == [mine]
+    assert said(response) == ["theirs: you may not run Run a management command."]
+
+
+def test_deleting_from_the_change_list_deletes_the_allowed_schedules_only(adder):
+    mine = make_schedule("mine")
+    theirs = make_schedule("theirs", task=RUN_COMMAND, kwargs='{"command": "check"}')
+    response = act(adder, "delete_selected", mine, theirs, post="yes")
+    assert not PeriodicTask.objects.filter(pk=mine.pk).exists()
+    assert PeriodicTask.objects.filter(pk=theirs.pk).exists()
+    assert said(response) == [
+        "theirs: you may not run Run a management command.",
+        "Successfully deleted 1 periodic task.",
+    ]  # fmt: skip
+
+
+def test_the_delete_page_of_a_forbidden_jobs_schedule_is_refused(planner):
+    task = make_schedule()
+    assert planner.get(delete_url(task)).status_code == 403
+    assert planner.post(delete_url(task), {"post": "yes"}).status_code == 403
+    assert PeriodicTask.objects.filter(pk=task.pk).exists()
+
+
+def test_the_change_page_of_a_forbidden_jobs_schedule_offers_no_delete_link(planner):
+    task = make_schedule()
+    assert delete_url(task) not in planner.get(change_url(task)).content.decode()
+
+
+def test_a_user_deletes_a_schedule_of_a_job_they_may_run_from_its_delete_page(adder):
+    task = make_schedule()
+    assert adder.post(delete_url(task), {"post": "yes"}).status_code == 302
+    assert not PeriodicTask.objects.filter(pk=task.pk).exists()
+
+
+def test_a_superuser_deletes_any_schedule(root):
+    task = make_schedule("backup", task=RUN_COMMAND, kwargs='{"command": "check"}')
+    assert root.post(delete_url(task), {"post": "yes"}).status_code == 302
+    other = make_schedule("mul", task=MUL)
+    response = act(root, "delete_selected", other, post="yes")
+    assert not PeriodicTask.objects.filter(pk__in=[task.pk, other.pk]).exists()
+    assert "Successfully deleted 1 periodic task." in said(response)
 
 
 # The operator's CLI ---------------------------------------------------------------------

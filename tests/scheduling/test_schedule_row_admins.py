@@ -1,15 +1,26 @@
-"""django-celery-beat's own admin pages for schedule rows (interval, crontab, clocked) obey
-the same bounds as the periodic task form (apps.scheduling.bounds): a row that beat would
-skip as broken is refused with a message on the field, and nothing is written.
+"""django-celery-beat's own admin pages for schedule rows (interval, crontab, solar,
+clocked) obey the same rules as the periodic task form: a row that beat would skip as
+broken is refused with a message on the field, and nothing is written.
 
-These rows are shared: editing one changes every periodic task that uses it.
+These rows are shared: editing one changes every periodic task that uses it, so a user
+may change or delete a row only if they may run the jobs of all of those tasks.
 """
 
-import pytest
-from django.urls import reverse
-from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule
+import datetime as dt
 
-from tests.helpers import make_superuser
+import pytest
+from django.contrib.auth.models import Permission
+from django.urls import reverse
+from django.utils import timezone
+from django_celery_beat.models import (
+    ClockedSchedule,
+    CrontabSchedule,
+    IntervalSchedule,
+    PeriodicTask,
+    SolarSchedule,
+)
+
+from tests.helpers import make_superuser, make_user
 from tests.scheduling.makers import make_crontab, make_interval, make_schedule
 
 pytestmark = pytest.mark.django_db
@@ -105,3 +116,121 @@ def test_a_crontab_that_occurs_is_saved_from_its_page(root):
     assert post(root, change_url(crontab), values).status_code == 302
     crontab.refresh_from_db()
     assert (crontab.minute, crontab.hour, str(crontab.timezone)) == ("15", "4", "Europe/Paris")
+
+
+# Clocked rows -------------------------------------------------------------------------
+
+
+def clocked_values(moment: dt.datetime) -> dict:
+    local = timezone.localtime(moment)
+    return {"clocked_time_0": f"{local:%Y-%m-%d}", "clocked_time_1": f"{local:%H:%M:%S}"}
+
+
+def make_clocked(moment: dt.datetime) -> ClockedSchedule:
+    return ClockedSchedule.objects.create(clocked_time=moment.replace(microsecond=0))
+
+
+# Rows shared with schedules of jobs the user may not run -------------------------------
+# `editor` may change and delete periodic tasks and schedule rows, and run `add` only.
+
+ADD = "apps.demo.tasks.add"
+BACKUP = "apps.maintenance.tasks.backup_database"
+
+
+@pytest.fixture
+def editor(client):
+    user = make_user("editor", jobs=(ADD,))
+    user.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label="django_celery_beat")
+    )
+    client.force_login(user)
+    return client
+
+
+def make_row(kind: str):
+    if kind == "interval":
+        return make_interval(1, "days"), {"every": 1, "period": "seconds"}
+    if kind == "crontab":
+        values = {"minute": "*", "hour": "*", "day_of_month": "*", "month_of_year": "*",
+                  "day_of_week": "*", "timezone": "UTC"}  # fmt: skip
+        return make_crontab("0 3 * * *"), values
+    if kind == "solar":
+        row = SolarSchedule.objects.create(event="sunrise", latitude="48.85", longitude="2.35")
+        row.refresh_from_db()  # as the page reads it: 48.850000
+        return row, {"event": "sunset", "latitude": "48.85", "longitude": "2.35"}
+    row = make_clocked(timezone.now() + dt.timedelta(days=2))
+    return row, clocked_values(timezone.now() + dt.timedelta(minutes=5))
+
+
+def use(row, name: str, task: str = BACKUP, **fields) -> PeriodicTask:
+    kind = row._meta.model_name.removesuffix("schedule")
+    kwargs = '{"keep": 7}' if task == BACKUP else '{"x": 2, "y": 3}'
+    schedule = {"crontab": None, kind: row}
+    return make_schedule(name, task=task, kwargs=kwargs, one_off=kind == "clocked",
+                         **schedule, **fields)  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["interval", "crontab", "solar", "clocked"])
+def test_a_row_shared_with_a_forbidden_jobs_schedule_cannot_be_changed_from_its_page(editor, kind):
+    row, values = make_row(kind)
+    use(row, "mine", task=ADD)
+    use(row, "backup-daily")
+    errors = refused(editor, change_url(row), values, type(row))
+    assert errors["__all__"] == [
+        f"This {row._meta.verbose_name} ({row}) is used by schedules of jobs you may not run, "
+        "so you may not change it: backup-daily (Back up the database)."
+    ]
+
+
+def test_a_disabled_schedule_of_a_forbidden_job_blocks_its_row_too(editor):
+    row, values = make_row("interval")
+    use(row, "backup-daily", enabled=False)
+    assert "backup-daily" in str(refused(editor, change_url(row), values, IntervalSchedule))
+
+
+@pytest.mark.parametrize("kind", ["interval", "crontab", "solar", "clocked"])
+def test_a_row_whose_schedules_are_all_of_jobs_the_user_may_run_is_changed(editor, kind):
+    row, values = make_row(kind)
+    use(row, "mine", task=ADD)
+    assert post(editor, change_url(row), values).status_code == 302
+
+
+@pytest.mark.parametrize("kind", ["interval", "crontab", "solar", "clocked"])
+def test_a_new_row_needs_no_job_permission_since_no_schedule_uses_it_yet(editor, kind):
+    _, values = make_row(kind)
+    before = type(_).objects.count()
+    assert post(editor, add_url(type(_)), values).status_code == 302
+    assert type(_).objects.count() == before + 1
+
+
+def test_a_superuser_changes_a_row_shared_with_any_schedule(root):
+    row, values = make_row("interval")
+    use(row, "backup-daily")
+    assert post(root, change_url(row), values).status_code == 302
+
+
+def delete_url(row) -> str:
+    return reverse(f"admin:django_celery_beat_{row._meta.model_name}_delete", args=[row.pk])
+
+
+@pytest.mark.parametrize("kind", ["interval", "crontab", "solar", "clocked"])
+def test_a_row_shared_with_a_forbidden_jobs_schedule_cannot_be_deleted(editor, kind):
+    """Deleting the row would delete its schedules: the admin's own check of the
+    schedules it would take with it refuses it."""
+    row, _ = make_row(kind)
+    task = use(row, "backup-daily")
+    page = editor.get(delete_url(row))
+    assert page.context["perms_lacking"] == {"periodic task"}
+    assert editor.post(delete_url(row), {"post": "yes"}).status_code == 403
+    changelist = reverse(f"admin:django_celery_beat_{row._meta.model_name}_changelist")
+    data = {"action": "delete_selected", "_selected_action": [row.pk], "post": "yes"}
+    assert editor.post(changelist, data).status_code == 403
+    assert PeriodicTask.objects.filter(pk=task.pk).exists()
+    assert type(row).objects.filter(pk=row.pk).exists()
+
+
+def test_a_row_whose_schedules_are_all_of_jobs_the_user_may_run_is_deleted(editor):
+    row, _ = make_row("interval")
+    use(row, "mine", task=ADD)
+    assert editor.post(delete_url(row), {"post": "yes"}).status_code == 302
+    assert not IntervalSchedule.objects.filter(pk=row.pk).exists()
