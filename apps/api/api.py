@@ -192,7 +192,7 @@ def start(request, body: RunIn, name: str = JobName):
         job, body.parameters, source=Source.API, user=request.auth,
         idempotency_key=body.idempotency_key,
     )  # fmt: skip
-    return Status(201, run_detail(run))
+    return Status(201, run_detail(run, request.auth))
 
 
 @api.post(
@@ -316,7 +316,7 @@ def bulk_act(request, body: BulkIn):
 @api.get("/runs/{run_id}", response={200: RunOut, **errors(401, 404, 422)}, tags=["runs"])
 def read_run(request, run_id: int = RunId):
     """One run, with its result and traceback once finished. 404 if not yours to see."""
-    return run_detail(visible_run(request.auth, run_id))
+    return run_detail(visible_run(request.auth, run_id), request.auth)
 
 
 @api.post(
@@ -329,7 +329,7 @@ def cancel(request, run_id: int = RunId):
     run = actionable_run(request.auth, run_id)
     if not cancel_run(run, by=request.auth):
         raise HttpError(409, "The run has already finished.")
-    return Status(202, run_detail(run))
+    return Status(202, run_detail(run, request.auth))
 
 
 @api.post(
@@ -345,8 +345,8 @@ def retry(request, run_id: int = RunId):
     names any missing)."""
     run = actionable_run(request.auth, run_id)
     given = retry_body(request).secrets
-    return Status(201, run_detail(rerun(run, source=Source.API, user=request.auth,
-                                        secret_values=given)))  # fmt: skip
+    new = rerun(run, source=Source.API, user=request.auth, secret_values=given)
+    return Status(201, run_detail(new, request.auth))
 
 
 def retry_body(request) -> RetryIn:

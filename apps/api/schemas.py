@@ -4,6 +4,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+from django.db.models import Exists, OuterRef
 from ninja import Field, Schema
 from pydantic import ConfigDict
 
@@ -133,12 +134,13 @@ class RunSummary(Schema):
 
 
 class StepOut(Schema):
-    id: int
+    id: int | None = Field(description="Null for a hidden step.")
     step: str
-    job: str
+    job: str = Field(description="Empty for a hidden step.")
     state: State
     started_at: datetime | None
     finished_at: datetime | None
+    hidden: bool = Field(False, description="A step run you may not see: its name and state only.")
 
 
 class RunOut(RunSummary):
@@ -259,11 +261,12 @@ def run_summary(run: Run) -> dict:
     return {**summary_out(presenting.summary(run)), **place(run)}
 
 
-def run_detail(run: Run) -> dict:
-    """The summary plus Celery's stored result and traceback, as data (never HTML)."""
+def run_detail(run: Run, user) -> dict:
+    """The summary plus Celery's stored result and traceback, as data (never HTML); a
+    pipeline's steps as `user` may see them."""
     view = presenting.describe(run)
     return {**summary_out(view), **place(run), "result": view.result,
-            "traceback": view.traceback, "steps": steps_out(run)}  # fmt: skip
+            "traceback": view.traceback, "steps": steps_out(run, user)}  # fmt: skip
 
 
 def place(run: Run) -> dict:
@@ -271,13 +274,24 @@ def place(run: Run) -> dict:
     return {"pipeline": run.pipeline_id, "step": run.step}
 
 
-def steps_out(run: Run) -> list[dict]:
-    """A pipeline run's steps (recorded when it starts: none before, so no query)."""
+def steps_out(run: Run, user) -> list[dict]:
+    """A pipeline run's steps (recorded when it starts: none before, so no query). Each
+    is a run of its own: one `user` may not see (Run.objects.visible_to) is hidden."""
     if run.state in NOT_STARTED or run.pipeline_id is not None:
         return []
-    fields = ("id", "step", "job_name", "state", "started_at", "finished_at")
-    return [{**row, "job": row.pop("job_name")}
-            for row in run.steps.order_by("pk").values(*fields)]  # fmt: skip
+    fields = ("id", "step", "job_name", "state", "started_at", "finished_at", "seen")
+    seen = Exists(Run.objects.visible_to(user).filter(pk=OuterRef("pk")))
+    rows = run.steps.order_by("pk").annotate(seen=seen).values(*fields)
+    return [step_out(row) for row in rows]
+
+
+def step_out(row: dict) -> dict:
+    """One step of `steps_out`; one its reader may not see: its name and state only."""
+    seen, job = row.pop("seen"), row.pop("job_name")
+    if not seen:
+        return {"id": None, "step": row["step"], "job": "", "state": row["state"],
+                "started_at": None, "finished_at": None, "hidden": True}  # fmt: skip
+    return {**row, "job": job, "hidden": False}
 
 
 NO_PROGRESS = {"done": None, "total": None, "percent": None, "message": ""}

@@ -5,6 +5,10 @@ Stages are columns, left to right; a stage's steps are boxes in its column. A st
 many steps (a fan-out of 1,000) shows counts by state and at most SHOWN boxes, those
 that failed or are running first: the page stays one query for the steps' states and one
 for the shown steps' results.
+
+Every step is a run of its own, seen by the rule of any run (`Run.objects.visible_to`,
+as its page and the API): a step the viewer may not see is drawn with its name and state
+only ("hidden"), without its job, times, worker, note, result or link.
 """
 
 import datetime as dt
@@ -14,6 +18,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 
+from django.db.models import Exists, OuterRef, Value
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django_celery_results.models import TaskResult
@@ -45,6 +50,7 @@ class StepBox:
     retries: int
     note: str
     job_name: str
+    seen: bool = True  # may the viewer see this step's run? (else: name and state only)
     result_text: str = ""
 
     @property
@@ -81,8 +87,8 @@ def graph_part(context) -> str:
     stages = [(name, [n for n in members if n in states])
               for name, members in layout(pipeline, run, states)]  # fmt: skip
     drawn = {n for _, members in stages for n in shown(members, states)}
-    rows = Run.objects.filter(pipeline_id=run.pk, step__in=drawn).values_list(*COLUMNS)
-    boxes = {row[2]: StepBox(*row) for row in rows}
+    rows = Run.objects.filter(pipeline_id=run.pk, step__in=drawn).annotate(seen=seen_by(context))
+    boxes = {row[2]: box(*row) for row in rows.values_list(*COLUMNS, "seen")}
     columns = [column(name, members, states, boxes) for name, members in stages]
     add_results(list(boxes.values()))
     failed_at = next((name for name, state in states.items() if state == State.FAILED), "")
@@ -90,6 +96,25 @@ def graph_part(context) -> str:
         "run": run, "columns": columns, "failed_at": failed_at, "total": len(states),
         "reruns_from_failure": run.state in (State.FAILED, State.CANCELLED),
     })  # fmt: skip
+
+
+def seen_by(context):
+    """Whether the viewer may see each step's run, as its own page decides (in the same
+    query as the steps drawn)."""
+    user = getattr(context.get("request"), "user", None)
+    if user is None or not user.is_authenticated:
+        return Value(False)
+    return Exists(Run.objects.visible_to(user).filter(pk=OuterRef("pk")))
+
+
+def box(*row) -> StepBox:
+    """A drawn step; one the viewer may not see keeps its name and state only."""
+    step = StepBox(*row)
+    if step.seen:
+        return step
+    return StepBox(pk=step.pk, task_id=step.task_id, step=step.step, state=step.state,
+                   started_at=None, finished_at=None, worker="", retries=0, note="",
+                   job_name="", seen=False)  # fmt: skip
 
 
 def layout(pipeline, run: Run, steps: dict) -> list[tuple[str, list[str]]]:
@@ -123,7 +148,7 @@ def column(name: str, members: list[str], states: dict, boxes: dict) -> Column:
 
 
 def add_results(steps: list[StepBox]) -> None:
-    done = {s.task_id: s for s in steps if s.state == State.SUCCEEDED}
+    done = {s.task_id: s for s in steps if s.state == State.SUCCEEDED and s.seen}
     if not done:
         return
     rows = TaskResult.objects.filter(task_id__in=done).only("task_id", "result", "content_type")

@@ -1,11 +1,15 @@
 """The pipeline's run page draws its steps; /runs/ shows the pipeline as one row."""
 
+import json
+
 import pytest
+from django_celery_results.models import TaskResult
 
 from apps.demo.pipelines import sum_of_squares
 from apps.jobs.catalog import get_job
 from apps.jobs.models import Run, Source, State
 from apps.pipelines import running
+from tests.api.helpers import token_client
 from tests.helpers import make_superuser, make_user
 
 pytestmark = pytest.mark.django_db
@@ -108,3 +112,75 @@ def test_the_sweep_ends_a_pipeline_whose_steps_all_succeeded_without_a_word():
     sweep()
     run.refresh_from_db()
     assert run.state == State.SUCCEEDED
+
+
+def succeeded_with_results(run: Run) -> Run:
+    """Every step succeeded, each with a result only its readers may see."""
+    run.steps.update(state=State.SUCCEEDED, finished_at=timezone_now(), worker="w1@host")
+    for step in run.steps.all():
+        TaskResult.objects.create(task_id=step.task_id, task_name=step.job_name,
+                                  status="SUCCESS", result=json.dumps(f"result of {step.step}"),
+                                  content_type="application/json")  # fmt: skip
+    return run
+
+
+def roots_pipeline(count: int = 2) -> Run:
+    """Started by root; frank may run the pipeline but not the jobs of its steps."""
+    run = succeeded_with_results(make_pipeline_run(count=count))
+    Run.objects.filter(pk=run.pk).update(requested_by=make_superuser())
+    run.refresh_from_db()
+    run.steps.update(requested_by=run.requested_by)  # as the pipeline's task records them
+    return run
+
+
+def frank():
+    return make_user("frank", jobs=(sum_of_squares.name,))
+
+
+def test_the_graph_hides_the_steps_a_viewer_may_not_see_showing_name_and_state(client):
+    run = roots_pipeline()
+    step = run.steps.get(step="square[1]")
+    client.force_login(frank())
+    assert client.get(step.get_absolute_url()).status_code == 403
+    page = client.get(run.get_absolute_url())
+    body = page.content.decode()
+    assert page.status_code == 200
+    assert 'data-step="square[1]" data-state="succeeded" data-hidden' in body
+    assert "hidden: you may not see this step" in body
+    assert "result of" not in body
+    assert f'href="{step.get_absolute_url()}"' not in body
+    assert "apps.demo.tasks.square" not in body and "w1@host" not in body
+
+
+def test_the_graph_shows_each_step_s_result_to_whom_may_see_its_run(client):
+    run = roots_pipeline()
+    step = run.steps.get(step="square[1]")
+    client.force_login(run.requested_by)
+    body = client.get(run.get_absolute_url(), **HTMX).content.decode()
+    assert "result of square[1]" in body and "result of double" in body
+    assert f'href="{step.get_absolute_url()}"' in body and "data-hidden" not in body
+
+
+def test_the_user_who_started_the_pipeline_sees_its_steps_results(client):
+    alice = make_user("alice", jobs=(sum_of_squares.name,))
+    run = succeeded_with_results(make_pipeline_run(count=1))
+    Run.objects.filter(pk=run.pk).update(requested_by=alice)
+    run.steps.update(requested_by=alice)  # as the pipeline's task records them
+    client.force_login(alice)
+    body = client.get(run.get_absolute_url(), **HTMX).content.decode()
+    assert "result of total" in body and "data-hidden" not in body
+
+
+def test_the_api_lists_the_steps_a_reader_may_not_see_by_name_and_state_only():
+    run = roots_pipeline(count=1)
+    step = run.steps.get(step="total")
+    api = token_client(frank())
+    assert api.get(f"/api/runs/{step.pk}").status_code == 404
+    steps = api.get(f"/api/runs/{run.pk}").json()["steps"]
+    assert {"id": None, "step": "total", "job": "", "state": "succeeded", "started_at": None,
+            "finished_at": None, "hidden": True} in steps  # fmt: skip
+    assert all(s["hidden"] and s["id"] is None for s in steps)
+    seen = token_client(run.requested_by).get(f"/api/runs/{run.pk}").json()["steps"]
+    assert {"id": step.pk, "step": "total", "job": step.job_name, "hidden": False}.items() <= {
+        s["step"]: s for s in seen
+    }["total"].items()
