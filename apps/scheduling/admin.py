@@ -46,7 +46,7 @@ from apps.jobs.permissions import may_run
 from . import bounds, preview
 from .forms import CRON_FIELDS, ScheduleForm, ScheduleTaskForm
 from .models import Schedule, ScheduleOptions
-from .saving import kind_of
+from .saving import kind_of, row_errors
 from .views import form_preview
 
 RECENT_RUNS = 20
@@ -277,7 +277,7 @@ def short_time(moment: dt.datetime) -> str:
 
 # django-celery-beat's pages for the schedule rows themselves --------------------------
 # A row is shared by every periodic task that uses it: editing it here reschedules them
-# all, so it gets the periodic task form's bounds (ScheduleForm, apps.scheduling.bounds), and
+# all, so it gets the periodic task form's rules (ScheduleForm, saving.row_errors), and
 # only a user who may run all of their jobs may change it. Deleting it deletes them: the
 # admin's own check asks ScheduleAdmin.has_delete_permission of each.
 
@@ -334,18 +334,27 @@ class CrontabRowForm(ScheduleRowForm):
     kind = "crontab"
 
 
-class ClockedRowForm(SharedRowForm):
+class CheckedRowForm(SharedRowForm):
+    """A solar or clocked row, checked by saving.row_errors as save_schedule checks the
+    periodic task form's row: a clocked time must be to come, unless it is the one stored
+    (as the periodic task form keeps it)."""
+
+    def clean(self):
+        data = super().clean()
+        if not self.errors:
+            model = type(self.instance)
+            row = model(**{name: data.get(name) for name in self.fields})
+            stored = getattr(self.instance, "clocked_time", None) if self.instance.pk else None
+            for name, errors in row_errors(row, stored).items():
+                self.add_error(name if name in self.fields else None, errors)
+        return data
+
+
+class ClockedRowForm(CheckedRowForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if isinstance(self.initial.get("clocked_time"), bounds.Unreadable):
             del self.initial["clocked_time"]  # stored as no date at all: asked anew
-
-    def clean_clocked_time(self):
-        moment = self.cleaned_data["clocked_time"]
-        error = bounds.moment_error(moment)
-        if error:
-            raise forms.ValidationError(error)
-        return moment
 
 
 class SharedRowAdmin:
@@ -359,7 +368,7 @@ class SharedRowAdmin:
 for model, stock_admin, row_form in (
     (IntervalSchedule, IntervalScheduleAdmin, IntervalRowForm),
     (CrontabSchedule, CrontabScheduleAdmin, CrontabRowForm),
-    (SolarSchedule, SolarScheduleAdmin, SharedRowForm),
+    (SolarSchedule, SolarScheduleAdmin, CheckedRowForm),
     (ClockedSchedule, ClockedScheduleAdmin, ClockedRowForm),
 ):
     admin.site.unregister(model)

@@ -1,6 +1,7 @@
 """django-celery-beat's own admin pages for schedule rows (interval, crontab, solar,
 clocked) obey the same rules as the periodic task form: a row that beat would skip as
-broken is refused with a message on the field, and nothing is written.
+broken, or a clocked time that has passed, is refused with a message on the field, and
+nothing is written.
 
 These rows are shared: editing one changes every periodic task that uses it, so a user
 may change or delete a row only if they may run the jobs of all of those tasks.
@@ -118,7 +119,7 @@ def test_a_crontab_that_occurs_is_saved_from_its_page(root):
     assert (crontab.minute, crontab.hour, str(crontab.timezone)) == ("15", "4", "Europe/Paris")
 
 
-# Clocked rows -------------------------------------------------------------------------
+# A clocked time that has passed -------------------------------------------------------
 
 
 def clocked_values(moment: dt.datetime) -> dict:
@@ -128,6 +129,32 @@ def clocked_values(moment: dt.datetime) -> dict:
 
 def make_clocked(moment: dt.datetime) -> ClockedSchedule:
     return ClockedSchedule.objects.create(clocked_time=moment.replace(microsecond=0))
+
+
+def test_a_one_off_schedules_time_cannot_be_moved_into_the_past_from_the_clocked_page(root):
+    clocked = make_clocked(timezone.now() + dt.timedelta(days=2))
+    make_schedule("once", clocked=clocked, crontab=None, one_off=True)
+    past = timezone.now() - dt.timedelta(days=3)
+    errors = refused(root, change_url(clocked), clocked_values(past), ClockedSchedule)
+    assert errors["clocked_time"] == ["This time has passed: choose a time to come."]
+
+
+def test_a_time_that_has_passed_is_refused_on_the_clocked_page_even_with_no_schedule_pending(
+    root,
+):
+    """As the periodic task form refuses it for a disabled one-off schedule too."""
+    clocked = make_clocked(timezone.now() + dt.timedelta(days=2))
+    make_schedule("once", clocked=clocked, crontab=None, one_off=True, enabled=False)
+    past = clocked_values(timezone.now() - dt.timedelta(hours=1))
+    assert "has passed" in str(refused(root, change_url(clocked), past, ClockedSchedule))
+    assert "has passed" in str(refused(root, add_url(ClockedSchedule), past, ClockedSchedule))
+
+
+def test_a_clocked_row_whose_time_has_passed_may_be_saved_unchanged(root):
+    """The periodic task form keeps a stored time that has passed too."""
+    clocked = make_clocked(timezone.now() - dt.timedelta(days=1))
+    response = post(root, change_url(clocked), clocked_values(clocked.clocked_time))
+    assert response.status_code == 302
 
 
 # Rows shared with schedules of jobs the user may not run -------------------------------
