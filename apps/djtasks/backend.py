@@ -66,10 +66,13 @@ class CeleryBackend(BaseTaskBackend):
 
 
 def _record(task: Task, args, kwargs, send: dict) -> Run:
-    """NotStorable (a ValueError) for NaN, infinity or a lone surrogate in the arguments,
-    before anything is recorded (the run's INSERT would fail on them)."""
+    """Nothing is recorded for arguments that are not JSON (TypeError, as the Tasks API
+    says), that no run record can store (NotStorable, a ValueError: NaN, infinity, a
+    lone surrogate) or that the task's parameters refuse (registry.InvalidArguments: too
+    many, unknown, missing, of the wrong type or outside the declared bounds)."""
     kwargs, args = normalize_json(kwargs), normalize_json(list(args))
     json_values.check([args, kwargs])
+    args, kwargs = registry.checked_arguments(task, args, kwargs)
     return record_and_send(
         task.module_path, kwargs, args=args,
         source=Source.TASKS_API, label=REQUESTED_BY, options={**send, registry.FROM_ENQUEUE: True},

@@ -25,6 +25,7 @@ from django.forms.fields import InvalidJSONInput, JSONString
 
 from apps.jobs import catalog, json_values
 from apps.jobs import params as P
+from apps.jobs.catalog import ParameterError
 
 from . import options, results
 from .compat import Task, TaskContext, normalize_json, task_finished, task_started
@@ -186,7 +187,7 @@ def run_task(self: TasksApiCeleryTask, *args, **kwargs):
     if getattr(self.request, "switchyard_skip", False):
         raise Ignore()  # cancelled before it started, or a duplicate of a finished run
     task = declared(self.django_task_name)
-    kwargs = _typed_kwargs(task, kwargs)
+    args, kwargs = _typed_arguments(task, args, kwargs)
     result = results.running(self.request, task)
     sender = type(task.get_backend())
     task_started.send(sender, task_result=result)
@@ -209,15 +210,99 @@ def _call(task: Task, result, args, kwargs):
     return task.call(*args, **kwargs)
 
 
-def _typed_kwargs(task: Task, kwargs: dict) -> dict:
-    """JSON values from the message back to the annotated types (dates, decimals...),
-    within their declared bounds (as a `@job`'s: the worker's last look)."""
+# A call's arguments, checked at enqueue and again in the worker ------------------------
+
+_VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+
+
+class InvalidArguments(ParameterError, TypeError):
+    """A call the task's parameters refuse; `errors` names each bad one. A ParameterError
+    (a ValueError) as any refused parameters are, and a TypeError as a Python call with
+    the wrong arguments is: `except TypeError` and `except ValueError` both catch it."""
+
+
+def checked_arguments(task: Task, args: list, kwargs: dict) -> tuple[list, dict]:
+    """An enqueue's arguments, refused (InvalidArguments) unless they bind to the task's
+    signature and pass the catalog's rule for its parameters (`clean_parameters`: types,
+    required ones, declared bounds), as at every other door. They stay where they were
+    given; each value as given, or as the rule read it where that differs (the text
+    "false" for a bool goes as false, which the task would otherwise take as true)."""
+    signature = _signature(task)
+    named = _bind(signature, args, kwargs)
+    job = catalog.get_job(task.module_path)
+    if job is None:
+        return args, kwargs
+    try:
+        cleaned = catalog.clean_parameters(job, _given_values(job, named))
+    except ParameterError as error:
+        raise InvalidArguments(error.errors) from None
+    read = {name: value if value == cleaned[name] else cleaned[name]
+            for name, value in named.items() if name in cleaned}  # fmt: skip
+    names = _positional(signature)  # values past them (a `*args`) go as given
+    args = [read.get(names[i], value) if i < len(names) else value for i, value in enumerate(args)]
+    return args, {name: read.get(name, value) for name, value in kwargs.items()}
+
+
+def _signature(task: Task) -> inspect.Signature:
+    """What a caller passes: the function's parameters but a context (given by the worker)."""
+    signature = inspect.signature(task.func)
+    parameters = list(signature.parameters.values())[1 if task.takes_context else 0 :]
+    return signature.replace(parameters=parameters)
+
+
+def _bind(signature: inspect.Signature, args: list, kwargs: dict) -> dict:
+    """The named parameters' values, as Python would bind the call (a required one left
+    out is for the catalog's rule to name); a call Python refuses is refused by name."""
+    try:
+        bound = signature.bind_partial(*args, **kwargs)
+    except TypeError as error:
+        raise InvalidArguments(_binding_errors(signature, args, kwargs, error)) from None
+    kinds = {name: p.kind for name, p in signature.parameters.items()}
+    return {name: value for name, value in bound.arguments.items() if kinds[name] not in _VARIADIC}
+
+
+def _positional(signature: inspect.Signature) -> list[str]:
+    return [name for name, p in signature.parameters.items()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]  # fmt: skip
+
+
+def _binding_errors(signature, args, kwargs, error: TypeError) -> dict[str, list[str]]:
+    kinds = {p.kind for p in signature.parameters.values()}
+    positional = _positional(signature)
+    errors = {}
+    if len(args) > len(positional) and inspect.Parameter.VAR_POSITIONAL not in kinds:
+        errors["args"] = [
+            f"{len(args)} positional arguments given, at most {len(positional)} taken"
+        ]
+    for name in kwargs:
+        if name in positional[: len(args)]:
+            errors[name] = ["given twice, by position and by name"]
+        elif name not in signature.parameters and inspect.Parameter.VAR_KEYWORD not in kinds:
+            errors[name] = ["unknown parameter"]
+    return errors or {"args": [str(error)]}
+
+
+def _given_values(job: catalog.Job, named: dict) -> dict:
+    """A text value given to a parameter that takes JSON is that text, not JSON to read
+    (as it is when typed in a form or on a command line)."""
+    takes_json = {p.name for p in job.params if getattr(p.kind, "takes_objects", False)}
+    return {name: JSONString(value) if name in takes_json and isinstance(value, str) else value
+            for name, value in named.items()}  # fmt: skip
+
+
+def _typed_arguments(task: Task, args, kwargs: dict) -> tuple[tuple, dict]:
+    """The worker's last look at a message from anywhere (an old schedule row, `celery
+    call`, a run recorded around enqueue): the arguments, positional ones too, bound to
+    the task's signature (TypeError if they do not fit) and turned from JSON back to the
+    annotated types (dates, decimals...) within their declared bounds (ValueError naming
+    the parameter), before the task's code runs, as a `@job`'s are."""
     job = catalog.get_job(task.module_path)
     by_name = {p.name: p for p in job.params} if job else {}
-    return {
-        name: P.typed_value(by_name[name], value) if name in by_name else value
-        for name, value in kwargs.items()
-    }
+    bound = _signature(task).bind(*args, **kwargs)
+    for name, value in bound.arguments.items():
+        if name in by_name:
+            bound.arguments[name] = P.typed_value(by_name[name], value)
+    return bound.args, bound.kwargs
 
 
 def _forget_options(request) -> None:

@@ -264,9 +264,13 @@ def _form_data(job: Job, data: Mapping[str, Any]) -> dict[str, Any]:
     merged = {p.name: P.to_json(p.default) for p in job.params if p.default is not None}
     # A parameter of a kind that takes JSON (apps.djtasks) may be an object.
     takes_objects = {p.name for p in job.params if getattr(p.kind, "takes_objects", False)}
+    takes_lists = takes_objects | {p.name for p in job.params if p.is_list}
     for name, value in data.items():
         if isinstance(value, dict) and name not in takes_objects:
             raise ParameterError({name: ["expected a value, not an object"]})
+        if isinstance(value, list | tuple) and name not in takes_lists:
+            # A text field would read ["a"] as the text "['a']".
+            raise ParameterError({name: ["expected a value, not a list"]})
         merged[name] = value
     for p in job.params:
         if p.kind is bool and not p.is_list and isinstance(merged.get(p.name), str):

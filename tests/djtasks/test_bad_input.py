@@ -5,9 +5,13 @@ import datetime as dt
 import pytest
 from django_tasks.exceptions import InvalidTaskError, TaskResultDoesNotExist
 
-from apps.demo.tasks_api.tasks import echo_later, greet, tally, tidy_up
+from apps.demo.tasks_api.tasks import divide, echo_later, greet, tally, tidy_up, whoami
+from apps.djtasks.models import SendOptions
+from apps.djtasks.registry import InvalidArguments
+from apps.jobs.catalog import ParameterError
 from apps.jobs.models import Run
 from tests.api.helpers import token_client
+from tests.djtasks.test_runs import run_coroutine
 from tests.helpers import make_run, make_superuser, make_user
 
 pytestmark = pytest.mark.django_db
@@ -86,3 +90,90 @@ def test_the_demo_tasks_bounds_are_in_their_schema_and_values_within_them_run():
                            content_type="application/json")  # fmt: skip
     assert response.status_code == 201
     assert Run.objects.get().parameters == {"text": "x", "seconds": 0.5}
+
+
+# What enqueue refuses: the task's parameters, as at every other door -------------------
+
+
+def refused(label, task, args, kwargs, field, message):
+    return pytest.param(task, args, kwargs, field, message, id=label)
+
+
+REFUSED_CALLS = [
+    refused("a number above its bound", tidy_up, (), {"days": 99999},
+            "days", "less than or equal to 3650"),
+    refused("a positional number below its bound", tidy_up, (-5,), {},
+            "days", "greater than or equal to 1"),
+    refused("a float above its bound", echo_later, ("x",), {"seconds": 1e6},
+            "seconds", "less than or equal to 60"),
+    refused("a list for a text", greet, (), {"name": ["a"]},
+            "name", "expected a value, not a list"),
+    refused("a word for a number", tidy_up, ("soon",), {}, "days", "Enter a whole number."),
+    refused("too many positional arguments", greet, ("a", "b", "c"), {},
+            "args", "3 positional arguments given, at most 2 taken"),
+    refused("too many beside a context", whoami, ("a", "b"), {},
+            "args", "2 positional arguments given, at most 1 taken"),
+    refused("an unknown keyword", greet, ("a",), {"loud": True}, "loud", "unknown parameter"),
+    refused("a required one left out", greet, (), {"shout": True},
+            "name", "This field is required."),
+    refused("one given twice", greet, ("a",), {"name": "b"},
+            "name", "given twice, by position and by name"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("task", "args", "kwargs", "field", "message"), REFUSED_CALLS)
+def test_enqueue_refuses_a_call_its_parameters_refuse_naming_it_and_records_nothing(
+    task, args, kwargs, field, message
+):  # fmt: skip
+    with pytest.raises(InvalidArguments) as refusal:
+        task.enqueue(*args, **kwargs)
+    assert list(refusal.value.errors) == [field]
+    assert message in " ".join(refusal.value.errors[field])
+    assert not Run.objects.exists()
+    assert not SendOptions.objects.exists()  # tidy_up's priority is kept only for a run
+
+
+def test_a_refused_enqueue_is_what_callers_of_a_python_call_or_of_parameters_catch():
+    for caught in (TypeError, ValueError, ParameterError):
+        with pytest.raises(caught, match="days: Ensure this value is greater than or equal to 1"):
+            tidy_up.enqueue(-5)
+    assert not Run.objects.exists()
+
+
+def test_aenqueue_refuses_a_bad_call_as_enqueue_does_and_records_nothing():
+    with pytest.raises(InvalidArguments, match="seconds: Ensure this value is less than"):
+        run_coroutine(echo_later.aenqueue("x", seconds=1e6))
+    with pytest.raises(InvalidArguments, match="args: 3 positional arguments given"):
+        run_coroutine(greet.aenqueue("a", "b", "c"))
+    assert not Run.objects.exists()
+
+
+def test_good_calls_are_recorded_with_their_arguments_where_and_as_they_were_given():
+    calls = [
+        (lambda: greet.enqueue("Ada"), ["Ada"], {}),
+        (lambda: greet.enqueue(name="Ada", shout=True), [], {"name": "Ada", "shout": True}),
+        (lambda: divide.enqueue(1, 0), [1, 0], {}),
+        (lambda: tidy_up.enqueue(3650), [3650], {}),
+        (lambda: echo_later.enqueue("x", 60), ["x", 60], {}),
+        (lambda: tally.enqueue({"a": 1}, extra="a text stays a text"), [{"a": 1}],
+         {"extra": "a text stays a text"}),
+        (lambda: whoami.enqueue(note="hi"), [], {"note": "hi"}),
+    ]  # fmt: skip
+    for call, args, parameters in calls:
+        run = Run.objects.get(task_id=call().id)
+        assert (run.args, run.parameters) == (args, parameters)
+
+
+def test_a_value_the_rule_reads_as_another_is_recorded_as_it_was_read():
+    # "false" would reach greet as a text, which Python takes as true.
+    run = Run.objects.get(task_id=greet.enqueue("Ada", shout="false").id)
+    assert (run.args, run.parameters) == (["Ada"], {"shout": False})
+
+
+def test_the_api_refuses_a_list_for_a_text_parameter_with_422_naming_it():
+    client = token_client(make_superuser())
+    response = client.post(f"/api/jobs/{greet.module_path}/runs", {"parameters": {"name": ["a"]}},
+                           content_type="application/json")  # fmt: skip
+    assert response.status_code == 422
+    assert list(response.json()["errors"]) == ["name"]
+    assert not Run.objects.exists()

@@ -13,8 +13,9 @@ from django_tasks import TaskResultStatus
 from django_tasks.exceptions import TaskResultDoesNotExist
 from django_tasks.signals import task_enqueued, task_finished, task_started
 
-from apps.demo.tasks_api.tasks import divide, echo_later, greet, whoami
+from apps.demo.tasks_api.tasks import divide, echo_later, greet, tidy_up, whoami
 from apps.djtasks.backend import CeleryBackend
+from apps.jobs.dispatch import record_and_send
 from apps.jobs.models import Run, Source, State
 from tests.helpers import wait_for
 
@@ -107,14 +108,39 @@ def test_refresh_follows_the_run_until_it_has_finished(celery_worker):
     assert result.return_value == "HELLO, GRACE!"
 
 
-def test_the_worker_refuses_a_value_outside_its_declared_bounds_instead_of_running_it(
-    celery_worker,
-):
-    # Code may enqueue anything; the worker's last look holds echo_later to 0..60 s.
-    result = echo_later.enqueue("x", seconds=1e308)
-    failed = wait_for(lambda: finished(echo_later, result.id), timeout=10)
+def recorded_around_enqueue(task, *args, **kwargs) -> str:
+    """A run recorded and sent as enqueue did before it checked arguments (code that goes
+    around enqueue, a message from elsewhere): only the worker's look stands in its way."""
+    run = record_and_send(task.module_path, kwargs, args=list(args), source=Source.TASKS_API)
+    return run.task_id
+
+
+@pytest.mark.parametrize(
+    ("task", "args", "kwargs", "error"),
+    [
+        (echo_later, ["x"], {"seconds": 1e308},
+         "ValueError: seconds: 1e+308 is more than the maximum 60"),
+        (echo_later, ["x", -1], {}, "ValueError: seconds: -1 is less than the minimum 0"),
+        (tidy_up, [-5], {}, "ValueError: days: -5 is less than the minimum 1"),
+        (greet, ["a", "b", "c"], {}, "TypeError: too many positional arguments"),
+    ],
+    ids=["a float by name above its bound", "a positional float below its bound",
+         "a positional number below its bound", "too many positional arguments"],
+)  # fmt: skip
+def test_the_worker_refuses_arguments_outside_the_tasks_parameters_instead_of_running_it(
+    celery_worker, task, args, kwargs, error
+):  # fmt: skip
+    result_id = recorded_around_enqueue(task, *args, **kwargs)
+    failed = wait_for(lambda: finished(task, result_id), timeout=10)
     assert failed.status == TaskResultStatus.FAILED
-    assert "ValueError: seconds: 1e+308 is more than the maximum 60" in failed.errors[0].traceback
+    assert error in failed.errors[0].traceback
+    assert failed.errors[0].traceback.count("apps/demo/tasks_api/tasks.py") == 0  # never ran
+
+
+def test_positional_arguments_within_their_bounds_run_on_the_worker(celery_worker):
+    result = tidy_up.enqueue(7)
+    done = wait_for(lambda: finished(tidy_up, result.id), timeout=10)
+    assert (done.status, done.return_value) == (TaskResultStatus.SUCCESSFUL, "tidied up 7 days")
 
 
 def test_a_failed_task_has_its_exception_class_and_traceback(celery_worker):
