@@ -155,29 +155,32 @@ class RunOut(RunSummary):
     )
 
 
-MOMENT = r"^\d{4}-\d{2}-\d{2}([T ][0-9:.]+([+-]\d{2}:\d{2}|Z)?)?$"
+def _one_of(choices) -> str:
+    return ", ".join(str(value) for value in choices.values)
 
 
 class RunFilters(Schema):
     """The filters of /runs/ (apps.jobs.run_filters reads them, as for the page and the
     CLI). Parameter conditions are extra query keys: `param.<name>=<value>` (equals;
-    `42` also matches the number 42) and `param.<name>~=<text>` (contains)."""
+    `42` also matches the number 42) and `param.<name>~=<text>` (contains).
 
-    job: str | None = Field(None, max_length=255, pattern=NO_NUL, description="Job name.")
-    state: list[State] | None = Field(None, description="One or more (repeat the key).")
-    source: Source | None = None
-    user: str | None = Field(None, max_length=150, description="Started by (user name).")
-    worker: str | None = Field(None, max_length=200)
-    schedule: str | None = Field(None, max_length=200, description="Schedule name.")
+    Only documented here: the values are checked by run_filters, the one rule of every
+    door (a 422 names a bad one), so they take what /runs/ and the CLI take."""
+
+    job: str | None = Field(None, description="Job name (at most 255 characters).")
+    state: list[str] | None = Field(
+        None,
+        description=f"One or more: repeat the key, or separate with commas ({_one_of(State)}).",
+    )
+    source: str | None = Field(None, description=f"One of: {_one_of(Source)}.")
+    user: str | None = Field(None, description="Started by (user name).")
+    worker: str | None = Field(None, description="Worker name.")
+    schedule: str | None = Field(None, description="Schedule name.")
     date_from: str | None = Field(
-        None, max_length=40, pattern=MOMENT,
-        description="Queued from: YYYY-MM-DD or an ISO 8601 moment (2000 to 2099).",
-    )  # fmt: skip
-    date_to: str | None = Field(
-        None, max_length=40, pattern=MOMENT,
-        description="Queued until (a day: all of it), same forms.",
-    )  # fmt: skip
-    handled: str | None = Field(None, pattern="^(yes|no)?$", description="Failure handled.")
+        None, description="Queued from: YYYY-MM-DD or an ISO 8601 moment (2000 to 2099)."
+    )
+    date_to: str | None = Field(None, description="Queued until (a day: all of it), same forms.")
+    handled: str | None = Field(None, description="Failure handled: yes or no.")
     before: int | None = Field(
         None, ge=1, le=MAX_ID, description="Cursor: only runs with a smaller id."
     )

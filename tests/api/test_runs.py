@@ -5,6 +5,7 @@ import json
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django_celery_results.models import TaskResult
 
@@ -46,6 +47,18 @@ def test_the_next_link_keeps_the_filters():
     assert "state=failed" in page["next"] and "limit=1" in page["next"]
 
 
+def test_states_separated_by_commas_filter_as_on_the_runs_page():
+    failed, queued = make_run(state=State.FAILED), make_run(state=State.QUEUED)
+    make_run(state=State.SUCCEEDED)
+    root = make_superuser()
+    page = token_client(root).get("/api/runs?state=failed,queued").json()
+    assert {item["id"] for item in page["items"]} == {failed.pk, queued.pk}
+    browser = Client()
+    browser.force_login(root)
+    on_the_page = browser.get("/runs/?state=failed,queued").context["page"].runs
+    assert {run.pk for run in on_the_page} == {failed.pk, queued.pk}
+
+
 def test_bad_filters_get_422_naming_the_filter():
     client = token_client(make_superuser())
     for query, field in [
@@ -54,6 +67,11 @@ def test_bad_filters_get_422_naming_the_filter():
         ("before=-1", "before"),
         (f"before={2**70}", "before"),
         ("job=a%00b", "job"),
+        ("job=" + "j" * 256, "job"),
+        ("state=failed,lost", "state"),
+        ("source=nowhere", "source"),
+        ("date_from=2026-13-01", "date_from"),
+        ("handled=maybe", "handled"),
     ]:
         response = client.get(f"/api/runs?{query}")
         assert response.status_code == 422, query
