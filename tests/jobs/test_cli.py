@@ -190,13 +190,28 @@ def test_run_wait_exits_1_when_the_job_fails_after_its_retries(celery_worker):
 
 
 @database
-def test_run_wait_exits_1_when_it_times_out():
+def test_run_wait_exits_124_when_it_times_out_so_a_script_can_tell_it_from_a_failure():
     # Inside the test's transaction the message is never sent: the run cannot finish.
     code, _, error = jobs("run", "apps.demo.tasks.add", "x=1", "y=2", "--wait",
                           "--timeout", "0.3")  # fmt: skip
     run = Run.objects.get()
-    assert code == 1
-    assert error == f"timed out after 0.3 s; run {run.pk} is {run.state}"
+    assert code == 124
+    assert error == f"timed out after 0.3 s; run {run.pk} goes on ({run.state})"
+
+
+@database
+def test_run_refuses_a_timeout_without_wait_and_starts_nothing():
+    code, _, error = jobs("run", "apps.demo.tasks.add", "x=1", "y=2", "--timeout", "5")
+    assert (code, error) == (2, "--timeout needs --wait")
+    assert not Run.objects.exists()
+
+
+@database
+def test_retry_refuses_a_timeout_without_wait_and_starts_nothing():
+    run = make_run()
+    code, _, error = jobs("retry", str(run.pk), "--timeout", "5")
+    assert (code, error) == (2, "--timeout needs --wait")
+    assert Run.objects.count() == 1
 
 
 # status, cancel, retry ----------------------------------------------------------------

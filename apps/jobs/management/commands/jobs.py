@@ -1,8 +1,9 @@
 """`manage.py jobs list|run|status|cancel|retry|runs`: the catalog from a shell.
 
-Exit status: 0 ok; 1 when a waited-for run failed, was cancelled or timed out (or there
-was nothing to cancel, or a bulk action's set grew past --expect); 2 on bad input
-(unknown job or run, bad parameters, bad filters).
+Exit status: 0 ok; 1 when a waited-for run failed or was cancelled (or there was
+nothing to cancel, or a bulk action's set grew past --expect); 2 on bad input (unknown
+job or run, bad parameters, bad filters); 124 when --wait gave up after --timeout (the
+run goes on: it may still succeed), as timeout(1) does; 130 when waiting was interrupted.
 
     manage.py jobs runs --state failed --job apps.demo.tasks.add --param customer_id=42
     manage.py jobs runs --state failed --param email~@example.com --retry --yes
@@ -20,6 +21,9 @@ from apps.jobs.catalog import Job, ParameterError, all_jobs, get_job
 from apps.jobs.command_base import BAD_INPUT, OneLineErrorsCommand
 from apps.jobs.dispatch import cancel_run, rerun, start_run, start_runs
 from apps.jobs.models import Run, Source, State
+
+TIMED_OUT = 124  # timeout(1)'s status: a script can tell "gave up waiting" from "failed"
+DEFAULT_TIMEOUT = 60.0
 
 
 class Command(OneLineErrorsCommand):
@@ -60,6 +64,8 @@ class Command(OneLineErrorsCommand):
         add_runs_parser(actions)
 
     def handle(self, *args, action: str, **options) -> None:
+        if options.get("timeout") is not None and not options.get("wait"):
+            raise CommandError("--timeout needs --wait", returncode=BAD_INPUT)
         getattr(self, f"handle_{action}")(**options)
 
     def handle_list(self, *, as_json: bool, **options) -> None:
@@ -159,8 +165,8 @@ class Command(OneLineErrorsCommand):
         for group in groups:
             self.stdout.write(cli.failure_group_line(group))
 
-    def started(self, run: Run, *, wait: bool, timeout: float, as_json: bool, verbosity: int,
-                **options) -> None:  # fmt: skip
+    def started(self, run: Run, *, wait: bool, timeout: float | None, as_json: bool,
+                verbosity: int, **options) -> None:  # fmt: skip
         if run.state == State.PENDING_SEND:
             self.stderr.write(f"run {run.pk} is recorded but not sent yet (broker unreachable?)")
         if not wait:
@@ -169,7 +175,7 @@ class Command(OneLineErrorsCommand):
             return self.stdout.write(f"started run {run.pk} (task {run.task_id})")
         if verbosity >= 1 and not as_json:
             self.stdout.write(f"started run {run.pk} (task {run.task_id}), waiting...")
-        self.follow(run, timeout, as_json)
+        self.follow(run, DEFAULT_TIMEOUT if timeout is None else timeout, as_json)
 
     def follow(self, run: Run, timeout: float, as_json: bool) -> None:
         try:
@@ -180,7 +186,8 @@ class Command(OneLineErrorsCommand):
         if as_json:
             self.emit(summary)
         if not finished:
-            raise CommandError(f"timed out after {timeout:g} s; run {run.pk} is {run.state}")
+            reason = f"timed out after {timeout:g} s; run {run.pk} goes on ({run.state})"
+            raise CommandError(reason, returncode=TIMED_OUT)
         if cli.ending(summary):
             raise CommandError(cli.ending(summary))
         if not as_json:
@@ -245,8 +252,8 @@ FILTER_OPTIONS = ("job", "source", "user", "worker", "schedule", "date_from", "d
 
 def add_wait_options(parser) -> None:
     parser.add_argument("--wait", action="store_true", help="wait for the run to finish")
-    parser.add_argument("--timeout", type=positive_seconds, default=60.0, metavar="S",
-                        help="with --wait: give up after S seconds (default 60)")  # fmt: skip
+    parser.add_argument("--timeout", type=positive_seconds, default=None, metavar="S",
+                        help="with --wait: exit 124 after S seconds (default 60)")  # fmt: skip
     add_json_option(parser)
 
 
