@@ -13,7 +13,7 @@ from django_celery_beat.models import PeriodicTask
 
 from apps.jobs.models import Run, Source
 from apps.scheduling.forms import ScheduleTaskForm, form_data
-from tests.scheduling.makers import make_crontab, make_interval, make_schedule
+from tests.scheduling.makers import make_crontab, make_interval, make_run, make_schedule
 
 pytestmark = pytest.mark.django_db
 
@@ -224,6 +224,25 @@ def test_list_shows_each_schedule_with_its_next_run():
     paused = next(line for line in out.splitlines() if line.startswith("paused "))
     assert "[disabled]" in paused
     assert "next: -" in paused
+
+
+def test_list_shows_when_beat_last_sent_a_schedule_whose_task_keeps_no_run_records():
+    # The sweep and the alert check record no runs; beat still counts and times each send.
+    sent = dt.datetime(2026, 12, 6, 17, 20, tzinfo=dt.UTC)
+    make_schedule("sweep", task="apps.jobs.tasks.sweep", kwargs="{}",
+                  interval=make_interval(30, "seconds"), last_run_at=sent,
+                  total_run_count=14)  # fmt: skip
+    out = schedules("list")[1]
+    sweep = next(line for line in out.splitlines() if line.startswith("sweep "))
+    assert sweep.endswith("last: sent Sun 2026-12-06 17:20 UTC (+00:00); 14 sends, no run records")
+
+
+def test_list_shows_the_newest_run_record_when_there_is_one():
+    task = make_schedule("nightly", total_run_count=3,
+                         last_run_at=dt.datetime(2026, 12, 6, 3, 0, tzinfo=dt.UTC))  # fmt: skip
+    make_run(task, state="failed")
+    nightly = schedules("list")[1].splitlines()[0]
+    assert "last: failed " in nightly and "sends" not in nightly
 
 
 def test_next_prints_the_next_runs_in_both_zones():

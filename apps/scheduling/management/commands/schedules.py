@@ -233,8 +233,17 @@ def summary_line(task: PeriodicTask, now) -> str:
     zone = timezone.get_current_timezone()
     runs = preview.safe_upcoming_runs(task, now, 1)
     upcoming = "broken" if runs is None else preview.format_moment(runs[0], zone) if runs else "-"
-    last = "never run"
-    if task.last_run_queued_at:
-        last = f"{task.last_run_state} {preview.format_moment(task.last_run_queued_at, zone)}"
     state = "enabled" if task.enabled else "disabled"
+    last = last_run(task, zone)
     return f"{task.name}  [{state}]  {preview.describe(task)}  next: {upcoming}  last: {last}"
+
+
+def last_run(task: PeriodicTask, zone) -> str:
+    """The newest run record; else, for a task that keeps none (the sweep, the alert
+    check) or whose records were pruned, what beat stored when it last sent it."""
+    if task.last_run_queued_at:
+        return f"{task.last_run_state} {preview.format_moment(task.last_run_queued_at, zone)}"
+    if task.total_run_count and task.last_run_at:
+        sends = f"{task.total_run_count} send{'s' if task.total_run_count != 1 else ''}"
+        return f"sent {preview.format_moment(task.last_run_at, zone)}; {sends}, no run records"
+    return "never run"
