@@ -9,6 +9,7 @@ from apps.maintenance.retention import MAX_AGE_DAYS, MAX_BATCH_SIZE, default_age
 
 UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 BAD_INPUT = 2
+MINUTES_IN = (("day", 24 * 60), ("hour", 60), ("minute", 1))
 
 
 def parse_age(text: str) -> timedelta:
@@ -19,6 +20,14 @@ def parse_age(text: str) -> timedelta:
         raise ValueError(f"--older-than {text!r}: expected a positive age like 30d, 12h or "
                          f"90m, at most {MAX_AGE_DAYS}d")  # fmt: skip
     return age
+
+
+def describe_age(age: timedelta) -> str:
+    """30 days, 36 hours, 90 minutes: in the largest unit that counts it whole."""
+    minutes = int(age.total_seconds()) // 60
+    unit, size = next((u, size) for u, size in MINUTES_IN if minutes % size == 0)
+    count = minutes // size
+    return f"{count} {unit}{'' if count == 1 else 's'}"
 
 
 def parse_batch_size(text: str) -> int:
@@ -52,6 +61,6 @@ class Command(BaseCommand):
         counts = prune_runs(age, dry_run=dry_run, batch_size=size)
         verb = "would delete" if dry_run else "deleted"
         if opts["verbosity"] >= 1:
-            self.stdout.write(
-                f"{verb} {counts['runs']} runs and {counts['results']} results older than {age}"
-            )
+            runs, results = counts["runs"], counts["results"]
+            self.stdout.write(f"{verb} {runs} runs and {results} results older than "
+                              f"{describe_age(age)}")  # fmt: skip
