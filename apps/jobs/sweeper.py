@@ -12,7 +12,8 @@
   longer holds the run, so a worker that was only cut off writes nothing when it comes
   back (models.Run.attempt).
 - `stuck_runs` / `resend`: queued too long with no worker, or started on a worker that
-  is gone; shown on the dashboard and the run page, and re-sent from there.
+  is gone; shown on the dashboard and the run page, and re-sent from there (only while
+  `stuck_runs` still holds it stuck: a healthy run is refused, `NotStuck`).
 """
 
 import logging
@@ -202,13 +203,50 @@ def stuck_runs(alive_workers: set[str] | None = None):
     return Run.objects.filter(stuck)
 
 
-def resend(run: Run) -> bool:
-    """Send a stuck run's message again, same task id: a worker runs it at most once."""
-    reset = Run.objects.filter(pk=run.pk).mark_unsent("Re-sent by hand after it got stuck.")
-    if not reset:
-        return False
+def alive_workers() -> set[str] | None:
+    """The workers that answered the last inspection (kept a while, as the dashboard's);
+    None when the broker is unreachable: then no started run is judged stuck."""
+    snap = inspect.snapshot()
+    return snap.worker_names if snap.broker_ok else None
+
+
+def is_stuck(run: Run, alive: set[str] | None) -> bool:
+    """`stuck_runs`' rule for one run: its page shows Resend by it, and `resend` keeps it."""
+    return stuck_runs(alive).filter(pk=run.pk).exists()
+
+
+class NotStuck(Exception):
+    """Why a run was not sent again by hand: it is not stuck (shown to the person)."""
+
+
+def resend(run: Run, alive: set[str] | None) -> bool:
+    """Send a stuck run's message again, same task id: a worker runs it at most once.
+    `alive`: the workers answering (`alive_workers`). NotStuck, and nothing changed, for
+    a run `stuck_runs` does not hold stuck as the UPDATE runs: a healthy run is never
+    taken from its execution. False if the broker refused it (pending_send, for the
+    sweeper)."""
+    note = "Re-sent by hand after it got stuck."
+    if not stuck_runs(alive).filter(pk=run.pk).mark_unsent(note):
+        run.refresh_from_db()
+        raise NotStuck(not_stuck_because(run, alive))
     run.refresh_from_db()
     return _send(run)
+
+
+def not_stuck_because(run: Run, alive: set[str] | None) -> str:
+    """Why `stuck_runs` does not hold this run stuck, in a reader's words."""
+    if run.is_finished:
+        return f"it has already finished ({run.get_state_display().lower()})"
+    if run.state == State.QUEUED:
+        return (f"it has been queued for less than {settings.STUCK_QUEUED_AFTER_SECONDS} s; "
+                "a worker may still pick it up")  # fmt: skip
+    if run.state in HELD_STATES and alive is None:
+        return "the broker is unreachable, so whether its worker answers is not known"
+    if run.state in HELD_STATES and run.worker in alive:
+        return f"its worker {run.worker} is answering"
+    if run.state in HELD_STATES:
+        return "it is a pipeline: its steps move it on"
+    return f"it is {run.get_state_display().lower()}"
 
 
 def _send(run: Run) -> bool:

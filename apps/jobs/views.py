@@ -323,22 +323,21 @@ def run_again(request: HttpRequest, pk: int) -> HttpResponse:
 def run_resend(request: HttpRequest, pk: int) -> HttpResponse:
     """Send a stuck run's message again (same task id: it still runs at most once)."""
     run = runnable_run(request.user, pk)
-    if sweeper.resend(run):
+    try:
+        sent = sweeper.resend(run, sweeper.alive_workers())
+    except sweeper.NotStuck as why:
+        messages.error(request, f"Not sent again: {why}.")
+        return redirect(run)
+    if sent:
         messages.success(request, "Sent again.")
     else:
-        messages.warning(request, "Not sent: the run is not stuck, or the broker is down.")
+        messages.warning(request, "Not sent: the broker is down; it is sent once it is back.")
     return redirect(run)
 
 
 def is_stuck(run: Run) -> bool:
-    """Queued past the threshold, or started on a worker that no longer answers."""
-    if run.is_finished:
-        return False
-    from .inspect import snapshot  # cached and time-limited, as on the dashboard
-
-    snap = snapshot()
-    alive = snap.worker_names if snap.broker_ok else None
-    return sweeper.stuck_runs(alive).filter(pk=run.pk).exists()
+    """The sweeper's rule, which Resend keeps too; a finished run asks no worker."""
+    return not run.is_finished and sweeper.is_stuck(run, sweeper.alive_workers())
 
 
 def visible_run(user, pk: int) -> Run:

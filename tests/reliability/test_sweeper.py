@@ -40,7 +40,7 @@ def test_a_run_started_on_a_worker_that_is_gone_is_stuck():
 @pytest.mark.django_db(transaction=True)
 def test_a_stuck_run_re_sent_by_hand_runs_once_under_its_own_task_id(celery_worker):
     run = make_run(parameters={"x": 2, "y": 3}, queued_at=timezone.now() - timedelta(hours=1))
-    assert sweeper.resend(run)
+    assert sweeper.resend(run, alive=None)
     wait_for(lambda: Run.objects.filter(pk=run.pk, state=State.SUCCEEDED).exists())
     run.refresh_from_db()
     assert run.deliveries == 1 and "Re-sent by hand" in run.note
@@ -49,7 +49,19 @@ def test_a_stuck_run_re_sent_by_hand_runs_once_under_its_own_task_id(celery_work
 
 @pytest.mark.django_db
 def test_a_finished_run_is_not_re_sent():
-    assert not sweeper.resend(make_run(state=State.SUCCEEDED))
+    run = make_run(state=State.SUCCEEDED)
+    with pytest.raises(sweeper.NotStuck, match="it has already finished"):
+        sweeper.resend(run, alive=None)
+    assert Run.objects.get(pk=run.pk).state == State.SUCCEEDED
+
+
+@pytest.mark.django_db
+def test_a_run_whose_worker_answers_is_not_re_sent_and_keeps_its_execution():
+    run = make_run(state=State.PROGRESS, worker="w1@host", attempt="abc123")
+    with pytest.raises(sweeper.NotStuck, match="its worker w1@host is answering"):
+        sweeper.resend(run, alive={"w1@host"})
+    after = Run.objects.get(pk=run.pk)
+    assert (after.state, after.attempt, after.note) == (State.PROGRESS, "abc123", "")
 
 
 @pytest.mark.django_db
