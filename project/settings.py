@@ -5,8 +5,11 @@ Production sets SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL and CELERY_BROKER_URL; s
 .env.example for every variable.
 """
 
+import ipaddress
+import logging
 import os
 import re
+import zoneinfo
 from datetime import timedelta
 from pathlib import Path
 
@@ -62,6 +65,79 @@ def env_int(name: str, default: int, minimum: int | None = None,
 
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+def env_choice(name: str, default: str, choices: list[str], upper: bool = False) -> str:
+    """One of `choices` (empty or unset: `default`); `upper`: any case, read in upper case."""
+    raw = env_str(name).strip() or default
+    value = raw.upper() if upper else raw
+    if value not in choices:
+        expected = f"{', '.join(choices[:-1])} or {choices[-1]}"
+        raise ImproperlyConfigured(
+            f"{name}={raw!r}: expected {expected}{' (any case)' if upper else ''}"
+        )
+    return value
+
+
+def env_time_zone(name: str, default: str) -> str:
+    """A zone name zoneinfo knows, such as UTC or Europe/Paris (empty or unset: `default`)."""
+    value = env_str(name).strip() or default
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        raise ImproperlyConfigured(
+            f"{name}={value!r}: not a time zone name (such as UTC or Europe/Paris)"
+        ) from None
+    return value
+
+
+# What the port-number settings may hold.
+PORT_MAX = 65535
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+# A host name as an allow-list may hold it: dot-separated labels of letters, digits, "-"
+# and "_" (docker-compose service names), an optional final dot; no scheme, port or path.
+_HOST_NAME = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)(\.(?!-)[a-z0-9_-]{1,63}(?<!-))*\.?", re.I)
+
+
+def ip_networks(name: str, entries: list[str]) -> list[IPNetwork]:
+    """Addresses and networks (of env_list) as networks: an address is a /32 or /128."""
+    return [_ip_network(name, entry) for entry in entries]
+
+
+def _ip_network(name: str, entry: str) -> IPNetwork:
+    try:
+        return ipaddress.ip_network(entry, strict=False)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc}") from None
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def hosts_and_networks(name: str, entries: list[str]) -> list[str | IPNetwork]:
+    """Host names (lower case, no final dot), addresses and networks (of env_list)."""
+    return [_host_or_network(name, entry) for entry in entries]
+
+
+def _host_or_network(name: str, entry: str) -> str | IPNetwork:
+    address, slash, _ = entry.partition("/")
+    if slash and _is_address(address):
+        return _ip_network(name, entry)  # 10.0.0.0/99: ipaddress says what is wrong
+    if _is_address(entry):
+        return ipaddress.ip_network(entry)
+    # A name whose last label is a number is a mistyped address (10.0.0.300, 127.1).
+    if not _HOST_NAME.fullmatch(entry) or entry.rstrip(".").rpartition(".")[2].isdigit():
+        raise ImproperlyConfigured(
+            f"{name}: {entry!r} is not a host name, an IP address or a network "
+            "(no scheme, port or path: intranet.example.com, 10.0.0.5, 10.0.0.0/8)"
+        )
+    return entry.lower().rstrip(".")
 
 
 def make_parent_folder(database_file: str) -> None:
@@ -200,12 +276,17 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "admin:login"
+# The site's sign-in page (project/urls.py), for any active user; staff pages
+# (staff_member_required) still send people to the admin's own login.
+LOGIN_URL = "login"
+# Not the dashboard: it is for staff, and the catalog is every signed-in user's page.
+LOGIN_REDIRECT_URL = "jobs:catalog"
+# Both or neither; the password must pass AUTH_PASSWORD_VALIDATORS (manage.py ensure_admin).
 ADMIN_USER = env_str("ADMIN_USER")
 ADMIN_PASSWORD = env_str("ADMIN_PASSWORD")
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = env_str("TIME_ZONE", "UTC")
+TIME_ZONE = env_time_zone("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
 
@@ -232,8 +313,11 @@ RUN_COMMAND_ALLOWLIST = command_patterns(
     ),
 )
 # Hosts (names, addresses or networks such as 10.0.0.0/8) apps.checks.tasks.http_check
-# may reach although they are internal (loopback, private, link-local...).
-HTTP_CHECK_ALLOWED_HOSTS = env_list("HTTP_CHECK_ALLOWED_HOSTS")
+# may reach although they are internal (loopback, private, link-local...): host names in
+# lower case and ipaddress networks (an address is a /32 or /128).
+HTTP_CHECK_ALLOWED_HOSTS = hosts_and_networks(
+    "HTTP_CHECK_ALLOWED_HOSTS", env_list("HTTP_CHECK_ALLOWED_HOSTS")
+)
 # Hours a CSV export stays downloadable before it is deleted.
 EXPORT_EXPIRY_HOURS = env_int("EXPORT_EXPIRY_HOURS", 24, 1, YEAR_S // 3600)
 
@@ -256,7 +340,7 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
-EMAIL_PORT = env_int("EMAIL_PORT", 25, 1)
+EMAIL_PORT = env_int("EMAIL_PORT", 25, 1, PORT_MAX)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
@@ -269,7 +353,7 @@ ADMINS = [(address, address) for address in env_list("ADMINS")]
 
 # With CELERY_BROKER_URL unset, everything talks to the embedded Redis that `make run`
 # (manage.py devstack) starts on this fixed loopback port, data under var/redis/.
-EMBEDDED_REDIS_PORT = env_int("EMBEDDED_REDIS_PORT", 6388, 1)
+EMBEDDED_REDIS_PORT = env_int("EMBEDDED_REDIS_PORT", 6388, 1, PORT_MAX)
 EMBEDDED_REDIS_DIR = Path(env_str("EMBEDDED_REDIS_DIR", str(VAR_DIR / "redis")))
 EMBEDDED_REDIS = "CELERY_BROKER_URL" not in os.environ
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", f"redis://127.0.0.1:{EMBEDDED_REDIS_PORT}/0")
@@ -367,12 +451,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # delayed delivery, which needs topic exchanges. Quorum queues (RabbitMQ 3.x) ignore
 # message priorities. A queue keeps the type it was declared with: switch on an empty
 # virtual host. Redis ignores the setting. See docs/reliability.md.
-CELERY_TASK_DEFAULT_QUEUE_TYPE = env_str("CELERY_TASK_DEFAULT_QUEUE_TYPE", "classic")
-if CELERY_TASK_DEFAULT_QUEUE_TYPE not in ("classic", "quorum"):
-    raise ImproperlyConfigured(
-        f"CELERY_TASK_DEFAULT_QUEUE_TYPE={CELERY_TASK_DEFAULT_QUEUE_TYPE!r}: "
-        "expected classic or quorum"
-    )
+CELERY_TASK_DEFAULT_QUEUE_TYPE = env_choice(
+    "CELERY_TASK_DEFAULT_QUEUE_TYPE", "classic", ["classic", "quorum"]
+)
 CELERY_WORKER_DETECT_QUORUM_QUEUES = True
 if CELERY_TASK_DEFAULT_QUEUE_TYPE == "quorum":
     CELERY_TASK_CREATE_MISSING_QUEUE_TYPE = "quorum"  # the queues jobs name (queue=...)
@@ -404,7 +485,7 @@ BEAT_LEASE_SECONDS = env_int("BEAT_LEASE_SECONDS", 15, 2)
 # still holds for every other sender). Off: the run record already says when each run
 # was sent, and the event costs a quarter of beat's CPU at scale (docs/performance.md).
 BEAT_TASK_SENT_EVENTS = env_bool("BEAT_TASK_SENT_EVENTS", False)
-# At most ten years, as a prune's age (apps.ops.retention.MAX_AGE_DAYS).
+# At most ten years, as a prune's age (apps.maintenance.retention.MAX_AGE_DAYS).
 RESULT_RETENTION_DAYS = env_int("RESULT_RETENTION_DAYS", 30, 1, 3650)
 # Celery's built-in celery.backend_cleanup (run daily by beat) deletes results older
 # than this from django-celery-results.
@@ -425,9 +506,12 @@ TASKS = {
 # Operations (apps.ops): dashboard, /readyz, /metrics, alerts ---------------------------
 
 # /metrics answers a request with "Authorization: Bearer <METRICS_TOKEN>" or from one of
-# METRICS_ALLOWED_IPS (addresses or networks); everything else is refused.
+# METRICS_ALLOWED_IPS (addresses or networks, held as ipaddress networks); everything
+# else is refused.
 METRICS_TOKEN = env_str("METRICS_TOKEN")
-METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", "127.0.0.1,::1")
+METRICS_ALLOWED_IPS = ip_networks(
+    "METRICS_ALLOWED_IPS", env_list("METRICS_ALLOWED_IPS", "127.0.0.1,::1")
+)
 # At most one alert email per incident in this many minutes; repeats only count up.
 ALERT_MIN_INTERVAL_MINUTES = env_int("ALERT_MIN_INTERVAL_MINUTES", 60, 1, YEAR_S // 60)
 # Beat is "down" (an alert, /readyz fails) when its heartbeat is older than this (s).
@@ -437,7 +521,11 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "root": {
+        "handlers": ["console"],
+        # Any case (debug, Info); logging itself takes only upper-case names.
+        "level": env_choice("LOG_LEVEL", "INFO", list(logging.getLevelNamesMapping()), upper=True),
+    },
 }
 
 # Audit log (apps/audit): django-auditlog writes every change to schedules, API tokens

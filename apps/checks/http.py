@@ -129,14 +129,11 @@ def _embeds_ipv4(address: ipaddress.IPv6Address) -> bool:
 
 
 def _allowed() -> tuple[set[str], list]:
-    """HTTP_CHECK_ALLOWED_HOSTS as host names and networks (an address is a /32 or /128)."""
-    names, networks = set(), []
-    for entry in settings.HTTP_CHECK_ALLOWED_HOSTS:
-        try:
-            networks.append(ipaddress.ip_network(entry, strict=False))
-        except ValueError:
-            names.add(entry.lower().rstrip("."))
-    return names, networks
+    """HTTP_CHECK_ALLOWED_HOSTS, which the settings parsed and checked, as its host names
+    (lower case) and its networks (an address is a /32 or /128)."""
+    entries = settings.HTTP_CHECK_ALLOWED_HOSTS
+    names = {entry for entry in entries if isinstance(entry, str)}
+    return names, [entry for entry in entries if not isinstance(entry, str)]
 
 
 def resolve(host: str, port: int) -> list[str]:

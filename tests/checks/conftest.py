@@ -6,6 +6,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from project.settings import hosts_and_networks
+
 BIG_BODY = b"x" * 1_500_000 + b"needle"
 
 
@@ -115,7 +117,12 @@ def http_server(local_server) -> str:
     return f"http://127.0.0.1:{local_server.port}"
 
 
+def allowed_hosts(*entries: str) -> list:
+    """HTTP_CHECK_ALLOWED_HOSTS as the settings read it from the environment."""
+    return hosts_and_networks("HTTP_CHECK_ALLOWED_HOSTS", list(entries))
+
+
 @pytest.fixture
 def allow_loopback(settings) -> None:
     """Checks of the local test server: 127.0.0.1 is internal, so it must be allowed."""
-    settings.HTTP_CHECK_ALLOWED_HOSTS = ["127.0.0.1"]
+    settings.HTTP_CHECK_ALLOWED_HOSTS = allowed_hosts("127.0.0.1")

@@ -11,6 +11,7 @@ from apps.devstack.processes import free_port
 from apps.jobs.catalog import ParameterError, get_job
 from apps.jobs.dispatch import cancel_run, start_run
 from apps.jobs.models import Run, Source, State
+from tests.checks.conftest import allowed_hosts
 from tests.helpers import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("allow_loopback")]
@@ -59,7 +60,7 @@ def test_an_internal_host_name_fails_the_run_at_connect_time_without_retrying(
     celery_worker, local_server, settings
 ):
     """`localhost` passes submission (a name), and is refused once it resolves."""
-    settings.HTTP_CHECK_ALLOWED_HOSTS = []
+    settings.HTTP_CHECK_ALLOWED_HOSTS = allowed_hosts()
     local_server.seen.clear()
     run = start({"url": f"http://localhost:{local_server.port}/secret", "contains": "42"})
     assert wait_for(lambda: finished(run)).state == State.FAILED

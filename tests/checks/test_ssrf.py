@@ -22,6 +22,7 @@ from apps.checks.http import (
 )
 from apps.jobs.models import Run
 from tests.api.helpers import token_client
+from tests.checks.conftest import allowed_hosts
 from tests.helpers import make_superuser
 
 HTTP_CHECK = "apps.checks.tasks.http_check"
@@ -140,7 +141,7 @@ def test_a_name_is_resolved_once_and_the_connection_goes_to_the_address_judged(
 ):
     """DNS rebinding: a second lookup would answer 127.0.0.2, where nothing listens and
     which is not allowed. The check must use the first, judged answer."""
-    settings.HTTP_CHECK_ALLOWED_HOSTS = ["127.0.0.1"]
+    settings.HTTP_CHECK_ALLOWED_HOSTS = allowed_hosts("127.0.0.1")
     real_getaddrinfo, lookups = socket.getaddrinfo, []
 
     def rebinding(host, *args, **kwargs):
@@ -180,7 +181,7 @@ def test_a_rebinding_answer_that_turns_internal_is_refused(monkeypatch, local_se
 def test_a_redirect_from_an_allowed_host_to_an_internal_literal_is_refused(
     settings, local_server, port, route, target
 ):
-    settings.HTTP_CHECK_ALLOWED_HOSTS = ["localhost"]
+    settings.HTTP_CHECK_ALLOWED_HOSTS = allowed_hosts("localhost")
     with pytest.raises(AddressRefused, match=f"redirected to .*{target}"):
         http_check(f"http://localhost:{port}/{route}", contains="42")
     assert [path for path, _ in local_server.seen] == [f"/{route}"]
@@ -189,7 +190,7 @@ def test_a_redirect_from_an_allowed_host_to_an_internal_literal_is_refused(
 def test_a_redirect_to_a_name_that_resolves_internal_is_refused(
     monkeypatch, settings, local_server, port
 ):
-    settings.HTTP_CHECK_ALLOWED_HOSTS = ["start.example"]
+    settings.HTTP_CHECK_ALLOWED_HOSTS = allowed_hosts("start.example")
     monkeypatch.setattr("apps.checks.http.resolve", lambda host, port: ["127.0.0.1"])
     with pytest.raises(AddressRefused, match=r"localhost is a loopback address"):
         http_check(f"http://start.example:{port}/redirect-to-localhost", contains="42")
@@ -197,7 +198,7 @@ def test_a_redirect_to_a_name_that_resolves_internal_is_refused(
 
 
 def test_redirects_are_followed_at_most_ten_times(settings, local_server, port):
-    settings.HTTP_CHECK_ALLOWED_HOSTS = ["127.0.0.1"]
+    settings.HTTP_CHECK_ALLOWED_HOSTS = allowed_hosts("127.0.0.1")
     with pytest.raises(CheckFailed, match="more than 10 redirects"):
         http_check(f"http://127.0.0.1:{port}/redirect-loop")
     assert len(local_server.seen) == 11
@@ -217,18 +218,18 @@ def test_redirects_are_followed_at_most_ten_times(settings, local_server, port):
     ],
 )
 def test_an_allowed_host_or_network_may_be_checked(settings, port, allowed, host):
-    settings.HTTP_CHECK_ALLOWED_HOSTS = allowed
+    settings.HTTP_CHECK_ALLOWED_HOSTS = allowed_hosts(*allowed)
     assert http_check(f"http://{host}:{port}/secret", contains="42")["contained"] is True
 
 
 @pytest.mark.django_db
 def test_an_allowed_internal_address_is_accepted_at_submission(settings, port):
-    settings.HTTP_CHECK_ALLOWED_HOSTS = ["127.0.0.0/8"]
+    settings.HTTP_CHECK_ALLOWED_HOSTS = allowed_hosts("127.0.0.0/8")
     assert api_post(f"http://127.0.0.1:{port}/ok").status_code == 201
 
 
 def test_allowing_one_name_does_not_allow_its_address_under_another_name(settings, port):
-    settings.HTTP_CHECK_ALLOWED_HOSTS = ["localhost"]
+    settings.HTTP_CHECK_ALLOWED_HOSTS = allowed_hosts("localhost")
     with pytest.raises(ValueError, match=r"127\.0\.0\.1 is a loopback address"):
         http_check(f"http://127.0.0.1:{port}/secret")
 
@@ -269,7 +270,7 @@ def test_https_keeps_the_name_for_sni_and_the_certificate(monkeypatch, settings,
     import ssl
 
     server, cert = tls_server
-    settings.HTTP_CHECK_ALLOWED_HOSTS = ["localhost"]
+    settings.HTTP_CHECK_ALLOWED_HOSTS = allowed_hosts("localhost")
     url = f"https://localhost:{server.port}/ok"
     with pytest.raises(CheckUnreachable, match="CERTIFICATE_VERIFY_FAILED"):
         http_check(url)  # the test certificate is not trusted by default

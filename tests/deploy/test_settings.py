@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SETTINGS_FILE = ROOT / "project" / "settings.py"
 ENV_EXAMPLE = ROOT / ".env.example"
 READS = [
-    r'env_(?:str|bool|int|list)\(\s*"([A-Z][A-Z0-9_]*)"',
+    r'env_(?:str|bool|int|list|choice|time_zone)\(\s*"([A-Z][A-Z0-9_]*)"',
     r'os\.environ(?:\.get)?[\[(]\s*"([A-Z][A-Z0-9_]*)"',
     r'"([A-Z][A-Z0-9_]*)"\s+(?:not\s+)?in\s+os\.environ',
 ]

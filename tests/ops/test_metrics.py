@@ -1,6 +1,7 @@
 """/metrics: Prometheus text read from the database, behind a token or an address list."""
 
 from datetime import timedelta
+from ipaddress import ip_network
 
 import pytest
 from django.utils import timezone
@@ -95,16 +96,16 @@ def test_a_missing_or_wrong_token_is_refused_with_401(client, settings, header):
 
 
 def test_an_allowed_network_may_scrape_without_a_token(client, settings):
-    settings.METRICS_TOKEN, settings.METRICS_ALLOWED_IPS = "", ["10.0.0.0/8"]
+    settings.METRICS_TOKEN, settings.METRICS_ALLOWED_IPS = "", [ip_network("10.0.0.0/8")]
     given_snapshot("w1@host")
     scrape(client, REMOTE_ADDR="10.1.2.3")
 
 
 def test_other_addresses_are_refused_with_403_when_no_token_is_configured(client, settings):
-    settings.METRICS_TOKEN, settings.METRICS_ALLOWED_IPS = "", ["10.0.0.0/8"]
+    settings.METRICS_TOKEN, settings.METRICS_ALLOWED_IPS = "", [ip_network("10.0.0.0/8")]
     assert client.get("/metrics", REMOTE_ADDR="192.0.2.1").status_code == 403
 
 
 def test_by_default_only_localhost_may_scrape(client, settings):
-    assert settings.METRICS_ALLOWED_IPS == ["127.0.0.1", "::1"]
+    assert [str(net) for net in settings.METRICS_ALLOWED_IPS] == ["127.0.0.1/32", "::1/128"]
     assert client.get("/metrics", REMOTE_ADDR="192.0.2.1").status_code == 403
