@@ -20,7 +20,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from apps.jobs import bulk, failures, json_values
 from apps.jobs.catalog import Job, ParameterError, all_jobs, get_job
-from apps.jobs.dispatch import cancel_run, rerun, start_run, start_runs
+from apps.jobs.dispatch import cancel_refusal, cancel_run, rerun, start_run, start_runs
 from apps.jobs.keyset import keyset_page
 from apps.jobs.models import Run, Source
 from apps.jobs.permissions import may_run
@@ -57,16 +57,17 @@ from a browser, with the Django session plus the `X-CSRFToken` header on POST.
   400: the body is not JSON. 401: not authenticated (never a redirect). 403: the job is
   not yours to run, or the CSRF check failed. 404: no such job, or no such run *that
   you may see*: a run of a job you may not run answers 404, exactly like a missing one.
-  409: cancelling a finished run. 413: body over Django's DATA_UPLOAD_MAX_MEMORY_SIZE
-  (2.5 MB). 422: invalid input; `errors` names each field or job parameter.
+  409: cancelling a finished run, or a started run of a job that is not cancellable.
+  413: body over Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB). 422: invalid input;
+  `errors` names each field or job parameter.
 - Starting a run answers 201 with the run as recorded (queued; its message is sent once
   the request's transaction commits). `POST /api/jobs/<name>/runs/bulk` with
   `{"items": [{...}, ...]}` starts one run per item, all or nothing (422 names each bad
   item, as `items[3].x`, and records none); `"per_message": N` packs N runs into each
   Celery message (docs/writing-jobs.md). Repeating the request with the same
   `idempotency_key` answers 201 with the first run. Retry answers 201 with the new run.
-  Cancel answers 202: a queued run is cancelled at once, a running one when its worker
-  hears.
+  Cancel answers 202: a queued run is cancelled at once, a running one (of a job
+  declared cancellable) when its worker hears.
 - Run lists are newest first, paged by id without a COUNT(*): `?before=<id>&limit=50`;
   follow `next` until it is null.
 """
@@ -325,10 +326,11 @@ def read_run(request, run_id: int = RunId):
     tags=["runs"],
 )
 def cancel(request, run_id: int = RunId):
-    """Revoke a queued run; stop a running one (terminated if its job is cancellable)."""
+    """Revoke a queued run; stop a running one if its job is cancellable (409 says why
+    not: the run has finished, or its job is not cancellable and it has started)."""
     run = actionable_run(request.auth, run_id)
     if not cancel_run(run, by=request.auth):
-        raise HttpError(409, "The run has already finished.")
+        raise HttpError(409, f"Not cancelled: {cancel_refusal(run)}.")
     return Status(202, run_detail(run, request.auth))
 
 

@@ -18,7 +18,7 @@ from kombu.exceptions import OperationalError
 
 from . import inspect, packs, publishing, secrets, sending
 from .catalog import Job, ParameterError, clean_parameters, get_job
-from .models import Run, Source, State
+from .models import NOT_STARTED, Run, Source, State
 from .worker.recording import prerecorded
 
 log = logging.getLogger(__name__)
@@ -298,20 +298,50 @@ def _send_by_name(name: str):
 cancellers: list = []
 
 
-def cancel_run(run: Run, by=None) -> bool:
-    """Revoke a queued run; stop a running one (terminate if its job allows it)."""
-    from .catalog import get_job
+# States in which no execution runs a run's body: it may be cancelled whatever its job.
+NOT_RUNNING = (*NOT_STARTED, State.RETRYING)
 
+
+def cancel_refusal(run: Run) -> str | None:
+    """Why `run` may not be cancelled now, or None: the one rule of every door (the run
+    page's Cancel button, the web, the API, `manage.py jobs cancel`, the results admin's
+    Terminate). A run not running yet may be, of any job; a running one only if its job
+    is declared `cancellable` (cancel stops it at its next progress report, terminates
+    its process): a job that is not, such as a backup, runs to its end."""
     if run.is_finished:
+        return f"it already {run.state}"
+    if run.state in NOT_RUNNING:
+        return None
+    return running_refusal(run.job_name)
+
+
+def running_refusal(job_name: str) -> str | None:
+    """Why a running execution of this job may not be stopped (None: it is cancellable)."""
+    job = get_job(job_name)
+    if job is not None and job.cancellable:
+        return None
+    return f"{job_name} is not cancellable: a run of it that has started runs to its end"
+
+
+def cancel_run(run: Run, by=None) -> bool:
+    """Revoke a run not running yet; stop a running one of a cancellable job (its
+    progress report raises JobCancelled, its worker terminates it). False, with nothing
+    changed, when `cancel_refusal` refuses it (which then says why)."""
+    if cancel_refusal(run):
         return False
     for canceller in cancellers:
         answer = canceller(run, by)
         if answer is not None:
             return answer
-    not_started = run.cancel(by)
-    job = get_job(run.job_name)
-    terminate = bool(job and job.cancellable and not not_started)
-    inspect.revoke(run.task_id, terminate=terminate)
+    runs = Run.objects.filter(pk=run.pk)
+    stoppable = running_refusal(run.job_name) is None
+    if not stoppable:
+        runs = runs.filter(state__in=NOT_RUNNING)  # it may have started since it was read
+    not_started = runs.cancel_not_started(by)
+    run.refresh_from_db()
+    if run.cancel_requested_at is None:
+        return False  # it started or finished meanwhile: left as it is
+    inspect.revoke(run.task_id, terminate=stoppable and not not_started)
     return True
 
 

@@ -17,8 +17,9 @@ from django.urls import reverse
 from django_celery_results.models import TaskResult
 
 from . import json_values
-from .catalog import Job, get_job
-from .models import NOT_STARTED, Run, State
+from .catalog import get_job
+from .dispatch import cancel_refusal
+from .models import NOT_STARTED, Run
 from .permissions import may_run
 
 ADD_SCHEDULE = "django_celery_beat.add_periodictask"
@@ -135,17 +136,16 @@ def links(run: Run, user) -> dict:
     if user is None or not may_run(user, run.job_name):
         return {}
     return {
-        "may_cancel": may_cancel(run, get_job(run.job_name)),
+        "may_cancel": may_cancel(run),
         "may_rerun": True,
         "schedule_url": schedule_url(run) if user.has_perm(ADD_SCHEDULE) else "",
     }
 
 
-def may_cancel(run: Run, job: Job | None) -> bool:
-    """A run not yet started can be revoked; a running one only if its job allows it."""
-    if run.is_finished or run.cancel_requested_at:
-        return False
-    return run.state in (*NOT_STARTED, State.RETRYING) or bool(job and job.cancellable)
+def may_cancel(run: Run) -> bool:
+    """Cancel is offered by `dispatch.cancel_refusal`, the rule every door keeps (a run
+    not running yet, or a running one of a cancellable job), once: not after it was asked."""
+    return cancel_refusal(run) is None and not run.cancel_requested_at
 
 
 def schedule_url(run: Run) -> str:

@@ -26,7 +26,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from . import bulk, failures, forms, run_filters, secrets, sweeper
 from .catalog import Job, ParameterError, all_jobs, get_job
-from .dispatch import cancel_run, rerun, start_run
+from .dispatch import cancel_refusal, cancel_run, rerun, start_run
 from .keyset import keyset_page
 from .models import Run, Source
 from .permissions import may_run
@@ -299,7 +299,7 @@ def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     if cancel_run(run, by=request.user):
         messages.success(request, "Cancel requested.")
     else:
-        messages.info(request, "The run had already finished.")
+        messages.error(request, f"Not cancelled: {cancel_refusal(run)}.")
     return redirect(run)
 
 

@@ -202,18 +202,27 @@ class ResultAdmin(TaskResultAdmin):
 
     @admin.action(description="Terminate the selected running tasks")
     def terminate_running(self, request, queryset) -> None:
-        running = queryset.filter(status__in=results.RUNNING)
-        stopped = sum(results.terminate(r, request.user) for r in running)
+        stopped, refused = 0, []
+        for result in queryset.filter(status__in=results.RUNNING):
+            try:
+                stopped += results.terminate(result, request.user)
+            except results.NotTerminated as why:
+                refused.append(f"{result.task_id}: {why}")
         self.message_user(
             request,
             ngettext("Asked %d task to terminate.", "Asked %d tasks to terminate.", stopped)
             % stopped,
         )
-        skipped = queryset.count() - stopped
+        skipped = queryset.count() - stopped - len(refused)
         if skipped:
             self.message_user(request, f"Skipped {skipped}: not running, not yours to stop, "
                                        "or the broker is down.",
                               messages.WARNING)  # fmt: skip
+        if refused:
+            self.message_user(request, f"Skipped {len(refused)} that may not be stopped now:",
+                              messages.WARNING)  # fmt: skip
+        for line in refused[:10]:
+            self.message_user(request, f"Not terminated: {line}", messages.WARNING)
 
 
 def _attach_links(page: list[TaskResult]) -> None:

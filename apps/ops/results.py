@@ -17,7 +17,14 @@ from django_celery_results.models import TaskResult
 
 from apps.jobs import inspect
 from apps.jobs.catalog import ParameterError
-from apps.jobs.dispatch import cancel_run, record_and_send, rerun, revalidated
+from apps.jobs.dispatch import (
+    cancel_refusal,
+    cancel_run,
+    record_and_send,
+    rerun,
+    revalidated,
+    running_refusal,
+)
 from apps.jobs.models import Run, Source
 from apps.jobs.permissions import allowed_job_names, may_run, sees_all_runs
 
@@ -128,11 +135,21 @@ def _arguments(stored: str | None, kind: type):
     return value
 
 
+class NotTerminated(Exception):
+    """Why one running task was not stopped (shown to the admin user)."""
+
+
 def terminate(result: TaskResult, user) -> bool:
-    """Stop a running task: cancel its run, and terminate it on its worker."""
+    """Stop a running task as a run's Cancel does: dispatch's rule decides, and a task of
+    a job that is not cancellable is never terminated (NotTerminated says so). False for
+    a row not running or not this user's to stop, or a broker that is down."""
     if result.status not in RUNNING or not may_run(user, result.task_name or ""):
         return False
     run = Run.objects.filter(task_id=result.task_id).first()
-    if run:
-        cancel_run(run, by=user)
-    return inspect.revoke(result.task_id, terminate=True)
+    if run is not None and not cancel_run(run, by=user):
+        raise NotTerminated(cancel_refusal(run))
+    refusal = running_refusal(run.job_name if run else result.task_name or "")
+    if run is None and refusal:
+        raise NotTerminated(refusal)  # no run record: a started task of its job
+    # A run its record said was not started yet (a stale row) was revoked, not terminated.
+    return inspect.revoke(result.task_id, terminate=refusal is None)

@@ -261,7 +261,7 @@ def test_cancel_of_a_finished_run_exits_1_and_says_so():
     run = make_run()
     Run.objects.filter(pk=run.pk).update(state=State.SUCCEEDED)
     code, _, error = jobs("cancel", str(run.pk))
-    assert (code, error) == (1, f"run {run.pk} already succeeded; nothing to cancel")
+    assert (code, error) == (1, f"run {run.pk} not cancelled: it already succeeded")
 
 
 @with_worker

@@ -1,9 +1,10 @@
 """`manage.py jobs list|run|status|cancel|retry|runs`: the catalog from a shell.
 
-Exit status: 0 ok; 1 when a waited-for run failed or was cancelled (or there was
-nothing to cancel, or a bulk action's set grew past --expect); 2 on bad input (unknown
-job or run, bad parameters, bad filters); 124 when --wait gave up after --timeout (the
-run goes on: it may still succeed), as timeout(1) does; 130 when waiting was interrupted.
+Exit status: 0 ok; 1 when a waited-for run failed or was cancelled (or a cancel was
+refused: the run had finished, or had started and its job is not cancellable; or a bulk
+action's set grew past --expect); 2 on bad input (unknown job or run, bad parameters,
+bad filters); 124 when --wait gave up after --timeout (the run goes on: it may still
+succeed), as timeout(1) does; 130 when waiting was interrupted.
 
     manage.py jobs runs --state failed --job apps.demo.tasks.add --param customer_id=42
     manage.py jobs runs --state failed --param email~@example.com --retry --yes
@@ -19,7 +20,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from apps.jobs import bulk, cli, failures, run_filters
 from apps.jobs.catalog import Job, ParameterError, all_jobs, get_job
 from apps.jobs.command_base import BAD_INPUT, OneLineErrorsCommand
-from apps.jobs.dispatch import cancel_run, rerun, start_run, start_runs
+from apps.jobs.dispatch import cancel_refusal, cancel_run, rerun, start_run, start_runs
 from apps.jobs.models import Run, Source, State
 
 TIMED_OUT = 124  # timeout(1)'s status: a script can tell "gave up waiting" from "failed"
@@ -120,7 +121,7 @@ class Command(OneLineErrorsCommand):
     def handle_cancel(self, *, ident: str, as_json: bool, **options) -> None:
         run = find_run(ident)
         if not cancel_run(run):
-            raise CommandError(f"run {run.pk} already {run.state}; nothing to cancel")
+            raise CommandError(f"run {run.pk} not cancelled: {cancel_refusal(run)}")
         if as_json:
             return self.emit(cli.run_summary(run))
         if run.state == State.CANCELLED:
