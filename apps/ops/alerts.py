@@ -115,7 +115,7 @@ def report_failure(run: Run, now: datetime, times: int = 1) -> Incident:
         now,
         title=title,
         detail=f"Run {run.task_id} failed at {run.finished_at:%Y-%m-%d %H:%M:%S %Z}.",
-        link=absolute(run.get_absolute_url()),
+        link=run.get_absolute_url(),
         job_name=run.job_name,
         schedule_name=run.schedule_name,
         seen_at=run.finished_at,
@@ -221,7 +221,7 @@ def report_broken(task: PeriodicTask, problem: str, now: datetime) -> Incident:
         now,
         title=f"Schedule {task.name} is broken: beat skips it",
         detail=f"{problem}. Fix or disable it in the admin; until then it does not run.",
-        link=absolute(reverse("admin:django_celery_beat_periodictask_change", args=[task.pk])),
+        link=reverse("admin:django_celery_beat_periodictask_change", args=[task.pk]),
         job_name=task.task,
         schedule_name=task.name,
         occurrence=problem[:100],
@@ -255,9 +255,7 @@ def report_missed(missed: Missed, now: datetime) -> Incident:
             f"It was due at {due:%Y-%m-%d %H:%M:%S %Z} and no run of it started within "
             f"{missed.grace.total_seconds():.0f} s."
         ),
-        link=absolute(
-            reverse("admin:django_celery_beat_periodictask_change", args=[missed.task.pk])
-        ),
+        link=reverse("admin:django_celery_beat_periodictask_change", args=[missed.task.pk]),
         job_name=missed.task.task,
         schedule_name=name,
         occurrence=due.isoformat(),
@@ -276,7 +274,7 @@ def check_beat_heartbeat(now: datetime) -> bool:
     report_problem(
         Kind.BEAT_DOWN, "beat", now,
         title="Beat is not ticking: no schedule is being sent",
-        detail=f"Beat heartbeat: {check.detail}.", link=absolute("/"), occurrence="down",
+        detail=f"Beat heartbeat: {check.detail}.", link="/", occurrence="down",
     )  # fmt: skip
     return False
 
@@ -381,7 +379,7 @@ def notify(incident: Incident, phase: str, now: datetime) -> bool:
             incident.detail,
             f"Open since {timezone.localtime(incident.opened_at):%Y-%m-%d %H:%M %Z}; "
             f"seen {incident.count} time(s).",
-            incident.link,
+            absolute(incident.path) if incident.link else "",
         ) if line
     )  # fmt: skip
     if not send(recipients(incident), subject[:200], body):
@@ -419,4 +417,5 @@ def send(to: list[str], subject: str, body: str) -> bool:
 
 
 def absolute(path: str) -> str:
+    """A path on this site as a URL for mail, which leaves the site: pages link by path."""
     return settings.SITE_URL + path

@@ -1,3 +1,5 @@
+from urllib.parse import urlsplit
+
 from django.db import models
 
 
@@ -61,7 +63,7 @@ class Incident(models.Model):
     )
     last_notified_at = models.DateTimeField(null=True, blank=True)
     last_notice = models.CharField(max_length=16, choices=Notice.choices, blank=True)
-    link = models.CharField(max_length=500, blank=True)
+    link = models.CharField(max_length=500, blank=True)  # a path on this site: see path
 
     objects = IncidentQuerySet.as_manager()
 
@@ -79,6 +81,15 @@ class Incident(models.Model):
     def __str__(self) -> str:
         state = "resolved" if self.resolved_at else "open"
         return f"{self.get_kind_display()}: {self.key} ({state})"
+
+    @property
+    def path(self) -> str:
+        """The link as a path on this site, whatever address serves it. Older versions
+        stored SITE_URL + path: those read as the same path here."""
+        parts = urlsplit(self.link)
+        if not parts.scheme and not parts.netloc:
+            return self.link
+        return parts._replace(scheme="", netloc="").geturl() or "/"
 
 
 class Cursor(models.Model):

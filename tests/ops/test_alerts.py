@@ -56,6 +56,14 @@ def test_a_failed_run_emails_the_admins_once_with_the_job_title_and_a_link(mail)
     assert (incident.kind, incident.key, incident.count) == (Kind.FAILED_RUN, run.job_name, 1)
 
 
+def test_the_incident_keeps_a_path_and_only_the_email_says_site_url(mail, settings):
+    settings.SITE_URL = "https://switchyard.example.com"
+    run = fail()
+    check_alerts()
+    assert Incident.objects.get().link == run.get_absolute_url()
+    assert f"https://switchyard.example.com{run.get_absolute_url()}" in mail.outbox[0].body
+
+
 def test_running_the_sweep_again_does_not_report_the_same_failure_twice(mail):
     fail()
     check_alerts()

@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
 
 from apps.devstack import processes
@@ -13,10 +14,11 @@ from apps.jobs.catalog import get_job
 from apps.jobs.dispatch import cancel_run, start_run
 from apps.jobs.models import Run, Source, State
 from apps.ops import heartbeat
+from apps.ops.alerts import check_alerts
 from apps.ops.models import Incident, Kind
 from tests.helpers import make_run, make_superuser, make_user, point_celery_at, wait_for
 
-from .makers import given_snapshot, make_finished_run, make_result
+from .makers import given_snapshot, make_finished_run, make_result, make_schedule
 
 
 @pytest.fixture
@@ -166,6 +168,36 @@ def test_incidents_show_only_the_jobs_the_viewer_may_see(client):
     client.force_login(make_superuser())
     page = client.get("/").content.decode()
     assert "Run a management command failed" in page and "secret dump" in page
+
+
+@pytest.mark.django_db
+def test_incident_links_point_at_the_site_serving_the_dashboard_not_site_url(client, settings):
+    settings.SITE_URL = "http://127.0.0.1:8000"  # the default, while this site is elsewhere
+    given_snapshot("w1@host")
+    run = make_finished_run(state=State.FAILED, finished_at=timezone.now() - timedelta(seconds=30))
+    schedule = make_schedule("nightly", last_run_ago=timedelta(days=1))
+    heartbeat.record("beat")
+    check_alerts()
+    client.force_login(make_superuser())
+    page = client.get("/").content.decode()
+    assert f'<a href="{run.get_absolute_url()}">Add two numbers failed</a>' in page
+    change = reverse("admin:django_celery_beat_periodictask_change", args=[schedule.pk])
+    assert f'<a href="{change}">nightly</a>' in page
+    assert "127.0.0.1:8000" not in page
+
+
+@pytest.mark.django_db
+def test_an_incident_stored_with_an_absolute_link_links_to_the_same_path_here(staff_client):
+    given_snapshot("w1@host")
+    make_incident(Kind.FAILED_RUN, "apps.demo.tasks.add", "Add two numbers failed",
+                  job_name="apps.demo.tasks.add",
+                  link="http://127.0.0.1:8000/runs/124/")  # fmt: skip
+    make_incident(Kind.MISSED_RUN, "nightly", "Schedule nightly missed its run",
+                  schedule_name="nightly", link="http://127.0.0.1:8000/admin/x/7/")  # fmt: skip
+    page = staff_client.get("/").content.decode()
+    assert '<a href="/runs/124/">Add two numbers failed</a>' in page
+    assert '<a href="/admin/x/7/">nightly</a>' in page
+    assert "127.0.0.1:8000" not in page
 
 
 @pytest.mark.django_db
