@@ -43,7 +43,10 @@ from .params import no_control_characters
 PARAM_PREFIX = "param."
 MAX_PARAM_CONDITIONS = 10
 MAX_VALUE_LENGTH = 200
-NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
+MAX_NAME_LENGTH = 100
+# Unbounded, so that a name too long is read whole and refused as too long (not split
+# after 100 characters into a name and an "operator").
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 OPERATORS = {"=": "equals", "~": "contains"}
 MAX_STATES = len(State.values)
 
@@ -113,9 +116,14 @@ def _any(conditions: list[Q]) -> Q:
 
 def param_condition(name: str, op: str, value: str) -> ParamCondition:
     """One condition, checked: a parameter's name, a known operator, a short plain value."""
-    label = f"{PARAM_PREFIX}{name}"
+    shown = name if len(name) <= MAX_NAME_LENGTH else f"{name[:MAX_NAME_LENGTH]}..."
+    label = f"{PARAM_PREFIX}{shown}"
     if not NAME.fullmatch(name):
-        raise FilterError({label: ["a parameter name is letters, digits and _ (at most 100)"]})
+        raise FilterError({label: [f"a parameter name is letters, digits and _ "
+                                   f"(at most {MAX_NAME_LENGTH})"]})  # fmt: skip
+    if len(name) > MAX_NAME_LENGTH:
+        raise FilterError({label: [f"a parameter name is at most {MAX_NAME_LENGTH} characters "
+                                   f"(this one has {len(name)})"]})  # fmt: skip
     if op not in OPERATORS:
         raise FilterError({label: [f"unknown operator {op!r}: use = (equals) or ~ (contains)"]})
     if len(value) > MAX_VALUE_LENGTH:

@@ -105,6 +105,31 @@ def test_a_bad_parameter_condition_is_refused_at_every_door(client, query, token
     assert message in err or "operator" in err
 
 
+@pytest.mark.parametrize("op", ["=", "~"])
+def test_a_parameter_name_over_100_characters_is_refused_as_too_long_at_every_door(client, op):
+    name = "a" * 101
+    query = {f"param.{name}{op.strip('=')}": "1"}
+    why = "a parameter name is at most 100 characters (this one has 101)"
+    user = make_superuser()
+    client.force_login(user)
+    for page in (client.get("/runs/", query), client.get("/runs/", {"param": f"{name}{op}1"})):
+        assert page.status_code == 400
+        assert why in page.content.decode() and "operator" not in page.content.decode()
+
+    api = token_client(user).get("/api/runs", query)
+    assert api.status_code == 422
+    assert api.json()["errors"] == {f"param.{'a' * 100}...": [why]}
+
+    code, _, err = jobs("runs", "--param", f"{name}{op}1")
+    assert (code, err) == (2, f"param.{'a' * 100}...: {why}")
+
+
+def test_a_parameter_name_of_100_characters_is_a_name(client):
+    wanted = make_run(parameters={"a" * 100: 1})
+    make_run(parameters={"a" * 99: 1})
+    assert cli_ids("--param", f"{'a' * 100}=1") == {wanted.pk}
+
+
 def test_states_time_range_worker_schedule_and_user_combine(client):
     alice = get_user_model().objects.create_user("alice")
     day = dt.datetime(2030, 1, 1, 12, tzinfo=dt.UTC)
