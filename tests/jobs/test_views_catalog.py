@@ -37,7 +37,7 @@ def entries(response) -> dict:
 def test_the_catalog_needs_a_login(client):
     response = client.get("/jobs/")
     assert response.status_code == 302
-    assert response["Location"].startswith("/admin/login/?next=/jobs/")
+    assert response["Location"].startswith("/accounts/login/?next=/jobs/")
 
 
 def test_the_catalog_lists_only_the_jobs_the_user_may_run(client):

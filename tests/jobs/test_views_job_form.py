@@ -121,7 +121,7 @@ def test_a_plain_celery_task_outside_the_catalog_has_no_form(client):
 def test_the_form_needs_a_login(client):
     response = client.get(ADD_URL)
     assert response.status_code == 302
-    assert response["Location"].startswith("/admin/login/")
+    assert response["Location"].startswith("/accounts/login/")
 
 
 def test_the_form_refuses_a_post_without_the_csrf_token(alice):

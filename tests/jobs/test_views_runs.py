@@ -28,7 +28,7 @@ def link(response, css_class: str = "") -> str:
 
 
 def test_the_runs_list_needs_a_login(client):
-    assert client.get("/runs/")["Location"].startswith("/admin/login/?next=/runs/")
+    assert client.get("/runs/")["Location"].startswith("/accounts/login/?next=/runs/")
 
 
 def test_runs_are_listed_newest_first(client):

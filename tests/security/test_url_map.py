@@ -17,11 +17,16 @@ pytestmark = pytest.mark.django_db
 
 # Reachable without logging in, and why.
 PUBLIC = {
-    "admin:login": "the login form",
-    "admin:logout": "logging out (POST)",
+    "login": "the site's sign-in form, for any active user",
+    "logout": "signing out (POST)",
+    "admin:login": "the admin's login form, for staff",
+    "admin:logout": "logging out of the admin (POST)",
     "ops:healthz": "liveness probe",
     "ops:readyz": "readiness probe",
 }
+# Where anonymous visitors are sent: pages for anyone signed in (login_required) to the
+# site's sign-in, staff pages (the admin, staff_member_required) to the admin's login.
+LOGIN_PAGES = ("/accounts/login/", "/admin/login/")
 # Refused to anonymous callers from elsewhere than METRICS_ALLOWED_IPS (401/403).
 NETWORK_OR_TOKEN = {"ops:metrics"}
 # Patterns an earlier pattern answers for: their view is never reached.
@@ -76,7 +81,7 @@ def test_anonymous_visitors_are_sent_to_log_in_and_api_callers_get_401(alices_ru
         elif path.startswith("/api/"):
             ok = status == 401 and response["Content-Type"] == "application/json"
         else:
-            ok = status == 302 and location.startswith("/admin/login/")
+            ok = status == 302 and location.startswith(LOGIN_PAGES)
         if not ok:
             wrong[route.name] = (path, status, location)
     assert wrong == {}

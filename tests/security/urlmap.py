@@ -21,7 +21,7 @@ REGEX_GROUP = re.compile(r"\(\?P<(?P<name>\w+)>(?P<body>[^)]*)\)")
 
 @dataclass(frozen=True)
 class Route:
-    name: str  # "namespace:name", or the pattern text when the pattern has no name
+    name: str  # "namespace:name" ("name" at the top level), else the pattern text
     template: str  # the path with its parameters still in it
     callback: object
 
@@ -59,7 +59,7 @@ def _walk(patterns, prefix: str, namespace: str):
             inner = ":".join(filter(None, [namespace, entry.namespace]))
             yield from _walk(entry.url_patterns, text, inner)
         elif isinstance(entry, URLPattern):
-            name = f"{namespace}:{entry.name}" if entry.name else text
+            name = ":".join(filter(None, [namespace, entry.name])) if entry.name else text
             yield Route(name=name, template=text, callback=entry.callback)
 
 
