@@ -62,12 +62,10 @@ def part_context(name: str, request: HttpRequest, snap: inspect.Snapshot) -> dic
         return {"failures": dashboard.recent_failures(request.user)}
     if name == "missed":
         return {"missed": dashboard.missed_schedules(request.user)}
-    data = dashboard.chart_data()
+    data = dashboard.chart_data(request.user)
     return {
         "runs_chart": charts.runs_per_hour_svg(data["hours"], data["counts"]),
-        "durations_chart": charts.durations_svg(
-            dashboard.visible_durations(request.user, data["durations"])
-        ),
+        "durations_chart": charts.durations_svg(data["durations"]),
     }
 
 

@@ -4,6 +4,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -212,6 +213,48 @@ def test_the_charts_are_inline_svg_with_bars_per_state_and_percentiles_per_job(s
     assert "Add two numbers" in page
 
 
+def given_runs_of_two_jobs(bob) -> None:
+    """Four runs of add (one failed), one of countdown, and one add that bob started."""
+    for _ in range(3):
+        make_finished_run("apps.demo.tasks.add")
+    make_finished_run("apps.demo.tasks.add", state=State.FAILED)
+    make_finished_run("apps.demo.tasks.countdown", seconds=5)
+    make_finished_run("apps.demo.tasks.add", requested_by=bob)
+
+
+def charts_seen_by(client, user) -> str:
+    client.force_login(user)
+    return client.get("/dashboard/charts/").content.decode()
+
+
+@pytest.mark.django_db
+def test_both_charts_count_only_the_runs_the_viewer_may_see(client):
+    given_snapshot("w1@host")
+    bob = make_user("bob", jobs=("apps.demo.tasks.countdown",))
+    given_runs_of_two_jobs(bob)
+
+    everything = charts_seen_by(client, make_superuser())
+    assert ">succeeded 5</text>" in everything and ">failed 1</text>" in everything
+
+    his = charts_seen_by(client, bob)  # countdown's run, and the add run he started
+    assert ">succeeded 2</text>" in his and "failed" not in his
+    assert "p50 5.0 s · p95 5.0 s · 1 runs" in his and "p50 2.0 s · p95 2.0 s · 1 runs" in his
+
+
+@pytest.mark.django_db
+def test_those_who_see_every_run_share_the_kept_charts_and_others_get_their_own(client):
+    given_snapshot("w1@host")
+    bob = make_user("bob", jobs=("apps.demo.tasks.countdown",))
+    auditor = make_user("audrey")
+    auditor.user_permissions.add(Permission.objects.get(codename="view_all_runs"))
+    given_runs_of_two_jobs(bob)
+    assert ">succeeded 5</text>" in charts_seen_by(client, make_superuser())  # now kept
+
+    make_finished_run("apps.demo.tasks.countdown")
+    assert ">succeeded 3</text>" in charts_seen_by(client, bob)  # worked out for him
+    assert ">succeeded 5</text>" in charts_seen_by(client, auditor)  # the kept numbers
+
+
 @pytest.mark.django_db
 def test_each_part_reloads_itself_with_htmx_and_unknown_parts_are_404(staff_client):
     given_snapshot("w1@host")
@@ -367,17 +410,18 @@ def test_charts_past_their_cache_time_are_shown_at_once_while_a_thread_works_the
     from apps.jobs import revalidating
     from apps.ops import dashboard
 
+    root = make_superuser()
     make_finished_run()
-    first = dashboard.chart_data()  # none kept: worked out at once
+    first = dashboard.chart_data(root)  # none kept: worked out at once
     stale_since = time.time() - dashboard.CHART_CACHE_SECONDS - 1
     revalidating.store(dashboard.CHART_KEY, first, 600, stored_at=stale_since)
     make_finished_run()
     make_finished_run()
 
-    assert dashboard.chart_data() == first  # no page waits for the new numbers
+    assert dashboard.chart_data(root) == first  # no page waits for the new numbers
     wait_for(lambda: cache.get(dashboard.CHART_KEY)[0] > stale_since
              and not revalidating.refreshing(dashboard.CHART_KEY), timeout=30)  # fmt: skip
-    assert charted_runs(dashboard.chart_data()) == charted_runs(first) + 2 == 3
+    assert charted_runs(dashboard.chart_data(root)) == charted_runs(first) + 2 == 3
 
 
 @pytest.mark.django_db(transaction=True)
