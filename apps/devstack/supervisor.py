@@ -3,7 +3,8 @@
 A process that exits, crashed or killed, is started again after a back-off: 1 s, then
 doubling up to 30 s while it keeps failing soon after each start, so one that fails at
 once costs a start every 30 s, not a busy loop. Each exit gets a line saying which
-process, how it ended and when it comes back. Stopping (Ctrl-C, SIGTERM) stops them all.
+process, how it ended and when it comes back. Stopping (Ctrl-C, SIGTERM) stops them all,
+the ones the others need (the embedded Redis) only once the others have exited.
 """
 
 import datetime as dt
@@ -40,10 +41,13 @@ def describe_exit(status: int) -> str:
 class Child:
     """One process of the stack, started again with back-off whenever it exits."""
 
-    def __init__(self, name: str, command: list[str], say: Callable[[str], None]) -> None:
+    def __init__(self, name: str, command: list[str], say: Callable[[str], None],
+                 needed_by_others: bool = False) -> None:  # fmt: skip
         self.name = name
         self.command = command
         self.say = say
+        # The others talk to it (the broker): stopped only after they have exited.
+        self.needed_by_others = needed_by_others
         self.process: subprocess.Popen | None = None
         self.started_at = 0.0
         self.delay: float | None = None
@@ -86,7 +90,12 @@ def watch(children: list[Child], stopping: Callable[[], bool]) -> None:
 
 
 def stop_children(children: list[Child]) -> None:
-    """SIGTERM every running child's process group (warm shutdown), then SIGKILL."""
-    processes.stop_all([child.process for child in children if child.process is not None])
-    for child in children:
-        child.process = None
+    """Stop the children in dependency order: SIGTERM the process groups of those nothing
+    needs (warm shutdown) and wait for them to exit (SIGKILL after stop_all's timeout),
+    then the same for those they needed. A worker stopping with Redis gone would drop
+    what it had not yet acknowledged."""
+    for needed in (False, True):
+        stage = [child for child in children if child.needed_by_others == needed]
+        processes.stop_all([child.process for child in stage if child.process is not None])
+        for child in stage:
+            child.process = None

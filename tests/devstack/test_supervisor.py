@@ -4,11 +4,14 @@ saying so; Ctrl-C / SIGTERM still stops every process."""
 import os
 import re
 import signal
+import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
 from apps.devstack import processes
+from apps.devstack.management.commands.devstack import Command
 from apps.devstack.supervisor import HEALTHY_AFTER, Child, next_delay, stop_children, watch
 from tests.devstack.stack import (
     children_of,
@@ -59,6 +62,57 @@ def test_a_child_that_fails_at_once_is_started_again_after_growing_delays_with_a
     # Lower bounds only: a busy machine makes the gaps longer, never shorter.
     assert starts[0][0] - exits[0][0] >= 1.0
     assert starts[1][0] - exits[1][0] >= 2.0
+
+
+# Stands in for one of the stack's processes: says when it is up, when SIGTERM came, and
+# when it exited, after a warm shutdown that takes a moment.
+STAND_IN = textwrap.dedent("""
+    import signal, sys, time
+    log, name = sys.argv[1], sys.argv[2]
+
+    def say(line):
+        with open(log, "a") as file:
+            file.write(f"{name} {line}\\n")
+
+    def stop(*_):
+        say("got SIGTERM")
+        time.sleep(0.5)
+        say("exited")
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    say("ready")
+    while True:
+        time.sleep(1)
+""")
+
+
+def test_stopping_the_stack_stops_redis_only_after_the_worker_beat_and_web_have_exited(
+    settings, tmp_path
+):
+    """Redis and the worker got SIGTERM at once: the worker logged "broker unreachable ...
+    dropping N bytes it never acknowledged"."""
+    settings.EMBEDDED_REDIS, settings.EMBEDDED_REDIS_DIR = True, tmp_path / "redis"
+    log = tmp_path / "stack.log"
+    children = Command().children("127.0.0.1:8000", 2)
+    for child in children:
+        child.command = [processes.PYTHON, "-c", STAND_IN, str(log), child.name]
+        child.start()
+    names = [child.name for child in children]
+    try:
+        assert names == ["redis", "worker", "beat", "web"]
+        wait_for(lambda: said(log).count("ready") == 4, timeout=30)
+    finally:
+        stop_children(children)
+
+    lines = Path(log).read_text().splitlines()
+    redis_stops = lines.index("redis got SIGTERM")
+    assert all(lines.index(f"{name} exited") < redis_stops for name in names[1:]), lines
+    assert lines[-1] == "redis exited"
+
+
+def said(log: Path) -> list[str]:
+    return [line.split()[-1] for line in log.read_text().splitlines()] if log.exists() else []
 
 
 def lines_with(text: str, said: list[tuple[float, str]]) -> list[tuple[float, str]]:

@@ -49,7 +49,8 @@ class Command(BaseCommand):
         if settings.EMBEDDED_REDIS:
             port, folder = settings.EMBEDDED_REDIS_PORT, settings.EMBEDDED_REDIS_DIR
             commands = {"redis": processes.redis_command(port, folder), **commands}
-        return [supervisor.Child(name, command, self.stderr.write)
+        # Redis is stopped last: the worker, beat and web still talk to it as they stop.
+        return [supervisor.Child(name, command, self.stderr.write, name == "redis")
                 for name, command in commands.items()]  # fmt: skip
 
     def start(self, children: list[supervisor.Child]) -> None:
