@@ -81,12 +81,12 @@ def record_and_send(
         if existing:
             return existing
         raise
+    # The clear values of secret parameters live only in the message (secrets.py).
+    clear = {"kwargs": dict(parameters), "args": list(args or [])}
     if transaction.get_connection().in_atomic_block:
-        # The clear values of secret parameters live only in the message (secrets.py).
-        publish_it = functools.partial(publish, run, options, kwargs=dict(parameters))
-        sending.after_commit(run.task_id, publish_it)
+        sending.after_commit(run.task_id, functools.partial(publish, run, options, **clear))
     else:
-        send_unless_broker_down(run, options, kwargs=dict(parameters))
+        send_unless_broker_down(run, options, **clear)
     return run
 
 
@@ -100,7 +100,7 @@ def new_run(job_name: str, parameters: Mapping[str, Any], *, source: Source, arg
         task_id=str(uuid.uuid4()),
         job_name=job_name,
         parameters=secrets.masked(job_name, dict(parameters)),
-        args=list(args or []),
+        args=secrets.masked_args(job_name, list(args or [])),
         source=source,
         requested_by=user if user is not None and user.is_authenticated else None,
         requested_by_label=label or (user.get_username() if user else ""),
@@ -208,8 +208,9 @@ def insert(run: Run) -> None:
 
 
 def send_unless_broker_down(
-    run: Run, options: Mapping[str, Any] | None = None, kwargs: Mapping[str, Any] | None = None
-) -> bool:
+    run: Run, options: Mapping[str, Any] | None = None, kwargs: Mapping[str, Any] | None = None,
+    args: Sequence[Any] | None = None,
+) -> bool:  # fmt: skip
     """send(), unless a publish failed in the last few seconds (sending.broker_recently_down):
     then the run waits as "pending_send" for the sweeper at once, instead of each request
     waiting out the broker's connect and socket timeouts again (the sweeper always tries)."""
@@ -217,14 +218,15 @@ def send_unless_broker_down(
         log.warning("broker unreachable a moment ago; run %s waits to be sent", run.task_id)
         _not_sent(run)
         return False
-    return send(run, options, kwargs=kwargs)
+    return send(run, options, kwargs=kwargs, args=args)
 
 
 def send(
-    run: Run, options: Mapping[str, Any] | None = None, kwargs: Mapping[str, Any] | None = None
-) -> bool:
-    """Publish a recorded run now; `kwargs`, if given, in place of the stored parameters
-    (which hold masks where the job has secrets).
+    run: Run, options: Mapping[str, Any] | None = None, kwargs: Mapping[str, Any] | None = None,
+    args: Sequence[Any] | None = None,
+) -> bool:  # fmt: skip
+    """Publish a recorded run now; `kwargs` and `args`, if given, in place of the stored
+    parameters and positional arguments (which hold masks where the job has secrets).
 
     If the broker is unreachable the run is (or stays) `pending_send`, and the sweeper
     sends it once the broker is back; a run the sweeper sends from `pending_send` is
@@ -233,7 +235,7 @@ def send(
     if run.state == State.CANCELLED:
         return False  # cancelled before the transaction committed
     try:
-        publish(run, options, kwargs=kwargs)
+        publish(run, options, kwargs=kwargs, args=args)
     except OperationalError:
         log.warning("broker unreachable; run %s waits to be sent", run.task_id)
         sending.note_broker(up=False)
@@ -258,9 +260,10 @@ def publish(
     options: Mapping[str, Any] | None = None,
     producer=None,
     kwargs: Mapping[str, Any] | None = None,
+    args: Sequence[Any] | None = None,
 ) -> None:
-    """Publish a recorded run's message (its run is not recorded again); `kwargs` as
-    for `send`. Celery's own message, built with the job's send plan (publishing.py:
+    """Publish a recorded run's message (its run is not recorded again); `kwargs` and
+    `args` as for `send`. Celery's own message, built with the job's send plan (publishing.py:
     the work that is the same for every run of a job, done once per process) where
     it has one, else by `apply_async`."""
     if run.state == State.CANCELLED:
@@ -268,18 +271,19 @@ def publish(
     token = prerecorded.set(run.task_id)
     try:
         kwargs = run.parameters if kwargs is None else kwargs
+        args = run.args if args is None else list(args)
         options = options or {}
         plan = None
         if options.keys() <= {"queue"}:
             plan = publishing.plan_for(current_app, run.job_name, options.get("queue") or "")
-        if plan is not None and plan.accepts(run.args, kwargs):
+        if plan is not None and plan.accepts(args, kwargs):
             with current_app.producer_or_acquire(producer) as given:
-                plan.send(given, run.task_id, args=run.args, kwargs=kwargs)
+                plan.send(given, run.task_id, args=args, kwargs=kwargs)
             return
         task = current_app.tasks.get(run.job_name)
         send_message = task.apply_async if task else _send_by_name(run.job_name)
         # On Redis the publish guard (sending.guarded) leaves out kombu's declare check.
-        send_message(args=run.args, kwargs=kwargs, task_id=run.task_id,
+        send_message(args=args, kwargs=kwargs, task_id=run.task_id,
                      producer=producer, **options)  # fmt: skip
     finally:
         prerecorded.reset(token)
@@ -356,9 +360,11 @@ def rerun(
     secrets were stored masked: they must be given again in `secret_values`.
     """
     stored_shape_check(run)
-    parameters = {**run.parameters, **given_secrets(run.job_name, secret_values)}
+    given = given_secrets(run.job_name, secret_values)
+    args = in_their_places(run.job_name, run.args, given)
+    parameters = {**run.parameters, **given}
     return record_and_send(
-        run.job_name, revalidated(run.job_name, parameters, run.args), args=run.args,
+        run.job_name, revalidated(run.job_name, parameters, args), args=args,
         source=source, user=user, label=label,
         rerun_of=run, options={"queue": run.queue} if run.queue else None,
         idempotency_key=idempotency_key,
@@ -375,6 +381,17 @@ def given_secrets(job_name: str, values: Mapping[str, Any] | None) -> dict[str, 
     if others := sorted(set(values) - set(names)):
         raise ParameterError({name: ["not a secret parameter of this job"] for name in others})
     return values
+
+
+def in_their_places(job_name: str, args: list, given: dict[str, Any]) -> list:
+    """The stored positional arguments with each secret given again back in its place
+    (a Tasks API call `sync.enqueue("acme", token)` stored the token's mask there); the
+    secrets so placed are taken out of `given`, the others stay keywords."""
+    job = get_job(job_name)
+    filled = [p.name for p in job.params[: len(args)]] if job else []
+    placed = [given.pop(name) if name in given else value
+              for name, value in zip(filled, args, strict=False)]  # fmt: skip
+    return placed + list(args[len(filled) :])
 
 
 def stored_shape_check(run: Run) -> None:

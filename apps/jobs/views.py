@@ -104,8 +104,11 @@ def again_initial(user, job: Job, rerun_pk: str | None) -> dict:
     if run is None or not isinstance(run.parameters, dict):
         return {}
     hidden = set(secrets.secret_names(job.name))
+    positional = run.args if isinstance(run.args, list) else []  # a Tasks API call's
+    values = {**dict(zip([p.name for p in job.params], positional, strict=False)),
+              **run.parameters}  # fmt: skip
     return {name: "\n".join(map(str, value)) if isinstance(value, list) else value
-            for name, value in run.parameters.items() if name not in hidden}  # fmt: skip
+            for name, value in values.items() if name not in hidden}  # fmt: skip
 
 
 def start_from_form(request: HttpRequest, job: Job, form) -> Run | None:
