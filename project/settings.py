@@ -360,12 +360,14 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", f"redis://127.0.0.1:{EMBEDDED_R
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Late-acked jobs stay invisible this long on Redis before redelivery; longer than
 # the hard time limit, so a slow job is not handed out twice.
-CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 1800, 1)
-CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 1500, 1)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 1800, 1, YEAR_S)
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 1500, 1, YEAR_S)
 # Seconds before Redis hands a dead worker's unacknowledged (late-ack) messages to
 # another worker. Shorter brings them back sooner, but a job still running (or waiting
 # in a worker's prefetch) after this long is handed out twice; the chaos tests shorten it.
-CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", CELERY_TASK_TIME_LIMIT + 600, 1)
+CELERY_VISIBILITY_TIMEOUT = env_int(
+    "CELERY_VISIBILITY_TIMEOUT", CELERY_TASK_TIME_LIMIT + 600, 1, YEAR_S + 600
+)
 _RESTORE_EVERY = max(1, min(10, CELERY_VISIBILITY_TIMEOUT // 10))
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
@@ -480,7 +482,7 @@ CELERY_BEAT_SCHEDULER = "apps.scheduling.schedulers:SwitchyardScheduler"
 SCHEDULING_REDIS_URL = env_str("SCHEDULING_REDIS_URL")
 # Seconds a beat's leader lease lives unless renewed; a standby beat takes over within
 # about 1.4 times this after the leader dies.
-BEAT_LEASE_SECONDS = env_int("BEAT_LEASE_SECONDS", 15, 2)
+BEAT_LEASE_SECONDS = env_int("BEAT_LEASE_SECONDS", 15, 2, 3600)
 # Whether beat sends Celery's task-sent event for every run (CELERY_TASK_SEND_SENT_EVENT
 # still holds for every other sender). Off: the run record already says when each run
 # was sent, and the event costs a quarter of beat's CPU at scale (docs/performance.md).

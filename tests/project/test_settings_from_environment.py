@@ -104,3 +104,13 @@ def test_http_check_allowed_hosts_are_read_as_names_addresses_and_networks(tmp_p
         "['intranet.example.com', 'redis_1', IPv4Network('10.0.0.5/32'), "
         "IPv4Network('10.0.0.0/8'), IPv6Network('fd00::/8')]"
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "most"),
+    [("CELERY_TASK_TIME_LIMIT", 31536000), ("CELERY_TASK_SOFT_TIME_LIMIT", 31536000),
+     ("CELERY_VISIBILITY_TIMEOUT", 31536600), ("BEAT_LEASE_SECONDS", 3600)],
+)  # fmt: skip
+def test_a_duration_past_its_bound_stops_start_up(tmp_path, name, most):
+    line = refused(manage(tmp_path, "check", **{name: str(10**20)}))
+    assert line.endswith(f"ImproperlyConfigured: {name}={10**20}: must be at most {most}")
