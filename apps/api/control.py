@@ -1,7 +1,8 @@
 """Queue and worker control in the JSON API: thin endpoints over apps/control/actions.py.
 
 Imported by api.py before its catch-all routes. Errors keep the API's shape: 403 when
-the caller may not control queues and workers (`control.control_queues`), 404 for an
+the caller may not control queues and workers (`control.control_queues`), or may not run
+the job whose rate limit is read or set (`permissions.may_run`), 404 for an
 unknown queue, worker or job, 422 for a bad value (naming the field), 409 when a worker
 refuses (e.g. grow on a pool that cannot), 503 when the broker is unreachable.
 """
@@ -215,11 +216,14 @@ def shutdown(request, name: str = Name):
 
 
 @api.get(
-    "/jobs/{name}/rate-limit", response={200: RateOut, **errors(401, 404, 422)}, tags=["control"]
+    "/jobs/{name}/rate-limit",
+    response={200: RateOut, **errors(401, 403, 404, 422)},
+    tags=["control"],
 )
 def read_rate_limit(request, name: str = Name):
-    """The job's rate limit per worker, and the effective total for the workers alive."""
-    return rate_out(actions.catalog_job(name))
+    """The job's rate limit per worker, and the effective total for the workers alive
+    (403 for a job you may not run, as its other endpoints)."""
+    return rate_out(actions.runnable_job(actor(request), name))
 
 
 @api.put(
@@ -228,10 +232,11 @@ def read_rate_limit(request, name: str = Name):
     tags=["control"],
 )
 def set_rate_limit(request, body: RateIn, name: str = Name):
-    """Set (e.g. `{"rate": "10/m"}`) or clear (`{"rate": null}`) the job's rate limit.
-    Celery applies it per worker; it is stored, so restarted workers apply it."""
+    """Set (e.g. `{"rate": "10/m"}`) or clear (`{"rate": null}`) the job's rate limit:
+    for those who may control queues and workers and may run the job. Celery applies it
+    per worker; it is stored, so restarted workers apply it."""
     actions.set_rate_limit(actor(request), name, body.rate)
-    return rate_out(actions.catalog_job(name))
+    return rate_out(actions.runnable_job(actor(request), name))
 
 
 def rate_out(job) -> dict:

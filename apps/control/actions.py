@@ -14,10 +14,19 @@ from apps.audit import recording as audit
 from apps.jobs import inspect
 from apps.jobs.catalog import get_job, queue_names
 from apps.jobs.models import Run, State
+from apps.jobs.permissions import may_run
 
 from . import broker
-from .models import ControlAction, QueuePause, RateLimit
-from .rules import Actor, ControlError, autoscale_bounds, check, parse_rate, pool_step
+from .models import ControlAction, QueuePause, RateLimit, Via
+from .rules import (
+    Actor,
+    ControlDenied,
+    ControlError,
+    autoscale_bounds,
+    check,
+    parse_rate,
+    pool_step,
+)
 
 log = logging.getLogger(__name__)
 
@@ -162,10 +171,19 @@ def catalog_job(name: str):
     return job
 
 
+def runnable_job(actor: Actor, name: str):
+    """The catalog job, for those who may run it (permissions.may_run, the rule of the
+    job's own pages and endpoints): its rate limit is neither shown nor set to others."""
+    job = catalog_job(name)
+    if actor.via != Via.CLI and not may_run(actor.user, job):
+        raise ControlDenied("You may not run this job.")
+    return job
+
+
 def set_rate_limit(actor: Actor, job_name: str, rate: str | None) -> ControlAction:
     """Store the limit and tell every worker alive; `rate` None or empty clears it."""
     check(actor)
-    job = catalog_job(job_name)
+    job = runnable_job(actor, job_name)
     if not (rate or "").strip():
         return clear_rate_limit(actor, job.name)
     rate = parse_rate(rate)
@@ -179,7 +197,7 @@ def set_rate_limit(actor: Actor, job_name: str, rate: str | None) -> ControlActi
 def clear_rate_limit(actor: Actor, job_name: str) -> ControlAction:
     """Back to the limit the job's code declares (none for most jobs)."""
     check(actor)
-    job = catalog_job(job_name)
+    job = runnable_job(actor, job_name)
     RateLimit.objects.filter(job_name=job.name).delete()
     declared = declared_rate(job.name)
     row = record(actor, "clear_rate_limit", job.name, declared=declared)

@@ -162,9 +162,12 @@ def rate_limit(request: HttpRequest, name: str) -> HttpResponse:
 @login_required
 def rate_total(request: HttpRequest, name: str) -> HttpResponse:
     """The job's page loads this part after itself: it waits for the workers' answers."""
-    job = get_job(name)
-    if job is None:
-        raise Http404("No such job.")
+    try:
+        job = actions.runnable_job(Actor(Via.WEB, request.user), name)
+    except ControlDenied as exc:
+        raise PermissionDenied(str(exc)) from None
+    except ControlError as exc:
+        raise Http404(str(exc)) from None
     summary = status.rate_summary(job)
     return render(request, "control/rate_total.html", {"summary": summary})
 

@@ -40,7 +40,7 @@ EXPECTED = {
         for action in ("grow", "shrink", "autoscale")
     },
     ("post", "/api/workers/{name}/shutdown"): {"200", "401", "403", "404", "413", "422", "503"},
-    ("get", "/api/jobs/{name}/rate-limit"): {"200", "401", "404", "422"},
+    ("get", "/api/jobs/{name}/rate-limit"): {"200", "401", "403", "404", "422"},
     ("put", "/api/jobs/{name}/rate-limit"): {"200", "400", "401", "403", "404", "413", "422"},
 }
 

@@ -59,6 +59,30 @@ def test_a_user_who_may_run_jobs_but_not_control_gets_403_and_nothing_changes(te
     assert not ControlAction.objects.exists()
 
 
+def test_a_jobs_rate_limit_answers_403_to_those_who_may_not_run_the_job_as_the_job_does():
+    RateLimit.objects.create(job_name=ADD, rate="5/s")
+    client = token_client(make_user("bob", staff=False, jobs=("apps.demo.tasks.countdown",)))
+    url = f"/api/jobs/{ADD}/rate-limit"
+
+    assert client.get(f"/api/jobs/{ADD}").status_code == 403
+    read = client.get(url)
+    assert read.status_code == 403
+    assert read.json()["detail"] == "You may not run this job."
+    assert "5/s" not in read.text
+    assert client.get("/api/jobs/apps.demo.tasks.countdown/rate-limit").status_code == 200
+
+
+def test_a_controller_who_may_not_run_the_job_may_not_set_its_rate_limit():
+    client = token_client(make_controller())
+    url = f"/api/jobs/{ADD}/rate-limit"
+
+    for body in ({"rate": "1/m"}, {"rate": None}):
+        answer = post(client, url, body, "put")
+        assert answer.status_code == 403, body
+        assert answer.json()["detail"] == "You may not run this job."
+    assert not RateLimit.objects.exists() and not ControlAction.objects.exists()
+
+
 def test_anonymous_callers_get_401(client, test_queue):
     assert post(client, f"/api/queues/{test_queue}/pause").status_code == 401
 

@@ -87,6 +87,26 @@ def test_who_may_run_the_job_but_not_control_sees_the_limit_without_the_form(cli
     assert reverse("control:rate-limit", args=[ADD]) not in page
 
 
+def test_who_may_not_run_the_job_gets_403_for_its_rate_total_as_for_its_page(client):
+    RateLimit.objects.create(job_name=ADD, rate="5/s")
+    client.force_login(make_user("bob", staff=True, jobs=("apps.demo.tasks.countdown",)))
+
+    assert client.get(reverse("jobs:job", args=[ADD])).status_code == 403
+    answer = client.get(reverse("control:rate-total", args=[ADD]))
+    assert answer.status_code == 403 and "5/s" not in answer.text
+    assert client.get(reverse("control:rate-total", args=["no.such.job"])).status_code == 404
+
+
+def test_a_controller_who_may_not_run_the_job_may_not_set_its_rate_limit(client):
+    user = make_user("carol", staff=False)
+    user.user_permissions.add(Permission.objects.get(codename="control_queues"))
+    client.force_login(user)
+
+    for form in ({"rate": "1/m"}, {"clear": "1"}):
+        assert client.post(reverse("control:rate-limit", args=[ADD]), form).status_code == 403
+    assert not RateLimit.objects.exists() and not ControlAction.objects.exists()
+
+
 @pytest.mark.parametrize("n", ["0", "many", pytest.param("9" * 5000, id="5000 digits")])
 def test_a_bad_pool_step_from_the_page_is_refused_with_a_message(root_client, n):
     url = reverse("control:worker-action", args=["w@h", "grow"])
