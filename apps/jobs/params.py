@@ -22,6 +22,7 @@ import datetime as dt
 import enum
 import inspect
 import json
+import math
 import types
 import typing
 from collections.abc import Callable, Iterable
@@ -132,7 +133,9 @@ def params_from_signature(fn) -> tuple[Param, ...]:
         annotation = hints.get(name, str)
         required = p.default is inspect.Parameter.empty
         default = None if required else p.default
-        params.append(_param(name, annotation, required, default))
+        param = _param(name, annotation, required, default)
+        check_default(param)
+        params.append(param)
     return tuple(params)
 
 
@@ -140,9 +143,7 @@ def _param(name: str, annotation: Any, required: bool, default: Any) -> Param:
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
         inner, *extras = typing.get_args(annotation)
-        param = _declared(_param(name, inner, required, default), extras)
-        check_default(param)
-        return param
+        return _declared(_param(name, inner, required, default), extras)
     if origin in (typing.Union, types.UnionType) and _is_optional(annotation):
         # `x: date | None = None`: an optional parameter of the inner type.
         (inner,) = (a for a in typing.get_args(annotation) if a is not type(None))
@@ -196,7 +197,8 @@ def _declared(param: Param, extras: Iterable[Any]) -> Param:
 
 
 def check_default(param: Param) -> None:
-    """A default outside the declared bounds is a mistake in the job, found at import."""
+    """A default the job's own parameter would refuse (outside the declared bounds, a
+    NaN or infinite number) is a mistake in the job, found at import."""
     if param.default is None:
         return
     try:
@@ -227,7 +229,13 @@ def check_value(param: Param, value: Any) -> None:
             raise ValueError(f"item {index}: {exc}") from None
 
 
+def _finite(number: float | Decimal) -> bool:
+    return number.is_finite() if isinstance(number, Decimal) else math.isfinite(number)
+
+
 def _check_one(param: Param, value: Any) -> None:
+    if isinstance(value, float | Decimal) and not _finite(value):
+        raise ValueError(f"{value!r} is not a finite number")
     if param.minimum is not None and value < param.minimum:
         raise ValueError(f"{value!r} is less than the minimum {param.minimum!r}")
     if param.maximum is not None and value > param.maximum:

@@ -307,9 +307,33 @@ def test_a_default_outside_its_own_bounds_is_an_error_when_the_job_is_declared()
         P.params_from_signature(bad)
 
 
+@pytest.mark.parametrize("default", [float("nan"), float("inf"), float("-inf")])
+def test_a_float_default_that_is_not_a_finite_number_is_an_error_when_the_job_is_declared(
+    default,
+):
+    def bounded(ratio: Annotated[float, P.Range(0, 1)] = default) -> None: ...
+
+    def plain(ratio: float = default) -> None: ...
+
+    for job in (bounded, plain):
+        message = f"parameter 'ratio': default {default!r} is not a finite number"
+        with pytest.raises(TypeError, match=re.escape(message)):
+            P.params_from_signature(job)
+
+
+@pytest.mark.parametrize("default", [Decimal("NaN"), Decimal("sNaN"), Decimal("Infinity")])
+def test_a_decimal_default_that_is_not_a_finite_number_is_an_error_too(default):
+    def priced(price: Annotated[Decimal, P.Range(0, 10)] = default) -> None: ...
+
+    message = f"parameter 'price': default {default!r} is not a finite number"
+    with pytest.raises(TypeError, match=re.escape(message)):
+        P.params_from_signature(priced)
+
+
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
+        ("ratio", float("nan"), "nan is not a finite number"),
         ("days", -1, "-1 is less than the minimum 1"),
         ("ratio", 2.0, "2.0 is more than the maximum 1"),
         ("name", "x" * 6, "6 characters, more than 5"),
