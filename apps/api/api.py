@@ -57,6 +57,7 @@ from a browser, with the Django session plus the `X-CSRFToken` header on POST.
   400: the body is not JSON. 401: not authenticated (never a redirect). 403: the job is
   not yours to run, or the CSRF check failed. 404: no such job, or no such run *that
   you may see*: a run of a job you may not run answers 404, exactly like a missing one.
+  405: a method the endpoint does not take; the message and `Allow` name those it does.
   409: cancelling a finished run, or a started run of a job that is not cancellable.
   413: body over Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB). 422: invalid input;
   `errors` names each field or job parameter.

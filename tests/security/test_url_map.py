@@ -148,3 +148,48 @@ def test_the_same_post_with_the_csrf_token_goes_through():
     response = client.post("/admin/logout/", {"csrfmiddlewaretoken": csrf})
     assert response.status_code == 200
     assert "_auth_user_id" not in client.session
+
+
+API_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "PROPFIND")
+
+
+def test_every_api_route_answers_a_method_it_does_not_take_with_a_json_405(alices_run):
+    callers = {"root": token_client(make_superuser()), "nobody": Client()}
+    not_allowed, wrong = 0, {}
+    for route in reachable_routes(alices_run.pk):
+        path = route.path(alices_run.pk)
+        if not path.startswith("/api/"):
+            continue
+        for who, client in callers.items():
+            for method in API_METHODS:
+                response = client.generic(method, path)
+                if response.status_code != 405:
+                    continue
+                not_allowed += 1
+                if not says_what_it_takes(response, method):
+                    wrong[f"{who} {method} {path}"] = response.content[:80]
+    assert wrong == {}
+    assert not_allowed > 100  # every route has methods it does not take
+
+
+def says_what_it_takes(response, method: str) -> bool:
+    """JSON naming each method of the Allow header (a HEAD answer has no body)."""
+    allowed = [m.strip() for m in response.get("Allow", "").split(",") if m.strip()]
+    if not allowed or method in allowed:
+        return False
+    if not response["Content-Type"].startswith("application/json"):
+        return False
+    detail = response.json()["detail"] if method != "HEAD" else " ".join(allowed)
+    return all(m in detail for m in allowed)
+
+
+def test_a_405_from_the_api_names_the_methods_it_takes():
+    client = token_client(make_superuser())
+    response = client.post(f"/api/jobs/{ADD}/rate-limit")
+    assert response.status_code == 405
+    assert response["Allow"] == "GET, PUT"
+    assert response.json() == {
+        "detail": "Method POST not allowed here; this endpoint takes GET, PUT.",
+        "errors": {},
+    }
+    assert client.delete("/api/runs").json()["detail"].endswith("takes GET.")
