@@ -16,6 +16,7 @@ from django.http import Http404, HttpRequest, QueryDict
 from ninja import NinjaAPI, Path, Query, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser
+from ninja.renderers import JSONRenderer
 from pydantic import ValidationError as PydanticValidationError
 
 from apps.jobs import bulk, failures, json_values
@@ -48,6 +49,7 @@ from .schemas import (
 )
 
 request_log = logging.getLogger("django.request")
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """\
 Authenticate with `Authorization: Bearer <token>` (tokens are created in the admin) or,
@@ -74,6 +76,22 @@ from a browser, with the Django session plus the `X-CSRFToken` header on POST.
 """
 
 
+class StandardJsonRenderer(JSONRenderer):
+    """Standard JSON only: Python's json writes a number that is not finite as NaN or
+    Infinity, which strict parsers refuse. Stored values reach here already named
+    (json_values.printable, for the run page, the CLI and this API alike); one that slips
+    through is named the same way, not sent as invalid JSON nor turned into a 500, and
+    logged as the bug it is."""
+
+    def render(self, request: HttpRequest, data, *, response_status: int) -> str:
+        try:
+            return json.dumps(data, cls=self.encoder_class, allow_nan=False)
+        except ValueError:
+            log.error("a number that is not finite in the answer to %s: named", request.path)
+            named = json_values.printable(json.loads(json.dumps(data, cls=self.encoder_class)))
+            return json.dumps(named, allow_nan=False)
+
+
 class StrictJsonParser(Parser):
     """Plain JSON only: NaN/Infinity and lone surrogates (which no database stores) are
     refused here, so ninja answers 400 instead of failing later with a 500."""
@@ -94,6 +112,7 @@ api = NinjaAPI(
     auth=[token_auth, session_auth],
     urls_namespace="api",
     parser=StrictJsonParser(),
+    renderer=StandardJsonRenderer(),
     docs_url=None,
     docs_decorator=docs_access,
 )

@@ -8,8 +8,9 @@ and nesting as deep as the interpreter's recursion allows. None of them can be s
 (PostgreSQL's jsonb cannot hold `\\u0000` either), so each is refused where it comes in:
 `loads` reads JSON text by this rule, `problem` judges a value already read.
 
-Rows written before the rule may still hold a lone surrogate: `printable` replaces it
-for a page, which could not otherwise be encoded.
+Rows written before the rule may still hold a lone surrogate, and a job's result may
+be a number that is not finite: `printable` replaces the one and names the other, for a
+page (which could not otherwise be encoded) and for JSON a strict reader accepts.
 """
 
 import json
@@ -111,11 +112,20 @@ def _finite_float(text: str) -> float:
 
 
 def printable(value: Any) -> Any:
-    """`value` with each lone surrogate in its strings (and keys) replaced by U+FFFD, for
-    showing a stored row on a page; a value without one is returned as it is."""
+    """`value` as a page, a terminal or a strict JSON reader can show it: each lone
+    surrogate in its strings (and keys) replaced by U+FFFD, each number that is not
+    finite (anywhere in it) by its name, the string "NaN", "Infinity" or "-Infinity"
+    (a job's result may be one; no JSON holds it). A value without either is returned
+    as it is."""
     if isinstance(value, str):
         return _SURROGATE.sub("\ufffd", value)
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    if not _SURROGATE.search(text):
-        return value
-    return json.loads(_SURROGATE.sub("\ufffd", text))
+    if isinstance(value, float):
+        return value if math.isfinite(value) else _number_name(value)
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str, allow_nan=False)
+    except ValueError:  # a number that is not finite: written as NaN, named when read
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    else:
+        if not _SURROGATE.search(text):
+            return value
+    return json.loads(_SURROGATE.sub("\ufffd", text), parse_constant=str)
