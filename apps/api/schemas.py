@@ -2,7 +2,7 @@
 
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from django.db.models import Exists, OuterRef
 from ninja import Field, Schema
@@ -93,9 +93,29 @@ class RetryIn(Schema):
     )
 
 
+def _one_of(choices) -> str:
+    return ", ".join(str(value) for value in choices.values)
+
+
+# A stored row's state and source, as stored: the enums document them, but a row written
+# by hand or by another version may hold other text, which one row shows rather than
+# failing the whole list (the run page and the CLI show it as stored too).
+StoredState = Annotated[
+    str, Field(description=f"One of: {_one_of(State)}; a row written elsewhere: as stored.")
+]
+StoredSource = Annotated[
+    str, Field(description=f"One of: {_one_of(Source)}; a row written elsewhere: as stored.")
+]
+# A stored number: a row written by hand may hold one that is not finite, shown by name.
+StoredNumber = Annotated[
+    float | str | None,
+    Field(description='A number; "Infinity", "-Infinity" or "NaN" for one that is not finite.'),
+]
+
+
 class Progress(Schema):
-    done: float | None
-    total: float | None
+    done: StoredNumber
+    total: StoredNumber
     percent: int | None
     message: str
 
@@ -104,8 +124,8 @@ class RunSummary(Schema):
     id: int
     task_id: str
     job: str
-    state: State
-    source: Source
+    state: StoredState
+    source: StoredSource
     requested_by: str = Field(description="User name, schedule name or OS user.")
     schedule_name: str
     queue: str
@@ -137,7 +157,7 @@ class StepOut(Schema):
     id: int | None = Field(description="Null for a hidden step.")
     step: str
     job: str = Field(description="Empty for a hidden step.")
-    state: State
+    state: StoredState
     started_at: datetime | None
     finished_at: datetime | None
     hidden: bool = Field(False, description="A step run you may not see: its name and state only.")
@@ -153,10 +173,6 @@ class RunOut(RunSummary):
         description="A pipeline's run: its steps in the order they were recorded (each is "
         "a run of its own: GET /api/runs/{id}). Empty for any other run.",
     )
-
-
-def _one_of(choices) -> str:
-    return ", ".join(str(value) for value in choices.values)
 
 
 class RunFilters(Schema):

@@ -254,10 +254,17 @@ def _progress_text(progress: dict[str, Any] | None) -> str:
     if not progress:
         return ""
     p = progress
-    text = f"{p['done']:g}/{p['total']:g}"
+    text = f"{_number(p['done'])}/{_number(p['total'])}"
     if p["percent"] is not None:
         text += f" ({p['percent']}%)"
     return f"{text} {p['message']}".rstrip()
+
+
+def _number(value: float | str | None) -> str:
+    """A stored progress number: "Infinity" or "NaN" as described, "-" for none."""
+    if isinstance(value, int | float):
+        return f"{value:g}"
+    return "-" if value is None else str(value)
 
 
 # Waiting ------------------------------------------------------------------------------

@@ -1,4 +1,6 @@
 import functools
+import math
+import numbers
 
 from django.conf import settings
 from django.db import connections, models
@@ -94,7 +96,9 @@ class RunQuerySet(models.QuerySet):
 
     def report_progress(self, done: float, total: float, message: str,
                         attempt: str | None = None) -> int:  # fmt: skip
-        """Progress of a running run whose cancel nobody asked for."""
+        """Progress of a running run whose cancel nobody asked for (ValueError, nothing
+        written, for numbers `check_progress` refuses)."""
+        check_progress(done, total)
         return (
             self.held_by(attempt).filter(cancel_requested_at__isnull=True)
             .exclude(state__in=FINISHED_STATES)
@@ -328,9 +332,14 @@ class Run(models.Model):
 
     @property
     def percent(self) -> int | None:
-        if not self.progress_total:
+        """0 to 100, or None: worked out only from finite numbers and a total above 0, so
+        any stored row (written by hand or by an older version) reads."""
+        done, total = self.progress_done or 0, self.progress_total
+        if total is None or not (math.isfinite(done) and math.isfinite(total)) or total <= 0:
             return None
-        return max(0, min(100, round(100 * (self.progress_done or 0) / self.progress_total)))
+        if done <= 0 or done >= total:
+            return 0 if done <= 0 else 100
+        return round(100 * done / total)  # (0 < done < total: no overflow)
 
     @property
     def wait_time(self):
@@ -353,6 +362,18 @@ class Run(models.Model):
         if self.requested_by_id:
             return self.requested_by.get_username()
         return self.requested_by_label or "unknown"
+
+
+def check_progress(done: float, total: float) -> None:
+    """The rule of progress, wherever it is written: `done` and `total` are finite numbers
+    with 0 <= done <= total (ValueError saying what was given, for the job's author)."""
+    for name, value in (("done", done), ("total", total)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ValueError(f"progress {name} must be a number, not {value!r:.40}")
+        if not math.isfinite(value):
+            raise ValueError(f"progress {name} must be a finite number, not {value!r}")
+    if not 0 <= done <= total:
+        raise ValueError(f"progress done must be from 0 to total ({total!r}), not {done!r}")
 
 
 def start_values(worker: str, retries: int = 0, redelivered: bool = False,

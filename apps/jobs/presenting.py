@@ -30,8 +30,9 @@ WITH_TRACEBACK = states.READY_STATES | {states.RETRY}
 
 @dataclass(frozen=True)
 class Progress:
-    done: float | None
-    total: float | None
+    # A number; "Infinity", "-Infinity" or "NaN" for one that is not finite (`progress`).
+    done: float | str | None
+    total: float | str | None
     percent: int | None
     message: str
 
@@ -157,9 +158,12 @@ def schedule_url(run: Run) -> str:
 
 
 def progress(run: Run) -> Progress | None:
+    """The stored numbers as `json_values.printable` shows them: one that is not finite
+    (a row written by hand) by its name, as a result's."""
     if run.progress_total is None:
         return None
-    return Progress(run.progress_done, run.progress_total, run.percent, run.progress_message)
+    done, total = (json_values.printable(n) for n in (run.progress_done, run.progress_total))
+    return Progress(done, total, run.percent, run.progress_message)
 
 
 def seconds(span: dt.timedelta | None) -> float | None:

@@ -4,7 +4,7 @@ from celery import current_task
 from django.db import DatabaseError
 
 from . import current_run
-from .models import Run
+from .models import Run, check_progress
 
 
 class JobCancelled(Exception):
@@ -15,8 +15,10 @@ def report_progress(done: float, total: float, message: str = "") -> None:
     """Store progress through the result backend and on the run record.
 
     Raises JobCancelled when someone cancelled the run, so a job that reports progress
-    can be cancelled on any worker pool.
+    can be cancelled on any worker pool; ValueError (nothing stored) unless done and
+    total are finite numbers with 0 <= done <= total (`models.check_progress`).
     """
+    check_progress(done, total)
     task = current_task
     # current_task is a proxy: `is None` is never true, its truth value is the task's.
     if not task or task.request.id is None or task.request.called_directly:
