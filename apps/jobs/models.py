@@ -365,15 +365,17 @@ class Run(models.Model):
 
 
 def check_progress(done: float, total: float) -> None:
-    """The rule of progress, wherever it is written: `done` and `total` are finite numbers
-    with 0 <= done <= total (ValueError saying what was given, for the job's author)."""
+    """The rule of progress, wherever it is written: `done` and `total` are finite numbers,
+    neither below 0 (ValueError saying what was given, for the job's author). A `done`
+    past its `total` (an estimate the job overshot) is kept and shown as 100 %."""
     for name, value in (("done", done), ("total", total)):
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise ValueError(f"progress {name} must be a number, not {value!r:.40}")
         if not math.isfinite(value):
             raise ValueError(f"progress {name} must be a finite number, not {value!r}")
-    if not 0 <= done <= total:
-        raise ValueError(f"progress done must be from 0 to total ({total!r}), not {done!r}")
+    for name, value in (("done", done), ("total", total)):
+        if value < 0:
+            raise ValueError(f"progress {name} must be 0 or more, not {value!r}")
 
 
 def start_values(worker: str, retries: int = 0, redelivered: bool = False,
