@@ -41,21 +41,47 @@ FROM_ENQUEUE = "_switchyard_from_enqueue"
 
 class JSONValue:
     """The kind of a parameter whose annotation the catalog cannot type: any JSON
-    value (JSON text in a form or on the command line; as it is in the API)."""
+    value (JSON text in a form or on the command line, parsed once; a JSON value as it
+    is from the API, the Tasks API and a stored run or schedule: a string stays a string)."""
 
     takes_objects = True
+    json_type: type | None = None  # what the annotation asks for: `dict`, `list`
+    described = "a JSON value"
+
+    @classmethod
+    def problem(cls, value) -> str | None:
+        if cls.json_type is None or isinstance(value, cls.json_type):
+            return None
+        return f"expected {cls.described}, got {P.json_type(value)}"
+
+
+class JSONObject(JSONValue):
+    """`counts: dict`: a JSON object."""
+
+    json_type, described = dict, "a JSON object"
+
+
+class JSONArray(JSONValue):
+    """`items: list`: a JSON array."""
+
+    json_type, described = list, "a JSON array"
 
 
 class JSONTextField(forms.JSONField):
-    """JSON typed in a text box (or given as JSON text from the API and CLI), read by
-    the rule of what a JSON value may be (apps/jobs/json_values.py): NaN, 1e309, a lone
-    surrogate or nesting too deep is a form error, not a 500 when the run is stored."""
+    """JSON typed in a text box or on a command line, read by the rule of what a JSON
+    value may be (apps/jobs/json_values.py): NaN, 1e309, a lone surrogate or nesting too
+    deep is a form error, not a 500 when the run is stored. A value that is not text (or
+    is a JSONString: a string given as data) is a JSON value already, taken as it is."""
 
     widget = forms.Textarea(attrs={"rows": 3})
 
+    def __init__(self, *, kind: type[JSONValue] = JSONValue, **options):
+        self.kind = kind
+        super().__init__(**options)
+
     def to_python(self, value):
         if self.disabled or not isinstance(value, str) or isinstance(value, JSONString):
-            return super().to_python(value)
+            return value  # {} and [] are values, not blanks
         if value in self.empty_values:
             return None
         try:
@@ -65,6 +91,12 @@ class JSONTextField(forms.JSONField):
         except ValueError:
             raise ValidationError(self.error_messages["invalid"], code="invalid") from None
         return JSONString(converted) if isinstance(converted, str) else converted
+
+    def validate(self, value):
+        if value is None and self.required:
+            raise ValidationError(self.error_messages["required"], code="required")
+        if value is not None and (reason := self.kind.problem(value)):
+            raise ValidationError(reason, code="invalid")
 
     def bound_data(self, data, initial):
         """The value typed, shown again as it was when it is not JSON by the rule (Django's
@@ -85,14 +117,21 @@ class JSONTextField(forms.JSONField):
         return super().prepare_value(json_values.printable(value))
 
 
-def _json_field(**options) -> JSONTextField:
-    label = f"{options.pop('label', '')} (takes JSON)".strip()
-    return JSONTextField(label=label, help_text="takes JSON", **options)
+def _json_field(kind: type[JSONValue]):
+    def build(**options) -> JSONTextField:
+        label = f"{options.pop('label', '')} (takes JSON)".strip()
+        return JSONTextField(kind=kind, label=label, help_text="takes JSON", **options)
+
+    return build
 
 
 def _register_json_kind() -> None:
-    P.FIELD_BUILDERS.setdefault(JSONValue, _json_field)
+    P.FIELD_BUILDERS.setdefault(JSONValue, _json_field(JSONValue))
+    P.FIELD_BUILDERS.setdefault(JSONObject, _json_field(JSONObject))
+    P.FIELD_BUILDERS.setdefault(JSONArray, _json_field(JSONArray))
     P._SCHEMA.setdefault(JSONValue, {"description": "any JSON value"})
+    P._SCHEMA.setdefault(JSONObject, {"type": "object"})
+    P._SCHEMA.setdefault(JSONArray, {"type": "array"})
 
 
 _register_json_kind()
@@ -158,12 +197,14 @@ def _typed_param(parameter: inspect.Parameter, hint) -> P.Param:
     try:
         return P.params_from_signature(stub)[0]
     except TypeError:
-        return _json_param(parameter)
+        return _json_param(parameter, hint)
 
 
-def _json_param(parameter: inspect.Parameter) -> P.Param:
+def _json_param(parameter: inspect.Parameter, hint=None) -> P.Param:
     required = parameter.default is inspect.Parameter.empty
-    return P.Param(parameter.name, JSONValue, required, None if required else parameter.default)
+    origin = typing.get_origin(hint) or hint
+    kind = JSONObject if origin is dict else JSONArray if origin is list else JSONValue
+    return P.Param(parameter.name, kind, required, None if required else parameter.default)
 
 
 class TasksApiCeleryTask(CeleryTask):
@@ -233,7 +274,7 @@ def checked_arguments(task: Task, args: list, kwargs: dict) -> tuple[list, dict]
     if job is None:
         return args, kwargs
     try:
-        cleaned = catalog.clean_parameters(job, _given_values(job, named))
+        cleaned = catalog.clean_parameters(job, named)
     except ParameterError as error:
         raise InvalidArguments(error.errors) from None
     read = {name: value if value == cleaned[name] else cleaned[name]
@@ -280,14 +321,6 @@ def _binding_errors(signature, args, kwargs, error: TypeError) -> dict[str, list
         elif name not in signature.parameters and inspect.Parameter.VAR_KEYWORD not in kinds:
             errors[name] = ["unknown parameter"]
     return errors or {"args": [str(error)]}
-
-
-def _given_values(job: catalog.Job, named: dict) -> dict:
-    """A text value given to a parameter that takes JSON is that text, not JSON to read
-    (as it is when typed in a form or on a command line)."""
-    takes_json = {p.name for p in job.params if getattr(p.kind, "takes_objects", False)}
-    return {name: JSONString(value) if name in takes_json and isinstance(value, str) else value
-            for name, value in named.items()}  # fmt: skip
 
 
 def _typed_arguments(task: Task, args, kwargs: dict) -> tuple[tuple, dict]:

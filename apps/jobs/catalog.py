@@ -242,16 +242,25 @@ class ParameterError(ValueError):
         return "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in self.errors.items())
 
 
-def clean_parameters(job: Job, data: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate raw values (form strings, CLI strings or JSON) into JSON-safe kwargs."""
+def clean_parameters(job: Job, data: Mapping[str, Any], *, text: bool = False) -> dict[str, Any]:
+    """Validate submitted values into JSON-safe kwargs: the one rule of every door.
+
+    `data` holds JSON values (the API, the Tasks API, a stored run or schedule, the web
+    form's typed values), each taken as it is and of a JSON type that fits its parameter;
+    `text=True`: text typed by a person (`key=value` on a command line), read as the form
+    reads it. Blank is the default (params.given_value).
+    """
     known = {p.name for p in job.params}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ParameterError({name: ["unknown parameter"] for name in unknown})
-    form = _checker_class(job)(data=_form_data(job, data))
+    values = _form_data(job, data, text)
+    form = _checker_class(job)(data=values)
     if not form.is_valid():
         raise ParameterError({k: [str(m) for m in v] for k, v in form.errors.items()})
-    cleaned = {name: P.to_json(value) for name, value in form.cleaned_data.items()}
+    # None given (a blank Optional, a default of None) stays None, not a field's "".
+    cleaned = {name: None if values.get(name) is None else P.to_json(value)
+               for name, value in form.cleaned_data.items()}  # fmt: skip
     refused = {name: [reason] for name, value in cleaned.items()
                if (reason := json_values.problem(value))}  # fmt: skip
     if refused:
@@ -259,30 +268,21 @@ def clean_parameters(job: Job, data: Mapping[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
-def _form_data(job: Job, data: Mapping[str, Any]) -> dict[str, Any]:
-    """JSON booleans and lists go to the form as they are; omitted defaults fill in."""
+def _form_data(job: Job, data: Mapping[str, Any], text: bool) -> dict[str, Any]:
+    """Each value as its form field takes it (omitted or blank: the default); every value
+    that cannot be is named in one ParameterError."""
     merged = {p.name: P.to_json(p.default) for p in job.params if p.default is not None}
-    # A parameter of a kind that takes JSON (apps.djtasks) may be an object.
-    takes_objects = {p.name for p in job.params if getattr(p.kind, "takes_objects", False)}
-    takes_lists = takes_objects | {p.name for p in job.params if p.is_list}
-    for name, value in data.items():
-        if isinstance(value, dict) and name not in takes_objects:
-            raise ParameterError({name: ["expected a value, not an object"]})
-        if isinstance(value, list | tuple) and name not in takes_lists:
-            # A text field would read ["a"] as the text "['a']".
-            raise ParameterError({name: ["expected a value, not a list"]})
-        merged[name] = value
+    errors = {}
     for p in job.params:
-        if p.kind is bool and not p.is_list and isinstance(merged.get(p.name), str):
-            merged[p.name] = _parse_bool(p.name, merged[p.name])
+        if p.name not in data:
+            continue
+        try:
+            merged[p.name] = P.given_value(p, data[p.name], text=text)
+        except ValueError as error:
+            errors[p.name] = [str(error)]
+    if errors:
+        raise ParameterError(errors)
     return merged
-
-
-def _parse_bool(name: str, raw: str) -> bool:
-    try:
-        return P.parse_bool(raw)
-    except ValueError as error:
-        raise ParameterError({name: [str(error)]}) from None
 
 
 __all__ = ["Job", "ParameterError", "ValidationError", "all_jobs", "clean_parameters",

@@ -39,9 +39,11 @@ def start_run(
     idempotency_key: str | None = None,
     rerun_of: Run | None = None,
     options: Mapping[str, Any] | None = None,
+    text: bool = False,
 ) -> Run:
-    """Validate, record and (after commit) send one run. Raises ParameterError."""
-    parameters = clean_parameters(job, raw_parameters)
+    """Validate, record and (after commit) send one run. Raises ParameterError.
+    `text`: the values are text typed on a command line, not JSON values (clean_parameters)."""
+    parameters = clean_parameters(job, raw_parameters, text=text)
     return record_and_send(
         job.name, parameters, source=source, user=user, label=label,
         idempotency_key=idempotency_key, rerun_of=rerun_of, options=options,

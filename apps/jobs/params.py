@@ -33,6 +33,7 @@ from typing import Any
 from django import forms
 from django.core import validators
 from django.core.exceptions import ValidationError
+from django.forms.fields import JSONString
 from django.utils.dateparse import parse_duration
 
 MAX_LIST_ITEMS = 1000
@@ -108,6 +109,7 @@ class Param:
     choices_from: Callable[[], Iterable[str]] | None = None
     checks: tuple[Callable[[Any], Any], ...] = ()
     secret: bool = False
+    nullable: bool = False  # typed Optional (`int | None`): the only kind that takes None
 
     @property
     def label(self) -> str:
@@ -147,7 +149,7 @@ def _param(name: str, annotation: Any, required: bool, default: Any) -> Param:
     if origin in (typing.Union, types.UnionType) and _is_optional(annotation):
         # `x: date | None = None`: an optional parameter of the inner type.
         (inner,) = (a for a in typing.get_args(annotation) if a is not type(None))
-        return _param(name, inner, required, default)
+        return replace(_param(name, inner, required, default), nullable=True)
     if origin is typing.Literal:
         choices = tuple(str(c) for c in typing.get_args(annotation))
         return Param(name, str, required, default, choices=choices)
@@ -168,7 +170,7 @@ def _list_param(name: str, annotation: Any, required: bool, default: Any) -> Par
     item = _param(name, item_type, True, None)
     if item.is_list:
         raise TypeError(f"parameter {name!r}: a list of lists is not supported")
-    return replace(item, required=required, default=default, is_list=True)
+    return replace(item, required=required, default=default, is_list=True, nullable=False)
 
 
 def _is_optional(annotation: Any) -> bool:
@@ -306,6 +308,8 @@ class ListField(forms.Field):
         items = list_items(value)
         if self.required and not items:
             raise ValidationError(self.error_messages["required"], code="required")
+        if not items and (value is None or _blank(value)):
+            return None  # nothing given (a cleared box): the parameter's default
         if len(items) > self.max_items:
             raise ValidationError(f"at most {self.max_items} items, got {len(items)}")
         cleaned, errors = [], []
@@ -456,6 +460,101 @@ def _show_bounds(field: forms.Field, param: Param) -> None:
                 field.widget.attrs[attr] = value
 
 
+# Values as submitted: text typed by a person, or JSON data ------------------------------
+
+REQUIRED = "This field is required."
+
+
+def given_value(param: Param, value: Any, *, text: bool) -> Any:
+    """A submitted value as the parameter's form field is to take it; ValueError says why
+    it cannot be.
+
+    Blank (null, or text of only spaces) is the parameter's default; None for one typed
+    Optional (`int | None`), which alone takes None; refused for a required one.
+    `text`: typed by a person (`key=value` on a command line), read by the form's rules
+    (a bool from its words, JSON parsed once). Otherwise a JSON value (the API, the Tasks
+    API, a stored run or schedule, the web form's typed values), taken as it is: its JSON
+    type must fit (a bool is true or false, a number is never a bool, text is a string
+    or a number, read as its JSON text), and a string for a JSON parameter stays a string.
+    """
+    if _is_blank(param, value, text):
+        if param.nullable:
+            return None
+        if param.required:
+            raise ValueError(REQUIRED)
+        return to_json(param.default)
+    if text and isinstance(value, str):
+        if param.kind is bool and not param.is_list:
+            return parse_bool(value)
+        return value
+    return _given_data(param, value)
+
+
+def _takes_json(param: Param) -> bool:
+    return getattr(param.kind, "takes_objects", False)
+
+
+def _is_blank(param: Param, value: Any, text: bool) -> bool:
+    if value is None:
+        return True
+    return isinstance(value, str) and not value.strip() and (text or not _takes_json(param))
+
+
+def _given_data(param: Param, value: Any) -> Any:
+    if _takes_json(param):
+        return JSONString(value) if isinstance(value, str) else value  # a string, not JSON text
+    if not param.is_list:
+        return _given_item(param, value)
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"expected a list, got {json_type(value)}")
+    items = []
+    for index, item in enumerate(value, 1):
+        if isinstance(item, list | tuple | dict):
+            raise ValueError(f"item {index}: expected a value, not a list or object")
+        try:
+            items.append(item if item is None else _given_item(param, item))
+        except ValueError as error:
+            raise ValueError(f"item {index}: {error}") from None
+    return items
+
+
+def _given_item(param: Param, value: Any) -> Any:
+    """One JSON value of a parameter (or a list's item) that takes no JSON."""
+    if isinstance(value, dict):
+        raise ValueError("expected a value, not an object")
+    if isinstance(value, list | tuple):
+        raise ValueError("expected a value, not a list")
+    if param.kind is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"expected true or false, got {json_type(value)}")
+        return value
+    if isinstance(value, bool):
+        expected = "text" if _takes_text(param) else "a number" if _number(param) else "a value"
+        raise ValueError(f"expected {expected}, got {json_type(value)}")
+    if _takes_text(param) and isinstance(value, int | float):
+        return json.dumps(value)  # a number for a text parameter: its JSON text, 42 -> "42"
+    return value
+
+
+def _takes_text(param: Param) -> bool:
+    return param.kind is str or param.has_choices
+
+
+def _number(param: Param) -> bool:
+    return param.kind in (int, float, Decimal, dt.timedelta)
+
+
+def json_type(value: Any) -> str:
+    """A JSON value as a message names it: true, a number, 'a text', a list, an object."""
+    if isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, int | float | Decimal):
+        return "a number"
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 40 else "a text"
+    return "a list" if isinstance(value, list | tuple) else "an object"
+
+
 # JSON schema --------------------------------------------------------------------------
 
 _SCHEMA = {
@@ -538,7 +637,10 @@ def _to_json(value: Any) -> Any:
 
 def typed_value(param: Param, value: Any) -> Any:
     """A value from a Celery message as the job's function takes it, within its bounds:
-    the worker's last look (ValueError naming the parameter)."""
+    the worker's last look (ValueError naming the parameter). None (an old schedule row,
+    `.delay(x=None)`) is the default of a parameter not typed Optional, as at every door."""
+    if value is None and not param.nullable and not param.required:
+        value = to_json(param.default)
     typed = from_json(param, value)
     try:
         check_value(param, typed)

@@ -79,7 +79,7 @@ def one_line(errors: Mapping[str, Any]) -> str:
 
 
 def save_schedule(task: PeriodicTask, row: models.Model, options: Mapping[str, Any], *,
-                  user=None) -> PeriodicTask:  # fmt: skip
+                  user=None, text: bool = False) -> PeriodicTask:  # fmt: skip
     """Check and write a schedule, atomically: ScheduleError if anything is wrong.
 
     `task`: a PeriodicTask, new or existing, with its fields set (a catalog job's
@@ -87,16 +87,17 @@ def save_schedule(task: PeriodicTask, row: models.Model, options: Mapping[str, A
     schedule, saved or not (an equal stored row is reused). `options`: ScheduleOptions
     field values (what is not given takes the model's default). `user`: who saves (the
     admin); None is the operator's `manage.py schedules`, which may schedule any task.
+    `text`: the parameters are text typed on a command line, not JSON values.
     """
     checked = ScheduleOptions(**options)
-    errors = schedule_errors(task, row, checked, user=user)
+    errors = schedule_errors(task, row, checked, user=user, text=text)
     if errors:
         raise ScheduleError(errors)
     return _write(task, row, {name: getattr(checked, name) for name in OPTION_FIELDS})
 
 
 def schedule_errors(task: PeriodicTask, row: models.Model | None, options: ScheduleOptions,
-                    *, user=None) -> Errors:  # fmt: skip
+                    *, user=None, text: bool = False) -> Errors:  # fmt: skip
     """Every rule on a schedule's values, per field; {} when it may be saved.
 
     Cleans as it checks: a catalog job's parameters (task.kwargs), the alert recipients,
@@ -108,7 +109,7 @@ def schedule_errors(task: PeriodicTask, row: models.Model | None, options: Sched
         task.one_off = True  # a clocked schedule runs once
     if row is not None:
         _merge(errors, row_errors(row, _stored_clocked_time(task)))
-    _merge(errors, task_errors(task, user))
+    _merge(errors, task_errors(task, user, text=text))
     _merge(errors, model_errors(task, row, already=tuple(errors)))
     _merge(errors, options_errors(options))
     return errors
@@ -216,7 +217,7 @@ def is_known_task(name: str) -> bool:
     return get_job(name) is not None or name in current_app.tasks
 
 
-def task_errors(task: PeriodicTask, user=None) -> Errors:
+def task_errors(task: PeriodicTask, user=None, *, text: bool = False) -> Errors:
     """Its name, dates and execution options (bounds.py), then what it runs."""
     errors: Errors = {}
     for field, error in (("name", bounds.name_error(task.name or "")),
@@ -226,11 +227,11 @@ def task_errors(task: PeriodicTask, user=None) -> Errors:
                          ("headers", _headers_error(task.headers))):  # fmt: skip
         if error:
             errors[field] = [error]
-    _merge(errors, _what_it_runs_errors(task, user))
+    _merge(errors, _what_it_runs_errors(task, user, text))
     return errors
 
 
-def _what_it_runs_errors(task: PeriodicTask, user) -> Errors:
+def _what_it_runs_errors(task: PeriodicTask, user, text: bool) -> Errors:
     name = task.task or ""
     if user is not None and not may_run(user, name):
         return {"task": [f"You may not run {name!r}, so you may not schedule it."]}
@@ -239,7 +240,7 @@ def _what_it_runs_errors(task: PeriodicTask, user) -> Errors:
         return {"task": [f"{job.title} acts as the person who starts it, and a schedule "
                          "has none: it cannot be scheduled."]}  # fmt: skip
     if job is not None:
-        return _parameter_errors(task, job)
+        return _parameter_errors(task, job, text)
     if not is_known_task(name):
         return {"task": [f"Unknown task {name!r}: not a catalog job nor a registered "
                          "Celery task."]}  # fmt: skip
@@ -269,7 +270,7 @@ def _arguments_errors(task: PeriodicTask) -> Errors:
     return errors
 
 
-def _parameter_errors(task: PeriodicTask, job) -> Errors:
+def _parameter_errors(task: PeriodicTask, job, text: bool) -> Errors:
     """A catalog job's parameters (task.kwargs), cleaned in place as the job's form
     cleans them; errors on `param-<name>` (or on the whole for a name it does not take)."""
     kwargs = loads_or_none(task.kwargs)
@@ -278,7 +279,7 @@ def _parameter_errors(task: PeriodicTask, job) -> Errors:
     if secret_errors := _secret_errors(job, kwargs):
         return secret_errors
     try:
-        parameters = clean_parameters(job, kwargs)
+        parameters = clean_parameters(job, kwargs, text=text)
     except ParameterError as error:
         taken = {p.name for p in job.params}
         errors: Errors = {}

@@ -193,7 +193,7 @@ def test_a_list_of_integers_is_recorded_as_integers():
 @pytest.mark.parametrize(
     ("numbers", "message"),
     [
-        ([1, 2, True], "numbers: item 3: Enter a whole number."),
+        ([1, 2, True], "numbers: item 3: expected a number, got true"),
         ([1, "two"], "numbers: item 2: Enter a whole number."),
         ([2**60], "numbers: item 1: Ensure this value is less than or equal to 9007199254740991."),
         ([1, [2]], "numbers: item 2: expected a value, not a list or object"),

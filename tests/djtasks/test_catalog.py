@@ -44,7 +44,9 @@ def test_a_context_parameter_is_not_a_catalog_parameter():
 def test_parameters_the_catalog_cannot_type_take_json():
     schema = get_job(TALLY).json_schema()
     assert schema["required"] == ["counts"]
-    assert schema["properties"]["counts"] == {"description": "any JSON value", "title": "Counts"}
+    # `counts: dict`: a JSON object; `extra` (no annotation): any JSON value.
+    assert schema["properties"]["counts"] == {"type": "object", "title": "Counts"}
+    assert schema["properties"]["extra"] == {"description": "any JSON value", "title": "Extra"}
 
 
 @database
@@ -127,7 +129,7 @@ def test_a_task_can_be_scheduled_in_the_admin_with_typed_parameters(root_client)
 @database
 def test_the_api_takes_any_json_value_for_a_json_parameter():
     client = token_client(make_user("alice", jobs=(TALLY,)))
-    parameters = {"counts": {"a": 1}, "extra": "[2, 3]"}
+    parameters = {"counts": {"a": 1}, "extra": [2, 3]}
     response = client.post(f"/api/jobs/{TALLY}/runs", {"parameters": parameters},
                            content_type="application/json")  # fmt: skip
     assert response.status_code == 201

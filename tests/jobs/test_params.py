@@ -93,7 +93,7 @@ def test_the_json_schema_describes_every_parameter():
 
 
 def test_cli_strings_are_cleaned_into_json_safe_values():
-    cleaned = clean_parameters(JOB, VALID)
+    cleaned = clean_parameters(JOB, VALID, text=True)
     assert cleaned["count"] == 3
     assert cleaned["price"] == "9.99"
     assert cleaned["dry_run"] is False
@@ -104,12 +104,14 @@ def test_cli_strings_are_cleaned_into_json_safe_values():
 
 
 def test_json_values_are_accepted_as_they_are():
-    cleaned = clean_parameters(JOB, {**VALID, "count": 3, "dry_run": True, "tags": ["x"]})
+    cleaned = clean_parameters(
+        JOB, {**VALID, "count": 3, "dry_run": True, "tags": ["x"]}, text=True
+    )
     assert (cleaned["count"], cleaned["dry_run"], cleaned["tags"]) == (3, True, ["x"])
 
 
 def test_cleaned_values_round_trip_to_the_annotated_types():
-    cleaned = clean_parameters(JOB, VALID)
+    cleaned = clean_parameters(JOB, VALID, text=True)
     typed = {p.name: P.from_json(p, cleaned[p.name]) for p in JOB.params}
     assert typed["price"] == Decimal("9.99")
     assert typed["day"] == dt.date(2026, 3, 29)
@@ -133,7 +135,7 @@ def test_cleaned_values_round_trip_to_the_annotated_types():
 )
 def test_a_bad_value_is_refused_naming_the_parameter(name, value, message):
     with pytest.raises(ParameterError) as refused:
-        clean_parameters(JOB, {**VALID, name: value})
+        clean_parameters(JOB, {**VALID, name: value}, text=True)
     assert list(refused.value.errors) == [name]
     assert message in refused.value.one_line()
     assert refused.value.one_line().startswith(f"{name}: ")
@@ -141,12 +143,12 @@ def test_a_bad_value_is_refused_naming_the_parameter(name, value, message):
 
 def test_unknown_and_missing_parameters_are_refused_by_name():
     with pytest.raises(ParameterError) as unknown:
-        clean_parameters(JOB, {**VALID, "colour_": "red"})
+        clean_parameters(JOB, {**VALID, "colour_": "red"}, text=True)
     assert unknown.value.errors == {"colour_": ["unknown parameter"]}
     missing = dict(VALID)
     del missing["count"]
     with pytest.raises(ParameterError) as refused:
-        clean_parameters(JOB, missing)
+        clean_parameters(JOB, missing, text=True)
     assert "count" in refused.value.errors
 
 
@@ -161,7 +163,7 @@ def test_checking_parameters_copies_no_form_fields(monkeypatch):
         return deepcopy(field, memo)
 
     monkeypatch.setattr(forms.Field, "__deepcopy__", counted)
-    clean_parameters(JOB, VALID)
+    clean_parameters(JOB, VALID, text=True)
     assert copied == []
     JOB.form_class()()  # a form that is rendered still gets fields of its own
     assert len(copied) == len(JOB.params)
@@ -169,20 +171,20 @@ def test_checking_parameters_copies_no_form_fields(monkeypatch):
 
 def test_one_check_of_shared_fields_leaves_nothing_behind_for_the_next():
     with pytest.raises(ParameterError) as refused:
-        clean_parameters(JOB, {**VALID, "count": "many", "mode": "medium"})
+        clean_parameters(JOB, {**VALID, "count": "many", "mode": "medium"}, text=True)
     assert set(refused.value.errors) == {"count", "mode"}
-    assert clean_parameters(JOB, VALID)["count"] == 3
+    assert clean_parameters(JOB, VALID, text=True)["count"] == 3
     with pytest.raises(ParameterError) as again:
-        clean_parameters(JOB, {**VALID, "day": "someday"})
+        clean_parameters(JOB, {**VALID, "day": "someday"}, text=True)
     assert set(again.value.errors) == {"day"}
 
 
 def test_oversized_inputs_are_refused():
     with pytest.raises(ParameterError) as long_text:
-        clean_parameters(JOB, {**VALID, "name": "x" * (10 * 1024 * 1024)})
+        clean_parameters(JOB, {**VALID, "name": "x" * (10 * 1024 * 1024)}, text=True)
     assert "name" in long_text.value.errors
     with pytest.raises(ParameterError) as long_list:
-        clean_parameters(JOB, {**VALID, "tags": [str(i) for i in range(100_000)]})
+        clean_parameters(JOB, {**VALID, "tags": [str(i) for i in range(100_000)]}, text=True)
     assert "tags" in long_list.value.errors
 
 
@@ -195,13 +197,13 @@ def test_an_unsupported_annotation_is_an_error_when_the_job_is_declared():
 
 @given(st.integers(min_value=-(10**12), max_value=10**12))
 def test_any_integer_round_trips_through_its_cli_string(number):
-    assert clean_parameters(JOB, {**VALID, "count": str(number)})["count"] == number
+    assert clean_parameters(JOB, {**VALID, "count": str(number)}, text=True)["count"] == number
 
 
 @given(st.text(max_size=50))
 def test_any_text_for_an_integer_either_parses_or_names_the_parameter(text):
     try:
-        cleaned = clean_parameters(JOB, {**VALID, "count": text})
+        cleaned = clean_parameters(JOB, {**VALID, "count": text}, text=True)
     except ParameterError as refused:
         assert set(refused.errors) == {"count"}
     else:
@@ -211,7 +213,7 @@ def test_any_text_for_an_integer_either_parses_or_names_the_parameter(text):
 
 @given(st.dates(min_value=dt.date(1900, 1, 1)))
 def test_any_date_round_trips(day):
-    cleaned = clean_parameters(JOB, {**VALID, "day": day.isoformat()})
+    cleaned = clean_parameters(JOB, {**VALID, "day": day.isoformat()}, text=True)
     assert P.from_json(next(p for p in JOB.params if p.name == "day"), cleaned["day"]) == day
 
 
@@ -221,7 +223,7 @@ def test_any_date_round_trips(day):
     )
 )
 def test_a_json_list_of_strings_round_trips(tags):
-    assert clean_parameters(JOB, {**VALID, "tags": tags})["tags"] == tags
+    assert clean_parameters(JOB, {**VALID, "tags": tags}, text=True)["tags"] == tags
 
 
 # Bounds and choices declared with Annotated -------------------------------------------
@@ -370,7 +372,7 @@ def test_each_item_is_cleaned_into_its_own_type():
     cleaned = clean_parameters(LISTS, {
         "counts": "1, 2", "ratios": [0.5, "1.5"], "flags": "true\nno", "days": ["2026-03-29"],
         "prices": "9.99", "modes": ["slow"], "words": ["abc"],
-    })  # fmt: skip
+    }, text=True)  # fmt: skip
     assert cleaned == {"counts": [1, 2], "ratios": [0.5, 1.5], "flags": [True, False],
                        "days": ["2026-03-29"], "prices": ["9.99"], "modes": ["slow"],
                        "words": ["abc"]}  # fmt: skip
@@ -391,7 +393,7 @@ def test_each_item_is_cleaned_into_its_own_type():
 )
 def test_a_bad_item_is_refused_naming_the_parameter_and_the_item(name, value, message):
     with pytest.raises(ParameterError) as refused:
-        clean_parameters(LISTS, {"counts": [1], name: value})
+        clean_parameters(LISTS, {"counts": [1], name: value}, text=True)
     assert list(refused.value.errors) == [name]
     assert message in refused.value.one_line()
 

@@ -83,7 +83,8 @@ class Command(OneLineErrorsCommand):
         if per_message != 1:
             raise CommandError("--per-message goes with --many", returncode=BAD_INPUT)
         try:
-            run = start_run(job, cli.parse_pairs(params), source=Source.CLI, label=cli.os_user())
+            run = start_run(job, cli.parse_pairs(params), source=Source.CLI, label=cli.os_user(),
+                            text=True)  # fmt: skip
         except ParameterError as error:
             raise CommandError(error.one_line(), returncode=BAD_INPUT) from None
         self.started(run, **options)

@@ -105,7 +105,8 @@ class Command(OneLineErrorsCommand):
                             kwargs=json.dumps(parse_params(job, params)))  # fmt: skip
         row = schedule_row(every=every, cron=cron, at=at, tz=tz)
         try:
-            task = save_schedule(task, row, {"overlap": Overlap.SKIP} if no_overlap else {})
+            task = save_schedule(task, row, {"overlap": Overlap.SKIP} if no_overlap else {},
+                                 text=True)  # fmt: skip
         except ScheduleError as error:
             raise CommandError(error.one_line(), returncode=BAD_INPUT) from None
         self.stdout.write(f"added {task.name}: {preview.describe(task)}")
@@ -195,8 +196,8 @@ def refused(name: str, error: ValidationError) -> CommandError:
 
 
 def parse_params(job: str, params: list[str]) -> dict:
-    """key=value pairs: text for a catalog job (save_schedule cleans them as its form
-    does), JSON (or text) otherwise."""
+    """key=value pairs: text for a catalog job (save_schedule reads them as text, as
+    `jobs run` does), JSON (or text) otherwise."""
     try:
         pairs = parse_pairs(params)
     except ParameterError as error:
