@@ -416,8 +416,7 @@ def form_field(param: Param) -> forms.Field:
         return _list_field(param, options)
     options["validators"] = _validators(param)
     if param.has_choices:
-        choices = _choice_pairs(param) if param.choices_from else [(c, c) for c in param.choices]
-        return forms.ChoiceField(choices=choices, **options)
+        return forms.ChoiceField(choices=_choice_pairs(param), **options)
     if param.kind is str:
         options["max_length"] = param.max_length or MAX_TEXT_LENGTH
     field = FIELD_BUILDERS[param.kind](**options)
@@ -434,9 +433,18 @@ def _list_field(param: Param, options: dict) -> ListField:
     return ListField(item=item, max_items=param.max_items or MAX_LIST_ITEMS, **options)
 
 
-def _choice_pairs(param: Param) -> Callable[[], list[tuple[str, str]]]:
-    """Read again each time the form renders or validates (settings may change)."""
-    return lambda: [(c, c) for c in param.current_choices()]
+def _choice_pairs(param: Param) -> Any:
+    """The choices, after a blank one ("any", which takes the default) unless the parameter
+    is required; those of a `Choices(...)` source are read again each time the form
+    renders or validates (settings may change)."""
+    if param.choices_from is None:
+        return _with_blank(param, param.choices)
+    return lambda: _with_blank(param, param.current_choices())
+
+
+def _with_blank(param: Param, choices: Iterable[str]) -> list[tuple[str, str]]:
+    blank = [] if param.required else [("", "---------")]
+    return blank + [(c, c) for c in choices if param.required or c != ""]
 
 
 def _validators(param: Param) -> list:

@@ -9,10 +9,13 @@ the Tasks API): clean_parameters is the one rule.
   false, a number is never a bool; words like "yes" are for text doors only.
 - A JSON parameter takes JSON text once at a text door (form, command line) and a JSON
   value as it is at a data door: a string stays a string, and a run re-runs as stored.
+- A choice that is not required offers a blank choice ("any"), selected when it is the
+  default.
 """
 
 import datetime as dt
 import json
+import re
 import uuid
 from decimal import Decimal
 from typing import Literal
@@ -26,6 +29,7 @@ from apps.demo.tasks_api.tasks import greet, tally
 from apps.jobs import params as P
 from apps.jobs.catalog import Job, ParameterError, clean_parameters
 from apps.jobs.models import Run
+from apps.scheduling.forms import ScheduleTaskForm
 from tests.api.helpers import token_client
 from tests.helpers import make_run, make_superuser
 from tests.jobs.test_cli import jobs
@@ -35,6 +39,7 @@ pytestmark = pytest.mark.django_db
 
 FLAKY, ADD = "apps.demo.tasks.flaky", "apps.demo.tasks.add"
 GREET, TALLY = greet.module_path, tally.module_path
+EXPORT = "apps.reports.tasks.export_runs"
 
 
 @pytest.fixture
@@ -256,3 +261,48 @@ def test_a_scheduled_json_string_runs_as_it_was_stored():
     assert json.loads(task.kwargs) == {"counts": {"a": 1}, "extra": "abc"}
     assert schedules("run", "tally")[0] == 0
     assert Run.objects.get().parameters == {"counts": {"a": 1}, "extra": "abc"}
+
+
+# 4. A choice that is not required offers a blank one --------------------------------------
+
+
+def test_the_export_form_starts_its_state_and_source_selects_blank(root_client):
+    form = root_client.get(f"/jobs/{EXPORT}/").context["form"]
+    for name in ("state", "source"):
+        choices = list(form.fields[name].choices)
+        assert choices[0] == ("", "---------")
+        assert form[name].value() == ""
+    assert '<option value="" selected>---------</option>' in str(form["state"])
+
+
+def as_a_browser_submits(bound_field) -> str:
+    """A select's value as a browser posts it: the selected option, else the first."""
+    html = str(bound_field)
+    selected = re.search(r'<option value="([^"]*)"[^>]* selected>', html)
+    return (selected or re.search(r'<option value="([^"]*)"', html))[1]
+
+
+def test_an_export_of_one_job_filled_in_alone_filters_by_no_state_or_source(root_client):
+    form = root_client.get(f"/jobs/{EXPORT}/").context["form"]
+    selects = {name: as_a_browser_submits(form[name]) for name in ("state", "source")}
+    response = form_post(root_client, EXPORT, {"job": ADD, **selects})
+    assert response.status_code == 302
+    parameters = Run.objects.get().parameters
+    assert (parameters["job"], parameters["state"], parameters["source"]) == (ADD, "", "")
+
+
+def test_the_admin_schedule_form_for_the_export_offers_a_blank_state():
+    form = ScheduleTaskForm(initial={"task": EXPORT})
+    assert next(iter(form.fields["param-state"].choices)) == ("", "---------")
+    assert form["param-state"].value() == ""
+
+
+def test_a_blank_choice_is_the_default_and_a_required_choice_has_no_blank():
+    def pick(size: Literal["s", "m"], speed: Literal["fast", "slow"] = "slow") -> None: ...
+
+    job = Job(name="tests.pick", title="Pick", description="",
+              params=P.params_from_signature(pick))  # fmt: skip
+    fields = job.form_class()().fields
+    assert [value for value, _ in fields["size"].choices] == ["s", "m"]
+    assert [value for value, _ in fields["speed"].choices] == ["", "fast", "slow"]
+    assert clean_parameters(job, {"size": "m", "speed": ""}) == {"size": "m", "speed": "slow"}
