@@ -95,7 +95,14 @@ def graph_part(context) -> str:
     return render_to_string("pipelines/_graph.html", {
         "run": run, "columns": columns, "failed_at": failed_at, "total": len(states),
         "reruns_from_failure": run.state in (State.FAILED, State.CANCELLED),
+        "steps_moving": run.is_finished and any(s in MOVING for s in states.values()),
     })  # fmt: skip
+
+
+# A step in these states ends on its own: a pipeline that finished before its steps (a
+# cancel leaves a running step of a job that is not cancellable to its end) keeps its
+# page polling until they have (the live part stops once the pipeline's run finished).
+MOVING = (State.PENDING_SEND, State.QUEUED, State.STARTED, State.PROGRESS, State.RETRYING)
 
 
 def seen_by(context):

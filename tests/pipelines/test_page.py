@@ -55,6 +55,20 @@ def test_the_pipeline_page_draws_each_step_with_its_state_and_polls_while_runnin
     assert "retries from the failed step" in body
 
 
+def test_a_pipeline_cancelled_while_a_step_runs_keeps_polling_until_its_steps_end(client):
+    client.force_login(make_superuser())
+    run = make_pipeline_run(count=2)
+    run.steps.filter(step="square[0]").update(state=State.STARTED)
+    run.steps.exclude(step="square[0]").update(state=State.CANCELLED)
+    Run.objects.filter(pk=run.pk).update(state=State.CANCELLED)
+    body = client.get(run.get_absolute_url(), **HTMX).content.decode()
+    assert 'id="pipeline-steps-moving"' in body and 'hx-target="#run-live"' in body
+    run.steps.filter(step="square[0]").update(state=State.SUCCEEDED)
+    body = client.get(run.get_absolute_url(), **HTMX).content.decode()
+    assert 'data-step="square[0]" data-state="succeeded"' in body
+    assert "hx-trigger" not in body  # every step ended: the polling stops
+
+
 def test_a_step_page_links_to_its_pipeline(client):
     client.force_login(make_superuser())
     run = make_pipeline_run(count=1)
