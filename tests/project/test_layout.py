@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.template.loader import get_template
 
-from tests.helpers import make_user
+from tests.helpers import make_superuser, make_user
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,3 +32,17 @@ def test_every_page_links_the_stylesheet(client, url):
     page = client.get(url)
     assert page.status_code == 200
     assert 'href="/static/switchyard/site.css"' in page.content.decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", ["/", "/jobs/", "/runs/", "/accounts/login/", "/admin/",
+                                 "/admin/login/", "/admin/jobs/run/"])  # fmt: skip
+def test_every_page_and_admin_page_names_the_site_icon(client, url):
+    """So that no browser asks for /favicon.ico (a 404 in every page's console)."""
+    if url != "/accounts/login/" and url != "/admin/login/":
+        client.force_login(make_superuser())
+    page = client.get(url)
+    assert page.status_code == 200
+    icon = '<link rel="icon" href="/static/switchyard/favicon.svg" type="image/svg+xml">'
+    assert icon in page.content.decode()
+    assert (ROOT / "static" / "switchyard" / "favicon.svg").read_text().startswith("<svg")
