@@ -70,7 +70,7 @@ def test_prune_runs_deletes_old_finished_runs(celery_worker):
 
 def test_run_command_keeps_the_output_in_the_result(celery_worker, settings):
     settings.RUN_COMMAND_ALLOWLIST = {"showmigrations": ("[a-z]*",)}
-    params = {"command": "showmigrations", "arguments": "jobs"}
+    params = {"command": "showmigrations", "arguments": ["jobs"]}
     run, result = run_to_the_end("apps.maintenance.tasks.run_command", params)
     assert run.state == State.SUCCEEDED
     assert "[X] 0001_initial" in result["output"]
