@@ -330,11 +330,9 @@ def _typed_arguments(task: Task, args, kwargs: dict) -> tuple[tuple, dict]:
     annotated types (dates, decimals...) within their declared bounds (ValueError naming
     the parameter), before the task's code runs, as a `@job`'s are."""
     job = catalog.get_job(task.module_path)
-    by_name = {p.name: p for p in job.params} if job else {}
     bound = _signature(task).bind(*args, **kwargs)
-    for name, value in bound.arguments.items():
-        if name in by_name:
-            bound.arguments[name] = P.typed_value(by_name[name], value)
+    if job is not None:
+        bound.arguments.update(catalog.message_values(job, bound.arguments))
     return bound.args, bound.kwargs
 
 

@@ -127,32 +127,33 @@ def job(
             task_options.setdefault("reject_on_worker_lost", True)
         if queue:
             task_options.setdefault("queue", queue)
-        task = shared_task(**task_options)(_typed(fn, job_params))
-        _CATALOG[task.name] = Job(
-            name=task.name,
-            title=title,
-            description=inspect.cleandoc(fn.__doc__ or ""),
-            params=job_params,
-            group=group,
-            queue=queue,
-            cancellable=cancellable,
-            idempotent=idempotent,
-            schedulable=schedulable,
-            check=check,
-            task=task,
+        made: list[Job] = []  # the job, once made: its task checks messages by it
+        task = shared_task(**task_options)(_typed(fn, lambda: made[0]))
+        made.append(
+            job := Job(
+                name=task.name,
+                title=title,
+                description=inspect.cleandoc(fn.__doc__ or ""),
+                params=job_params,
+                group=group,
+                queue=queue,
+                cancellable=cancellable,
+                idempotent=idempotent,
+                schedulable=schedulable,
+                check=check,
+                task=task,
+            )
         )
+        _CATALOG[task.name] = job
         return task
 
     return decorate
 
 
-def _typed(fn: Callable, job_params: tuple[P.Param, ...]) -> Callable:
-    """Turn the JSON values of a Celery message back into the annotated types.
-
-    The declared bounds are checked again here, so a message from anywhere (an old
-    schedule row, `celery call`, `.delay()`) cannot run a job outside them.
-    """
-    by_name = {p.name: p for p in job_params}
+def _typed(fn: Callable, job_of: Callable[[], Job]) -> Callable:
+    """Turn the JSON values of a Celery message back into the annotated types, by the
+    rule of every door (`message_values`): a message from anywhere (an old schedule row,
+    `celery call`, `.delay()`) cannot run a job with values the doors refuse."""
     signature = inspect.signature(fn)
 
     @functools.wraps(fn)
@@ -166,9 +167,7 @@ def _typed(fn: Callable, job_params: tuple[P.Param, ...]) -> Callable:
             for fill in _fillers:
                 kwargs = fill(task.request, kwargs)
         bound = signature.bind(*args, **kwargs)
-        for name, value in bound.arguments.items():
-            if name in by_name:
-                bound.arguments[name] = P.typed_value(by_name[name], value)
+        bound.arguments.update(message_values(job_of(), bound.arguments))
         try:
             return fn(*bound.args, **bound.kwargs)
         except JobCancelled:
@@ -266,6 +265,16 @@ def clean_parameters(job: Job, data: Mapping[str, Any], *, text: bool = False) -
     if refused:
         raise ParameterError(refused)
     return cleaned
+
+
+def message_values(job: Job, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The worker's last look at a message's values for the job's declared parameters:
+    `clean_parameters` (JSON data, as the API's), then typed as the job's function takes
+    them (dates, decimals...). ParameterError (a ValueError) names each value refused."""
+    declared = {p.name: p for p in job.params}
+    given = {name: value for name, value in values.items() if name in declared}
+    cleaned = clean_parameters(job, given)
+    return {name: P.from_json(declared[name], cleaned[name]) for name in given}
 
 
 def _form_data(job: Job, data: Mapping[str, Any], text: bool) -> dict[str, Any]:

@@ -643,20 +643,6 @@ def _to_json(value: Any) -> Any:
     return value
 
 
-def typed_value(param: Param, value: Any) -> Any:
-    """A value from a Celery message as the job's function takes it, within its bounds:
-    the worker's last look (ValueError naming the parameter). None (an old schedule row,
-    `.delay(x=None)`) is the default of a parameter not typed Optional, as at every door."""
-    if value is None and not param.nullable and not param.required:
-        value = to_json(param.default)
-    typed = from_json(param, value)
-    try:
-        check_value(param, typed)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{param.name}: {exc}") from None
-    return typed
-
-
 def from_json(param: Param, value: Any) -> Any:
     """Rebuild the typed value a job's function expects from its JSON form."""
     if param.is_list and isinstance(value, list):

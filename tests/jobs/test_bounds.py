@@ -148,7 +148,7 @@ def test_the_worker_refuses_a_message_outside_the_bounds_and_deletes_nothing(cel
     run = wait_for(lambda: Run.objects.filter(task_id=sent.id, state=State.FAILED).first())
     stored = wait_for(lambda: TaskResult.objects.filter(task_id=run.task_id).first())
     assert json.loads(stored.result)["exc_type"] == "ValueError"
-    assert "older_than_days: -1 is less than the minimum 1" in stored.result
+    assert "older_than_days: Ensure this value is greater than or equal to 1." in stored.result
     assert Run.objects.filter(pk=kept.pk).exists()
 
 

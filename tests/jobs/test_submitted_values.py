@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Literal
 
 import pytest
+from celery import current_app
 from django.urls import reverse
 from django_celery_beat.models import PeriodicTask
 
@@ -38,6 +39,7 @@ from tests.scheduling.test_cli import schedules
 pytestmark = pytest.mark.django_db
 
 FLAKY, ADD = "apps.demo.tasks.flaky", "apps.demo.tasks.add"
+GREET, TALLY = greet.module_path, tally.module_path
 GREET, TALLY = greet.module_path, tally.module_path
 EXPORT = "apps.reports.tasks.export_runs"
 
@@ -306,3 +308,34 @@ def test_a_blank_choice_is_the_default_and_a_required_choice_has_no_blank():
     assert [value for value, _ in fields["size"].choices] == ["s", "m"]
     assert [value for value, _ in fields["speed"].choices] == ["", "fast", "slow"]
     assert clean_parameters(job, {"size": "m", "speed": ""}) == {"size": "m", "speed": "slow"}
+
+
+# The worker's last look: the same rule, for a message from anywhere ---------------------
+
+
+@pytest.mark.parametrize(
+    ("task_name", "kwargs", "refusal"),
+    [
+        (GREET, {"name": "ada", "shout": "false"}, "shout: expected true or false, got 'false'"),
+        (FLAKY, {"failures": True}, "failures: expected a number, got true"),
+        (GREET, {"name": ["a"]}, "name: expected a value, not a list"),
+        (TALLY, {"counts": '{"a": 1}'}, "counts:"),
+    ],
+    ids=["a word for a bool", "a bool for a number", "a list for text", "text for an object"],
+)
+def test_a_message_sent_past_the_doors_is_refused_as_the_doors_refuse_it(
+    task_name, kwargs, refusal
+):
+    """A schedule row written straight into the table, `.delay()`, `celery call`: beat
+    sent these, and the worker ran them (HELLO, ADA!; 'after True failure(s)')."""
+    outcome = current_app.tasks[task_name].apply(kwargs=kwargs)
+    assert outcome.failed()
+    assert isinstance(outcome.result, ValueError)
+    assert str(outcome.result).startswith(refusal)
+
+
+def test_a_message_with_a_blank_value_runs_with_the_default():
+    """It failed in the job: '<' not supported between instances of 'str' and 'int'."""
+    outcome = square.apply(kwargs={"x": 3, "pause": ""})
+    assert outcome.successful(), outcome.traceback
+    assert outcome.result == 9
