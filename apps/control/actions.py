@@ -30,7 +30,8 @@ from .rules import (
 
 log = logging.getLogger(__name__)
 
-RESUME_COMMAND = "switchyard_resume"  # apps/control/worker.py: add_consumer where configured
+# apps/control/worker.py: cancel_consumer / add_consumer where configured, in order
+PAUSE_COMMAND, RESUME_COMMAND = "switchyard_pause", "switchyard_resume"
 REPLY_TIMEOUT = 2.0
 NOT_TOLD = (
     "the broker is unreachable, so the workers running now were not told: each applies "
@@ -70,7 +71,7 @@ def pause_queue(actor: Actor, queue: str) -> ControlAction:
     check(actor)
     queue = known_queue(queue)
     QueuePause.objects.get_or_create(queue=queue, defaults={"paused_by": actor.name[:150]})
-    return _tell_workers(record(actor, "pause_queue", queue), "cancel_consumer", queue=queue)
+    return _tell_workers(record(actor, "pause_queue", queue), PAUSE_COMMAND, queue=queue)
 
 
 def resume_queue(actor: Actor, queue: str) -> ControlAction:

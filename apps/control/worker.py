@@ -9,8 +9,13 @@
   delivers anything) reads the stored state again, closing the window in which a pause
   or resume was broadcast while the worker was starting; it runs again whenever the
   consumer restarts (a broker outage, when broadcasts are missed).
-- `switchyard_resume` (a remote-control command) is add_consumer for the workers
-  configured for the queue only: a worker started with `-Q other` is not added to it.
+- `switchyard_pause` and `switchyard_resume` (remote-control commands) are
+  cancel_consumer and add_consumer for the workers configured for the queue only (a
+  worker started with `-Q other` is not added to it). Celery runs a consumer change
+  later (`call_soon`, in no guaranteed order: the event loop keeps a set), so each
+  command notes the latest wish for the queue and the deferred change applies that
+  wish when it runs: a pause then a resume always ends consuming, whichever deferred
+  change runs first.
 """
 
 import logging
@@ -22,6 +27,7 @@ log = logging.getLogger(__name__)
 
 _configured: set[str] = set()  # the queues this worker was started for
 _limited: set[str] = set()  # tasks given a stored rate limit in this process
+_wanted: dict[str, bool] = {}  # queue -> consume it? (the last pause or resume received)
 
 
 class StoredControls(bootsteps.Step):
@@ -97,6 +103,7 @@ def apply_rate_limits(app) -> None:
 def sync_queues(consumer) -> None:
     paused = stored_pauses()
     consuming = set(consumer.app.amqp.queues.consume_from)
+    _wanted.update({queue: queue not in paused for queue in _configured})
     for queue in sorted(_configured & paused & consuming):
         consumer.cancel_task_queue(queue)
     for queue in sorted(_configured - paused - consuming):
@@ -104,12 +111,29 @@ def sync_queues(consumer) -> None:
 
 
 @control_command(args=[("queue", str)], signature="<queue>")
+def switchyard_pause(state, queue: str, **kwargs):
+    """cancel_consumer."""
+    return _want(state.consumer, queue, False)
+
+
+@control_command(args=[("queue", str)], signature="<queue>")
 def switchyard_resume(state, queue: str, **kwargs):
-    """add_consumer, if this worker was started for the queue and is not consuming it."""
-    consumer = state.consumer
-    if queue not in _configured:
+    """add_consumer, if this worker was started for the queue."""
+    return _want(state.consumer, queue, True)
+
+
+def _want(consumer, queue: str, consume: bool) -> dict:
+    if consume and queue not in _configured:
         return ok(f"not configured for {queue}")
-    if queue in consumer.app.amqp.queues.consume_from:
-        return ok(f"already consuming from {queue}")
-    consumer.call_soon(consumer.add_task_queue, queue)
-    return ok(f"add consumer {queue}")
+    _wanted[queue] = consume
+    consumer.call_soon(_apply_wish, consumer, queue)
+    return ok(f"{'add' if consume else 'cancel'} consumer {queue}")
+
+
+def _apply_wish(consumer, queue: str) -> None:
+    """Run by the event loop after the command: the latest wish, not this call's own."""
+    consuming = queue in (consumer.app.amqp.queues.consume_from or {})
+    if _wanted.get(queue, True):
+        consumer.add_task_queue(queue)  # a no-op for a queue consumed already
+    elif consuming:
+        consumer.cancel_task_queue(queue)

@@ -85,3 +85,25 @@ def test_a_pause_and_a_rate_limit_survive_a_worker_restart_and_nothing_is_lost(
         lambda: Run.objects.filter(pk__in=[r.pk for r in runs], state=State.SUCCEEDED).count() == 3
     )
     assert active_queues(second) == [test_queue]
+
+
+def test_a_quick_pause_and_resume_while_the_worker_is_busy_leaves_it_consuming(
+    start_process, test_queue
+):
+    """A solo worker runs a job in its event loop: the pause and the resume reach it
+    only when the job ends, together, and Celery runs their consumer changes later."""
+    name = "ctl-busy@localhost"
+    start_worker(start_process, test_queue, name, "--pool=solo")
+    countdown = celery_app.tasks["apps.demo.tasks.countdown"]
+    busy = countdown.apply_async((3,), queue=test_queue)
+    wait_for(lambda: Run.objects.filter(task_id=busy.id, state=State.PROGRESS).exists())
+
+    actions.pause_queue(cli(), test_queue)
+    actions.resume_queue(cli(), test_queue)
+
+    wait_for(lambda: Run.objects.filter(task_id=busy.id, state=State.SUCCEEDED).exists())
+    runs = send_adds(test_queue, 2)
+    wait_for(
+        lambda: Run.objects.filter(pk__in=[r.pk for r in runs], state=State.SUCCEEDED).count() == 2
+    )
+    assert active_queues(name) == [test_queue]
