@@ -3,6 +3,8 @@
 from datetime import timedelta
 from typing import Annotated
 
+from celery import current_task
+
 from apps.jobs.catalog import job
 from apps.jobs.params import Choices, MaxLength, Range
 from apps.jobs.progress import report_progress
@@ -40,9 +42,12 @@ def clear_sessions() -> dict:
 def prune_runs(older_than_days: Annotated[int, Range(1, retention.MAX_AGE_DAYS)]) -> dict:
     """Delete finished runs, and stored results, older than the given number of days.
 
-    Deletes in batches of 5,000 (apps.maintenance.retention), so it is safe on large tables.
+    Started by a person, it deletes only the runs that person may see (and their
+    results); from the built-in schedule, the CLI or a shell, every run. Steps of a
+    pipeline still running are kept. Deletes in batches of 5,000
+    (apps.maintenance.retention), so it is safe on large tables.
     """
-    return retention.prune_runs(older_than=timedelta(days=older_than_days))
+    return retention.prune_as_run(current_task.request.id, timedelta(days=older_than_days))
 
 
 @job(

@@ -14,7 +14,7 @@ MINUTES_IN = (("day", 24 * 60), ("hour", 60), ("minute", 1))
 
 def parse_age(text: str) -> timedelta:
     """'30d', '12h', '90m' -> timedelta; ValueError otherwise."""
-    match = re.fullmatch(r"\s*(\d{1,9})\s*([dhm])\s*", text.lower())
+    match = re.fullmatch(r"\s*([0-9]{1,9})\s*([dhm])\s*", text.lower(), re.ASCII)
     age = timedelta(**{UNITS[match[2]]: int(match[1])}) if match else timedelta(0)
     if not timedelta(0) < age <= timedelta(days=MAX_AGE_DAYS):
         raise ValueError(f"--older-than {text!r}: expected a positive age like 30d, 12h or "
@@ -32,7 +32,8 @@ def describe_age(age: timedelta) -> str:
 
 def parse_batch_size(text: str) -> int:
     """'5000' -> 5000, from 1 to MAX_BATCH_SIZE; ValueError otherwise."""
-    size = int(text) if text.strip().isdigit() and len(text) < 10 else 0
+    plain = text.strip().isascii() and text.strip().isdigit()  # ASCII digits only, as --older-than
+    size = int(text) if plain and len(text) < 10 else 0
     if not 1 <= size <= MAX_BATCH_SIZE:
         raise ValueError(f"--batch-size {text!r}: expected 1 to {MAX_BATCH_SIZE}")
     return size
