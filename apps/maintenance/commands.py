@@ -3,7 +3,7 @@
 settings.RUN_COMMAND_ALLOWLIST maps each command to the arguments it may be given
 (shell-style patterns, one per argument; none listed means no arguments). Whatever the
 list says, the commands never_allowed() names are refused (Django's that touch secrets,
-files or code, and every command of Switchyard's own apps), and so is any argument that
+files or code, and every command Django does not ship), and so is any argument that
 names a path or an option that takes one (`--output`, `--pythonpath`, `--settings`, ...).
 """
 
@@ -33,11 +33,13 @@ DJANGO_NEVER_ALLOWED = frozenset({
 
 
 def never_allowed() -> frozenset[str]:
-    """DJANGO_NEVER_ALLOWED and every command of Switchyard's own apps (`jobs`,
-    `schedules`, `queues`, `workers`, ...): operators' tools, each of which would bypass
-    the per-job permissions, bounds or control rules that the site's doors apply."""
-    ours = {name for name, app in get_commands().items() if app.startswith("apps.")}
-    return DJANGO_NEVER_ALLOWED | ours
+    """DJANGO_NEVER_ALLOWED and every command that Django itself does not ship: those of
+    Switchyard's own apps (`jobs`, `schedules`, `queues`, `workers`, ...), operators'
+    tools that would bypass the per-job permissions, bounds or control rules that the
+    site's doors apply, and those of third-party apps (django-auditlog's `auditlogflush`
+    deletes the whole audit log), whose every argument nobody here has thought about."""
+    not_django = {name for name, app in get_commands().items() if not app.startswith("django.")}
+    return DJANGO_NEVER_ALLOWED | not_django
 
 
 # An argument that is a path, or an option that takes a path or changes what code runs.

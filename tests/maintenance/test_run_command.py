@@ -99,11 +99,14 @@ def test_an_argument_not_listed_for_the_command_is_refused_naming_what_is_allowe
 
 
 @pytest.mark.parametrize(
-    "command", ["queues", "workers", "ratelimits", "check_alerts", "jobs", "schedules"]
+    "command",
+    ["queues", "workers", "ratelimits", "check_alerts", "jobs", "schedules", "auditlogflush"],
 )
-def test_switchyards_own_commands_are_refused_even_when_listed(settings, monkeypatch, command):
+def test_commands_django_does_not_ship_are_refused_even_when_listed(
+    settings, monkeypatch, command
+):
     """Operators' tools: `queues purge` would skip the control permission, `jobs` the
-    per-job ones."""
+    per-job ones; django-auditlog's `auditlogflush` deletes the audit log."""
     settings.RUN_COMMAND_ALLOWLIST = {command: ("*", "*", "*")}
     ran = []
     monkeypatch.setattr("apps.maintenance.commands.call_command", lambda *a, **k: ran.append(a))
