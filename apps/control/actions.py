@@ -5,6 +5,7 @@ Raises ControlDenied (the actor may not) or ControlError (bad input: nothing don
 """
 
 import logging
+import unicodedata
 from dataclasses import dataclass
 
 from celery import current_app
@@ -38,6 +39,7 @@ NOT_TOLD = (
     "the stored pauses and rate limits when it starts or reconnects to the broker"
 )
 CANCEL_CHUNK = 500
+MAX_QUEUE_NAME = QueuePause._meta.get_field("queue").max_length
 
 
 def record(actor: Actor, action: str, target: str, **detail) -> ControlAction:
@@ -56,10 +58,19 @@ def record(actor: Actor, action: str, target: str, **detail) -> ControlAction:
 
 
 def known_queue(name: str) -> str:
+    """The one check of a queue name, at every door: a configured or paused queue. A name
+    no queue could have (control characters, such as NUL, or too long) is refused
+    before the database is asked."""
     name = (name or "").strip()
-    if name in queue_names() or QueuePause.objects.filter(queue=name).exists():
+    if could_be_queue(name) and (
+        name in queue_names() or QueuePause.objects.filter(queue=name).exists()
+    ):
         return name
     raise ControlError(f"unknown queue {name[:60]!r}; known: {', '.join(queue_names())}", "queue")
+
+
+def could_be_queue(name: str) -> bool:
+    return len(name) <= MAX_QUEUE_NAME and not any(unicodedata.category(c) == "Cc" for c in name)
 
 
 def paused_queues() -> set[str]:
