@@ -146,6 +146,9 @@ def register(task: Task) -> None:
     name = task.module_path
     if name in _DECLARED:
         return
+    # First, so that a default its parameter refuses (a TypeError) registers nothing:
+    # importing the module again fails again.
+    params = job_params(task.func, task.takes_context)
     _DECLARED[name] = task
     task_options = {"name": name, "base": TasksApiCeleryTask, "bind": True, "acks_late": True,
                     "reject_on_worker_lost": True, "django_task_name": name}  # fmt: skip
@@ -153,16 +156,16 @@ def register(task: Task) -> None:
         # As `@job(queue=...)` does: every send (web, API, sweeper) routes there.
         task_options["queue"] = queue
     celery_task = shared_task(**task_options)(run_task)
-    catalog.add(catalog_job(task, celery_task))
+    catalog.add(catalog_job(task, celery_task, params))
 
 
-def catalog_job(task: Task, celery_task: CeleryTask) -> catalog.Job:
+def catalog_job(task: Task, celery_task: CeleryTask, params: tuple[P.Param, ...]) -> catalog.Job:
     func = task.func
     return catalog.Job(
         name=task.module_path,
         title=func.__name__.replace("_", " ").strip().capitalize(),
         description=inspect.cleandoc(func.__doc__ or ""),
-        params=job_params(func, task.takes_context),
+        params=params,
         group=_group(func),
         queue=options.celery_queue(task.queue_name),
         task=celery_task,
@@ -190,14 +193,23 @@ def job_params(func, takes_context: bool) -> tuple[P.Param, ...]:
 
 
 def _typed_param(parameter: inspect.Parameter, hint) -> P.Param:
+    """The catalog's parameter for the annotation, as for a `@job`; JSON only for an
+    annotation the catalog cannot type. A default the typed parameter refuses (outside
+    its bounds, NaN, infinite) is a TypeError at import, as for a `@job`: not a reason
+    to take any JSON value instead."""
+    try:
+        _param_of(parameter.replace(default=inspect.Parameter.empty), hint)
+    except TypeError:  # no field for this annotation
+        return _json_param(parameter, hint)
+    return _param_of(parameter, hint)
+
+
+def _param_of(parameter: inspect.Parameter, hint) -> P.Param:
     def stub(): ...
 
     stub.__signature__ = inspect.Signature([parameter.replace(annotation=hint)])
     stub.__annotations__ = {parameter.name: hint}
-    try:
-        return P.params_from_signature(stub)[0]
-    except TypeError:
-        return _json_param(parameter, hint)
+    return P.params_from_signature(stub)[0]
 
 
 def _json_param(parameter: inspect.Parameter, hint=None) -> P.Param:
