@@ -22,10 +22,9 @@ from apps.jobs import run_filters
 from apps.jobs.models import Run
 from apps.jobs.progress import report_progress
 
-from .models import Export
+from .models import EXPORT_FOLDER, Export
 
 EXPORT_JOB = "apps.reports.tasks.export_runs"
-EXPORT_FOLDER = "exports"
 BATCH_SIZE = 2000
 # The export job's own filter fields, before it took /runs/'s whole query (`filters`).
 FIELDS_BEFORE_QUERY = ("job", "state", "source", "user", "date_from", "date_to")
@@ -58,7 +57,10 @@ def export_runs(run: Run, filters: Mapping[str, object], now=None) -> dict:
     owner = run.requested_by
     runs = filtered_runs(filters, owner)
     relative = f"{EXPORT_FOLDER}/{run.task_id}.csv"
-    rows = write_csv(Path(settings.MEDIA_ROOT) / relative, runs)
+    path = Export(file_name=relative).path  # a task id sent with a "/" writes nowhere
+    if path is None:
+        raise ValueError(f"this run's task id cannot name a file: {run.task_id!r}")
+    rows = write_csv(path, runs)
     expires_at = now + timedelta(hours=settings.EXPORT_EXPIRY_HOURS)
     Export.objects.update_or_create(
         run=run,
@@ -141,7 +143,10 @@ def remove_expired_exports(now=None) -> int:
     expired = Export.objects.filter(expires_at__lte=now, removed_at__isnull=True)
     removed = 0
     for export in expired.only("pk", "file_name").iterator(chunk_size=500):
-        export.path.unlink(missing_ok=True)
+        path = export.path
+        if path is None:
+            continue  # a name outside the exports folder (logged): delete nothing
+        path.unlink(missing_ok=True)
         removed += Export.objects.filter(pk=export.pk, removed_at__isnull=True).update(
             removed_at=now
         )

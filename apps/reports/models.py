@@ -1,8 +1,14 @@
+import logging
 from pathlib import Path
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+log = logging.getLogger(__name__)
+
+EXPORT_FOLDER = "exports"  # under MEDIA_ROOT
+_NOT_IN_A_NAME = ("/", "\\", "\x00")
 
 
 class Export(models.Model):
@@ -26,8 +32,17 @@ class Export(models.Model):
         return self.file_name
 
     @property
-    def path(self) -> Path:
-        return Path(settings.MEDIA_ROOT) / self.file_name
+    def path(self) -> Path | None:
+        """The file under MEDIA_ROOT/exports, or None (logged) when the stored name is
+        not `exports/<a plain file name>`: nothing outside that folder is read or
+        deleted for a row, whatever it holds."""
+        folder, _, name = self.file_name.partition("/")
+        plain = name not in ("", ".", "..") and not any(c in name for c in _NOT_IN_A_NAME)
+        if folder != EXPORT_FOLDER or not plain:
+            log.warning("export %s: refused its file name %r (not a file in %s/)",
+                        self.pk, self.file_name, EXPORT_FOLDER)  # fmt: skip
+            return None
+        return Path(settings.MEDIA_ROOT) / EXPORT_FOLDER / name
 
     def is_expired(self, now=None) -> bool:
         return self.removed_at is not None or self.expires_at <= (now or timezone.now())

@@ -46,8 +46,11 @@ def download_export(request: HttpRequest, run_id: int) -> FileResponse:
         raise Http404("No export for this run (yet).")
     if not export.may_download(request.user):
         raise PermissionDenied
-    if export.is_expired() or not export.path.is_file():
+    path = export.path
+    if path is None:
+        raise Http404("No export for this run.")  # a file name outside the exports folder
+    if export.is_expired() or not path.is_file():
         return HttpResponse("This export has expired.", status=410, content_type="text/plain")
     name = f"runs-{export.created_at:%Y%m%d-%H%M%S}.csv"
-    return FileResponse(export.path.open("rb"), as_attachment=True, filename=name,
+    return FileResponse(path.open("rb"), as_attachment=True, filename=name,
                         content_type="text/csv")  # fmt: skip

@@ -154,6 +154,29 @@ def test_expired_exports_lose_their_file_but_keep_their_record(media):
     assert not record.path.exists() and record.removed_at is not None
 
 
+def test_the_sweep_skips_an_expired_export_whose_name_leaves_the_exports_folder(
+    settings, tmp_path, caplog
+):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    outside = tmp_path / "outside-secret.txt"
+    outside.write_text("secret")
+    root = make_superuser()
+    Export.objects.create(run=make_export_run(root), owner=root,
+                          file_name="../outside-secret.txt",
+                          expires_at=timezone.now() - dt.timedelta(hours=1))  # fmt: skip
+    assert export.remove_expired_exports() == 0
+    assert outside.read_text() == "secret"
+    assert "refused its file name" in caplog.text
+
+
+def test_an_export_run_whose_task_id_is_not_a_file_name_writes_nothing(media):
+    run = make_run(EXPORT_JOB, task_id="../../escaped", requested_by=make_superuser())
+    with pytest.raises(ValueError, match="cannot name a file"):
+        export.export_runs(run, {})
+    assert not (media.parent / "escaped.csv").exists()
+    assert not Export.objects.exists()
+
+
 def test_old_files_without_a_record_are_removed_too(media):
     orphan = media / "exports" / "gone-with-its-run.csv"
     orphan.parent.mkdir()

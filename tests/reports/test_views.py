@@ -209,3 +209,31 @@ def test_an_expired_export_says_so_on_its_run_page(client, alice):
     run = make_export(alice, now=timezone.now() - dt.timedelta(hours=25))
     client.force_login(alice)
     assert "This export has expired." in client.get(run.get_absolute_url()).content.decode()
+
+
+# A stored file name is not trusted ------------------------------------------------------
+
+UNSAFE_NAMES = ["../outside-secret.txt", "exports/../../outside-secret.txt",
+                "exports/..", "exports/sub/x.csv", "exports/..\\x.csv", "exports/a\x00.csv",
+                "/tmp/outside-secret.txt", "outside-secret.txt", "exports/"]  # fmt: skip
+
+
+@pytest.mark.parametrize("file_name", UNSAFE_NAMES)
+def test_an_export_whose_stored_name_leaves_the_exports_folder_is_not_found(
+    client, settings, tmp_path, caplog, file_name
+):
+    from django.db import connection
+
+    if "\x00" in file_name and connection.vendor == "postgresql":
+        pytest.skip("PostgreSQL's text never stores NUL")
+    settings.MEDIA_ROOT = tmp_path / "media"
+    (tmp_path / "outside-secret.txt").write_text("secret")
+    root = make_superuser()
+    run = make_run(EXPORT_JOB, requested_by=root, state=State.SUCCEEDED)
+    Export.objects.create(run=run, owner=root, file_name=file_name,
+                          expires_at=timezone.now() + dt.timedelta(hours=1))  # fmt: skip
+    client.force_login(root)
+    response = client.get(download_url(run))
+    assert response.status_code == 404
+    assert b"secret" not in response.content
+    assert "refused its file name" in caplog.text
