@@ -19,6 +19,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from apps.jobs import run_filters
+from apps.jobs.json_values import printable
 from apps.jobs.models import Run
 from apps.jobs.progress import report_progress
 
@@ -126,6 +127,7 @@ def _cell(value) -> object:
         return ""
     if isinstance(value, dt.datetime):
         return value.astimezone(dt.UTC).isoformat()
+    value = printable(value)  # a lone surrogate stored before the rule: not UTF-8
     if isinstance(value, dict | list):
         value = json.dumps(value, sort_keys=True, ensure_ascii=False)
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
