@@ -15,7 +15,7 @@ from apps.audit import recording as audit
 from apps.jobs import inspect
 from apps.jobs.catalog import get_job, queue_names
 from apps.jobs.models import Run, State
-from apps.jobs.permissions import may_run
+from apps.jobs.permissions import allowed_job_names, may_run
 
 from . import broker
 from .models import ControlAction, QueuePause, RateLimit, Via
@@ -190,6 +190,15 @@ def runnable_job(actor: Actor, name: str):
     if actor.via != Via.CLI and not may_run(actor.user, job):
         raise ControlDenied("You may not run this job.")
     return job
+
+
+JOB_ACTIONS = ("set_rate_limit", "clear_rate_limit")  # their target is a job's name
+
+
+def runnable_job_names(user) -> list[str] | None:
+    """runnable_job's rule for lists (the admin's): the jobs whose rate limits and
+    rate-limit actions `user` may see; None: every job (superusers)."""
+    return None if user.is_superuser else allowed_job_names(user)
 
 
 def set_rate_limit(actor: Actor, job_name: str, rate: str | None) -> ControlAction:

@@ -1,8 +1,12 @@
 """Read-only lists of what is set and what was done: changes go through the actions
-(dashboard, API, CLI), which tell the workers and record who did it."""
+(dashboard, API, CLI), which tell the workers and record who did it. A job's rate
+limit, and the actions that set it, are listed only to those who may run the job
+(actions.runnable_job_names), as the API and the pages show them."""
 
 from django.contrib import admin
+from django.db.models import Q
 
+from . import actions
 from .models import ControlAction, QueuePause, RateLimit
 
 
@@ -24,6 +28,13 @@ class ControlActionAdmin(ReadOnly):
     search_fields = ["target", "label"]
     show_full_result_count = False
 
+    def get_queryset(self, request):
+        rows = super().get_queryset(request)
+        names = actions.runnable_job_names(request.user)
+        if names is None:
+            return rows
+        return rows.filter(~Q(action__in=actions.JOB_ACTIONS) | Q(target__in=names))
+
 
 @admin.register(QueuePause)
 class QueuePauseAdmin(ReadOnly):
@@ -33,3 +44,8 @@ class QueuePauseAdmin(ReadOnly):
 @admin.register(RateLimit)
 class RateLimitAdmin(ReadOnly):
     list_display = ["job_name", "rate", "set_at", "set_by"]
+
+    def get_queryset(self, request):
+        rows = super().get_queryset(request)
+        names = actions.runnable_job_names(request.user)
+        return rows if names is None else rows.filter(job_name__in=names)
