@@ -5,12 +5,12 @@ arguments and the worker; the stored result (django-celery-results' row, same ta
 id) gives the return value, or the exception and traceback of a failure.
 """
 
-import json
 import traceback
 
 from django.utils import timezone
 from django_celery_results.models import TaskResult as StoredResult
 
+from apps.jobs import json_values
 from apps.jobs.models import Run, State
 
 from .compat import Task, TaskError, TaskResult, TaskResultStatus
@@ -74,12 +74,12 @@ def _add_outcome(result: TaskResult) -> None:
 
 
 def _decode(stored: dict):
+    """The stored value (json_values.stored): a text it cannot read (not JSON, nested
+    too deep) is its "(stored value not readable: ...)" marker, so `get_result` still
+    answers (no error the Tasks API documents fits a result that exists)."""
     if stored["result"] is None or "json" not in (stored["content_type"] or ""):
         return None
-    try:
-        return json.loads(stored["result"])
-    except ValueError:
-        return None
+    return json_values.stored(stored["result"])
 
 
 def _class_path(exception: object) -> str:

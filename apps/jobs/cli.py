@@ -197,7 +197,11 @@ def failure_group_summary(group) -> dict[str, Any]:
 
 
 def failure_group_line(group) -> str:
-    error = f"{group.error_type}: {group.message}" if group.error_type else "(no error stored)"
+    error = (
+        f"{group.error_type}: {group.message}"
+        if group.error_type
+        else group.message or "(no error stored)"
+    )
     return (f"{group.count:>8}  last {_iso(group.last_seen)}  {error[:200]}  "
             f"[{', '.join(sorted(group.jobs))}]")  # fmt: skip
 

@@ -17,6 +17,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django_celery_results.models import TaskResult
 
+from . import json_values
+
 MAX_ROWS = 2000  # (error, job) pairs read, the most recently seen first
 NEWEST = 10_000  # failures grouped: the newest ones (each group's count is of these)
 
@@ -82,11 +84,13 @@ def _aware(moment):
 
 def error_of(stored: str | None) -> tuple[str, str]:
     """(exception type, message) from a stored result; ("", "") when none is stored
-    or it is not Celery's JSON of an exception."""
-    try:
-        result = json.loads(stored or "")
-    except ValueError:
+    or it is not Celery's JSON of an exception; ("", its "not readable" marker) when it
+    cannot be read (json_values.stored)."""
+    if not stored:
         return "", ""
+    result = json_values.stored(stored)
+    if isinstance(result, json_values.UnreadableMarker):
+        return "", str(result)
     if not isinstance(result, dict) or not isinstance(result.get("exc_type"), str):
         return "", ""
     message = result.get("exc_message")

@@ -11,12 +11,20 @@ and nesting as deep as the interpreter's recursion allows. None of them can be s
 Rows written before the rule may still hold a lone surrogate, and a job's result may
 be a number that is not finite: `printable` replaces the one and names the other, for a
 page (which could not otherwise be encoded) and for JSON a strict reader accepts.
+
+A stored JSON text (a job's result, as Celery wrote it, or a row written by hand) is
+read for a reader by `stored`: every page, the API, the CLI and the Tasks API call it.
+A text it cannot read (not JSON, or nested deeper than MAX_DEPTH) is shown as the
+marker `unreadable` gives, with one log line, never an exception.
 """
 
 import json
+import logging
 import math
 import re
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 MAX_DEPTH = 100
 
@@ -97,6 +105,56 @@ def loads(text: str | bytes) -> Any:
     except RecursionError:
         raise NotStorable(f"nested deeper than {MAX_DEPTH} levels") from None
     return check(value)
+
+
+class Unreadable(ValueError):
+    """A stored JSON text that cannot be read: not JSON, or nested too deep."""
+
+
+def read_stored(text: str | bytes) -> Any:
+    """A stored JSON text as data, NaN and Infinity included (a job's result may be
+    one; `printable` names it); Unreadable if it is not JSON or is nested deeper than
+    MAX_DEPTH (judged without recursion, so any depth is refused, not crashed on)."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise Unreadable(f"nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as error:  # (JSONDecodeError, UnicodeDecodeError)
+        raise Unreadable(f"not JSON: {error}") from None
+    if _deeper_than_max(value):
+        raise Unreadable(f"nested deeper than {MAX_DEPTH} levels")
+    return value
+
+
+def stored(text: str | bytes) -> Any:
+    """A stored JSON text for showing: its value (`read_stored`), or, when it cannot be
+    read, an UnreadableMarker saying why, logged once. Never raises."""
+    try:
+        return read_stored(text)
+    except Unreadable as error:
+        log.warning("stored value not readable (%s): %.80r", error, text)
+        return unreadable(str(error))
+
+
+class UnreadableMarker(str):
+    """What `stored` gives for a text it cannot read: a string that says so (shown as
+    any string is) and that a caller can tell apart from a stored string."""
+
+
+def unreadable(reason: str) -> UnreadableMarker:
+    return UnreadableMarker(f"(stored value not readable: {reason})")
+
+
+def _deeper_than_max(value: Any) -> bool:
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            if depth > MAX_DEPTH:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return False
 
 
 def refuse_constant(name: str):

@@ -171,10 +171,17 @@ def seconds(span: dt.timedelta | None) -> float | None:
 
 
 def decoded(stored: TaskResult) -> Any:
-    """The stored result as data: JSON decoded; anything else as the stored text."""
+    """The stored result for showing: JSON read by `json_values.stored` (a text it
+    cannot read, such as one nested too deep, is its "not readable" marker); anything
+    else as the stored text."""
     if stored.result is None or stored.content_type not in ("application/json", ""):
         return stored.result
-    try:
-        return json.loads(stored.result)
-    except ValueError:
+    return json_values.stored(stored.result)
+
+
+def stored_value(stored: TaskResult) -> Any:
+    """The stored result as data for a job (a pipeline step's input): as `decoded`, but
+    json_values.Unreadable for a text that cannot be read, rather than a marker."""
+    if stored.result is None or stored.content_type not in ("application/json", ""):
         return stored.result
+    return json_values.read_stored(stored.result)

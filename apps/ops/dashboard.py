@@ -3,7 +3,6 @@
 Each function feeds one part of the page; the view and its htmx partials call them.
 """
 
-import json
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,7 +14,7 @@ from django.db.models.functions import TruncHour
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
-from apps.jobs import inspect, liveness, revalidating, sweeper
+from apps.jobs import inspect, json_values, liveness, revalidating, sweeper
 from apps.jobs.models import HELD_STATES, Run, State
 from apps.jobs.permissions import sees_all_runs
 
@@ -113,10 +112,11 @@ def recent_failures(user, limit: int = 10) -> list[Run]:
 
 
 def _error_text(stored: str | None) -> str:
-    try:
-        result = json.loads(stored or "")
-    except ValueError:
+    if not stored:
         return ""
+    result = json_values.stored(stored)
+    if isinstance(result, json_values.UnreadableMarker):
+        return str(result)
     if isinstance(result, dict) and "exc_type" in result:
         return f"{result['exc_type']}: {result.get('exc_message', '')}"[:300]
     return ""

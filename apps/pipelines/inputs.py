@@ -14,7 +14,7 @@ from django_celery_results.models import TaskResult
 
 from apps.jobs import secrets
 from apps.jobs.models import Run, State
-from apps.jobs.presenting import decoded
+from apps.jobs.presenting import stored_value
 
 from .declare import RESULT_KEY
 from .running import HEADER
@@ -75,7 +75,7 @@ def stored_results(task_ids: list[str], wait: float = WAIT_FOR_RESULT) -> list:
         rows = TaskResult.objects.filter(
             task_id__in=[t for t in task_ids if t not in found], status=states.SUCCESS
         ).only("task_id", "result", "content_type")
-        found.update((row.task_id, decoded(row)) for row in rows)
+        found.update((row.task_id, stored_value(row)) for row in rows)
         missing = [t for t in task_ids if t not in found]
         if not missing:
             return [found[t] for t in task_ids]
