@@ -54,7 +54,8 @@ def actor(request) -> Actor:
 
 
 def controller(request) -> Actor:
-    """For reads that only controllers see (worker details)."""
+    """For reads that only controllers see (queues, worker details), as the control
+    pages (views.actor: `may_control`)."""
     if not may_control(request.auth):
         raise HttpError(403, "You may not control queues and workers.")
     return actor(request)
@@ -122,9 +123,11 @@ def action_out(row) -> dict:
 # Queues ------------------------------------------------------------------------------------
 
 
-@api.get("/queues", response={200: list[QueueOut], **errors(401)}, tags=["control"])
+@api.get("/queues", response={200: list[QueueOut], **errors(401, 403)}, tags=["control"])
 def list_queues(request):
-    """Every queue with its waiting messages, consumers and whether it is paused."""
+    """Every queue with its waiting messages, consumers and whether it is paused (for
+    those who may control queues and workers)."""
+    controller(request)
     return [q.__dict__ for q in status.queue_rows()]
 
 

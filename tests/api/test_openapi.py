@@ -20,7 +20,7 @@ EXPECTED = {
     ("post", "/api/runs/{run_id}/cancel"): {"202", "401", "403", "404", "409", "413", "422"},
     ("post", "/api/runs/{run_id}/retry"): {"201", "400", "401", "403", "404", "413", "422"},
     # Queue and worker control (apps/api/control.py)
-    ("get", "/api/queues"): {"200", "401"},
+    ("get", "/api/queues"): {"200", "401", "403"},
     ("post", "/api/queues/{name}/pause"): {"200", "401", "403", "404", "413", "422"},
     ("post", "/api/queues/{name}/resume"): {"200", "401", "403", "404", "413", "422"},
     ("post", "/api/queues/{name}/purge"): {"200", "400", "401", "403", "404", "413", "422", "503"},

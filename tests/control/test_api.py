@@ -55,6 +55,7 @@ def test_a_user_who_may_run_jobs_but_not_control_gets_403_and_nothing_changes(te
         assert answer.json()["detail"] == "You may not control queues and workers."
     assert post(client, f"/api/jobs/{ADD}/rate-limit", {"rate": "1/m"}, "put").status_code == 403
     assert client.get("/api/workers/w@h").status_code == 403
+    assert client.get("/api/queues").status_code == 403
     assert not QueuePause.objects.exists() and not RateLimit.objects.exists()
     assert not ControlAction.objects.exists()
 
@@ -148,3 +149,13 @@ def test_purge_needs_confirm_true_then_drops_and_reports_the_count(test_queue):
 def test_a_bad_pool_step_answers_422(body):
     answer = post(token_client(make_superuser()), "/api/workers/w@h/grow", body)
     assert answer.status_code == 422
+
+
+def test_a_signed_in_user_without_the_permission_cannot_list_the_queues(test_queue):
+    client = token_client(make_user("bob", staff=False))
+
+    answer = client.get("/api/queues")
+
+    assert answer.status_code == 403
+    assert answer.json()["detail"] == "You may not control queues and workers."
+    assert test_queue not in answer.text
