@@ -26,3 +26,13 @@ class AuditEntryAdmin(LogEntryAdmin):
     @admin.display(description="Who")
     def who(self, entry: AuditEntry) -> str:
         return entry.who
+
+    # django-auditlog's own columns, for an entry whose changes it can read: a row
+    # holding another JSON value says so (AuditEntry.unreadable_changes) instead of a 500.
+    @admin.display(description="Changes")
+    def msg_short(self, entry: AuditEntry) -> str:
+        return entry.unreadable_changes or super().msg_short(entry)
+
+    @admin.display(description="Changes")
+    def msg(self, entry: AuditEntry) -> str:
+        return entry.unreadable_changes or super().msg(entry)

@@ -17,6 +17,10 @@ class Via(models.TextChoices):
     SYSTEM = "system"  # no entry point said: beat, a worker, a migration, a shell
 
 
+JSON_KINDS = {str: "a string", list: "an array", int: "a number", float: "a number",
+              bool: "true or false"}  # fmt: skip
+
+
 class AuditEntry(AbstractLogEntry):
     via = models.CharField(max_length=16, choices=Via.choices, default=Via.SYSTEM, db_index=True)
     # Who, where no user account acted: the OS user of a manage.py command.
@@ -26,6 +30,17 @@ class AuditEntry(AbstractLogEntry):
         verbose_name = "audit entry"
         verbose_name_plural = "audit"
         indexes = [models.Index(fields=["content_type", "object_pk"], name="audit_object")]
+
+    @property
+    def unreadable_changes(self) -> str:
+        """Why the stored changes cannot be shown, or "": django-auditlog reads them as
+        an object of {field: [old, new]}, and a row written by hand (or by another tool)
+        may hold another JSON value, which the Audit list and a History page show so."""
+        changes = self.changes_dict
+        if isinstance(changes, dict):
+            return ""
+        kind = JSON_KINDS.get(type(changes), type(changes).__name__)
+        return f"(changes not readable: {kind}, not a JSON object)"
 
     @property
     def who(self) -> str:
