@@ -37,6 +37,7 @@ class CeleryBackend(BaseTaskBackend):
 
     def validate_task(self, task: Task) -> None:
         super().validate_task(task)
+        options.check_run_after(task.run_after)
         registry.register(task)
 
     def enqueue(self, task: Task, args, kwargs) -> TaskResult:

@@ -19,7 +19,10 @@ Queue. The Tasks API's "default" queue is where Celery routes the task anyway
 (`task_routes`, else `task_default_queue`); any other name is the Celery queue of
 that name. Names are checked against the backend's QUEUES before anything is written.
 
-run_after is Celery's `eta` (a worker holds the message until then).
+run_after is Celery's `eta` (a worker holds the message until then). It must be a date
+Switchyard accepts anywhere (apps/jobs/dates.py: 2000-01-01 to 2099-12-31, UTC) and a
+time that exists on its zone's clock (not in the hour a zone skips when its clocks go
+forward); otherwise the Tasks API's InvalidTask, as for a naive run_after.
 """
 
 import math
@@ -28,7 +31,9 @@ from typing import Any
 
 from celery import current_app
 
-from .compat import DEFAULT_TASK_QUEUE_NAME, Task
+from apps.jobs import dates
+
+from .compat import DEFAULT_TASK_QUEUE_NAME, InvalidTask, Task
 from .models import SendOptions
 
 AMQP_SCHEMES = {"amqp", "amqps", "pyamqp", "librabbitmq"}
@@ -48,6 +53,14 @@ def _broker_scheme() -> str:
 
 def celery_queue(queue_name: str) -> str | None:
     return None if queue_name == DEFAULT_TASK_QUEUE_NAME else queue_name
+
+
+def check_run_after(run_after: datetime | None) -> None:
+    """InvalidTask for a run_after outside the site's dates or that no clock shows."""
+    if run_after is None or run_after.tzinfo is None:  # naive: the Tasks API refuses it
+        return
+    if error := dates.moment_error(run_after) or dates.nonexistent_error(run_after):
+        raise InvalidTask(f"run_after: {error}")
 
 
 def send_options(task: Task) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from django_celery_beat.models import (
     SolarSchedule,
 )
 
-from apps.jobs import json_values
+from apps.jobs import dates, json_values
 from apps.jobs.catalog import Job, all_jobs, get_job
 from apps.jobs.params import to_json
 from apps.jobs.permissions import may_run
@@ -201,12 +201,8 @@ def read_in_zone(moment: dt.datetime, zone: str) -> dt.datetime:
     """
     wall = django_tz.make_naive(moment, django_tz.get_current_timezone())
     aware = django_tz.make_aware(wall, zoneinfo.ZoneInfo(zone))
-    if aware.astimezone(dt.UTC).astimezone(aware.tzinfo).replace(tzinfo=None) != wall:
-        raise ValidationError(
-            f"{wall:%Y-%m-%d %H:%M} does not exist in {zone}: its clocks skip that hour "
-            "(daylight saving time begins); choose a time outside it.",
-            code="nonexistent",
-        )
+    if error := dates.nonexistent_error(aware):
+        raise ValidationError(error, code="nonexistent")
     return aware
 
 

@@ -2,7 +2,8 @@
 broker outage: the sweeper sends a waiting run with them."""
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis
@@ -98,6 +99,37 @@ def test_run_after_must_be_aware():
     with pytest.raises(InvalidTaskError, match="aware"):
         greet.using(run_after=timezone.now().replace(tzinfo=None)).enqueue("x")
     assert not Run.objects.exists()
+
+
+OUT_OF_RANGE = [
+    datetime(9999, 12, 31, tzinfo=UTC),
+    datetime(1, 1, 1, tzinfo=UTC),
+    datetime(2100, 1, 1, 1, 30, tzinfo=ZoneInfo("Europe/Paris")),  # 00:30 UTC
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("run_after", OUT_OF_RANGE)
+def test_a_run_after_outside_the_sites_dates_is_refused_before_anything_is_recorded(run_after):
+    message = "is out of range: choose a date between 2000-01-01 and 2099-12-31"
+    with pytest.raises(InvalidTaskError, match=f"^run_after: .* {message}$"):
+        greet.using(run_after=run_after).enqueue("x")
+    assert not Run.objects.exists() and not SendOptions.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_run_after_in_the_hour_its_zone_skips_is_refused_saying_so():
+    in_the_gap = datetime(2027, 3, 28, 2, 30, tzinfo=ZoneInfo("Europe/Paris"))
+    with pytest.raises(InvalidTaskError, match="2027-03-28 02:30 does not exist in Europe/Paris"):
+        greet.using(run_after=in_the_gap).enqueue("x")
+    assert not Run.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_run_after_in_the_hour_its_zone_has_twice_is_the_first_of_the_two():
+    twice = datetime(2027, 10, 31, 2, 30, tzinfo=ZoneInfo("Europe/Paris"))
+    greet.using(run_after=twice).enqueue("x")
+    assert SendOptions.objects.get().eta == datetime(2027, 10, 31, 0, 30, tzinfo=UTC)
 
 
 @pytest.fixture
