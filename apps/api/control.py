@@ -11,7 +11,7 @@ from typing import Literal
 
 from ninja import Field, Path, Schema
 from ninja.errors import HttpError
-from pydantic import ConfigDict
+from pydantic import ConfigDict, field_validator
 
 from apps.control import actions, status
 from apps.control.models import Via
@@ -21,6 +21,7 @@ from apps.control.rules import (
     ControlDenied,
     ControlError,
     may_control,
+    whole_number,
 )
 
 from .api import api, error_response, errors
@@ -89,11 +90,24 @@ class PurgeOut(Schema):
     cancelled: int = Field(description="Their runs, now cancelled with a note.")
 
 
-class PoolIn(Strict):
+class Numbers(Strict):
+    @field_validator("*", mode="before")
+    @classmethod
+    def digits_only(cls, value):
+        """A number sent as a string goes through rules.whole_number (ASCII digits)."""
+        if isinstance(value, str):
+            try:
+                return whole_number(value, "")
+            except ControlError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+
+class PoolIn(Numbers):
     n: int = Field(1, ge=1, le=64, description="Processes to add or remove.")
 
 
-class AutoscaleIn(Strict):
+class AutoscaleIn(Numbers):
     max: int = Field(..., ge=1, le=256)
     min: int = Field(..., ge=0, le=256)
 

@@ -22,6 +22,7 @@ MAX_POOL_STEP = 64  # processes added or removed by one grow/shrink
 MAX_AUTOSCALE = 256  # processes an autoscaled worker may reach
 MAX_RATE = 1_000_000  # tasks per unit of time
 RATE_FORMAT = re.compile(r"([0-9]{1,7})(?:/([smh]))?")  # ASCII digits only
+WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")  # ASCII digits only (int() reads any script's)
 
 
 class ControlError(Exception):
@@ -82,6 +83,15 @@ def parse_rate(text: str | None) -> str:
     if not 1 <= int(match.group(1)) <= MAX_RATE:
         raise ControlError(f"a rate limit must be from 1 to {MAX_RATE:,} per unit", "rate")
     return f"{int(match.group(1))}/{match.group(2) or 's'}"
+
+
+def whole_number(text, field: str) -> int:
+    """A number typed as text (a form, the shell, a JSON string): ASCII digits only;
+    `int()` alone would take an Arabic-Indic three as 3."""
+    text = str(text).strip()
+    if WHOLE_NUMBER.fullmatch(text) is None:
+        raise ControlError(f"{text[:20]!r} is not a whole number (digits 0-9)", field)
+    return int(text)
 
 
 def pool_step(n: int) -> int:

@@ -17,7 +17,14 @@ from apps.jobs.catalog import Job, get_job
 
 from . import actions, broker, status
 from .models import Via
-from .rules import Actor, BrokerUnreachable, ControlDenied, ControlError, may_control
+from .rules import (
+    Actor,
+    BrokerUnreachable,
+    ControlDenied,
+    ControlError,
+    may_control,
+    whole_number,
+)
 
 WORKER_ACTIONS = ("grow", "shrink", "autoscale", "shutdown")
 
@@ -135,11 +142,10 @@ def read_numbers(request: HttpRequest, names: tuple[str, ...]) -> dict | None:
     """The form's whole numbers (n defaults to 1); None, with a message, if one is not."""
     numbers = {}
     for name in names:
-        raw = request.POST.get(name, "1" if name == "n" else "").strip()
         try:
-            numbers[name] = int(raw)
-        except ValueError:
-            messages.error(request, f"{name}: {raw[:20]!r} is not a whole number")
+            numbers[name] = whole_number(request.POST.get(name, "1" if name == "n" else ""), name)
+        except ControlError as exc:
+            messages.error(request, f"{name}: {exc}")
             return None
     return numbers
 

@@ -159,3 +159,15 @@ def test_a_signed_in_user_without_the_permission_cannot_list_the_queues(test_que
     assert answer.status_code == 403
     assert answer.json()["detail"] == "You may not control queues and workers."
     assert test_queue not in answer.text
+
+
+@pytest.mark.parametrize("n", ["\u0663", "\uff13", "1_0"])  # Arabic-Indic 3, fullwidth 3
+def test_a_pool_step_in_digits_other_than_0_to_9_is_422_naming_n(n):
+    client = token_client(make_superuser())
+
+    for url, body in [("/api/workers/w@h/grow", {"n": n}),
+                      ("/api/workers/w@h/autoscale", {"max": n, "min": 1})]:  # fmt: skip
+        answer = post(client, url, body)
+        assert answer.status_code == 422, answer.content
+        assert "is not a whole number (digits 0-9)" in answer.text
+    assert not ControlAction.objects.exists()

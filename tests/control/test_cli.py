@@ -90,3 +90,13 @@ def test_from_a_shell_bad_input_is_one_line_on_stderr_and_status_2(subprocess_en
     assert done.stderr.strip().splitlines() == [
         "ratelimits: error: 'ten a minute' is not a rate limit; write it like 10/m (per s, m or h)"
     ]
+
+
+@pytest.mark.parametrize("digits", ["\u0663", "\uff13", "1_0"])  # Arabic-Indic 3, fullwidth 3
+def test_a_pool_size_in_digits_other_than_0_to_9_is_refused_with_status_2(digits):
+    for args in [("grow", "w@h", digits), ("shrink", "w@h", digits),
+                 ("autoscale", "w@h", digits, "1")]:  # fmt: skip
+        error = refused("workers", *args)
+        assert error.returncode == 2
+        assert "is not a whole number (digits 0-9)" in str(error)
+    assert not ControlAction.objects.exists()

@@ -130,3 +130,11 @@ def test_the_admin_lists_what_was_done_read_only(root_client, test_queue):
     assert root_client.post(reverse("admin:control_controlaction_delete", args=[row.pk]),
                             {"post": "yes"}).status_code == 403  # fmt: skip
     assert ControlAction.objects.exists()
+
+
+@pytest.mark.parametrize("n", ["\u0663", "\uff13", "1_0"])  # Arabic-Indic 3, fullwidth 3
+def test_a_pool_step_in_digits_other_than_0_to_9_is_refused_with_a_message(root_client, n):
+    url = reverse("control:worker-action", args=["w@h", "grow"])
+    answer = root_client.post(url, {"n": n, "next": "/jobs/"}, follow=True)
+    assert "is not a whole number (digits 0-9)" in answer.text
+    assert not ControlAction.objects.exists()

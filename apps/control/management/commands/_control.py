@@ -9,7 +9,7 @@ import argparse
 
 from django.core.management.base import CommandError
 
-from apps.control import actions
+from apps.control import actions, rules
 from apps.control.rules import Actor, ControlError
 from apps.jobs.command_base import BAD_INPUT, OneLineErrorsCommand
 
@@ -35,7 +35,8 @@ class ControlCommand(OneLineErrorsCommand):
 
 
 def whole_number(raw: str) -> int:
+    """argparse's type for numbers: rules.whole_number (ASCII digits only)."""
     try:
-        return int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {raw[:20]!r}") from None
+        return rules.whole_number(raw, "")
+    except ControlError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
