@@ -15,6 +15,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -46,7 +47,7 @@ from apps.jobs.permissions import may_run
 from . import bounds, preview
 from .forms import CRON_FIELDS, ScheduleForm, ScheduleTaskForm
 from .models import Schedule, ScheduleOptions
-from .saving import kind_of, row_errors
+from .saving import ScheduleError, kind_of, row_errors, task_errors
 from .views import form_preview
 
 RECENT_RUNS = 20
@@ -234,7 +235,16 @@ class ScheduleAdmin(PeriodicTaskAdmin):
 
     @admin.action(description="Duplicate selected schedules (disabled)", permissions=["add"])
     def duplicate(self, request: HttpRequest, queryset: QuerySet[PeriodicTask]) -> None:
-        copies = [task.duplicate() for task in self.runnable(request, queryset)]
+        """A disabled copy of each, if saving would take it (saving.task_errors: a job
+        that cannot be scheduled, parameters the job now refuses, ...); an error message
+        names each of the others, and nothing of it is written."""
+        copies = []
+        for task in self.runnable(request, queryset):
+            try:
+                copies.append(_checked_copy(task, request.user))
+            except ScheduleError as error:
+                self.message_user(request, f"{bounds.one_line(task.name)}: not duplicated: "
+                                           f"{error.one_line()}", messages.ERROR)  # fmt: skip
         self.message_user(request, ngettext("%(count)d schedule duplicated (disabled).",
                                            "%(count)d schedules duplicated (disabled).",
                                            len(copies))
@@ -273,6 +283,16 @@ def job_title(task: PeriodicTask) -> str:
 
 def short_time(moment: dt.datetime) -> str:
     return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M %Z")
+
+
+@transaction.atomic
+def _checked_copy(task: Schedule, user) -> Schedule:
+    """Schedule.duplicate, then the copy checked by saving's rule on what a schedule
+    runs (the user as the saver): ScheduleError rolls the copy back."""
+    copy = task.duplicate()
+    if errors := task_errors(copy, user):
+        raise ScheduleError(errors)
+    return copy
 
 
 # django-celery-beat's pages for the schedule rows themselves --------------------------

@@ -127,6 +127,19 @@ def test_duplicate_makes_a_disabled_copy_with_the_same_schedule_and_options(clie
     assert PeriodicTask.objects.filter(name="nightly add (copy) 2").exists()
 
 
+@database
+def test_duplicate_refuses_a_schedule_of_a_job_that_cannot_be_scheduled(client, root):
+    bulk = make_schedule("bulk by hand", task="apps.jobs.tasks.bulk_runs",
+                         kwargs=json.dumps({"action": "cancel", "query": "state=queued",
+                                            "expected": 9}))  # fmt: skip
+    assert said(act(client, "duplicate", bulk)) == [
+        "bulk by hand: not duplicated: task: Act on many runs acts as the person who starts "
+        "it, and a schedule has none: it cannot be scheduled.",
+        "0 schedules duplicated (disabled).",
+    ]
+    assert not PeriodicTask.objects.filter(name__startswith="bulk by hand (copy)").exists()
+
+
 @with_worker
 def test_run_now_runs_the_job_on_a_real_worker(client, celery_worker):
     client.force_login(make_superuser())
