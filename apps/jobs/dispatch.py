@@ -108,6 +108,7 @@ def new_run(job_name: str, parameters: Mapping[str, Any], *, source: Source, arg
         requested_by_label=label or (user.get_username() if user else ""),
         schedule_name=schedule_name,
         queue=(options or {}).get("queue") or "",
+        eta=(options or {}).get("eta"),
         state=State.QUEUED,
         queued_at=timezone.now(),
         idempotency_key=idempotency_key,

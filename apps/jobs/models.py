@@ -203,6 +203,10 @@ class Run(models.Model):
     queue = models.CharField(max_length=200, blank=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
     queued_at = models.DateTimeField()
+    # The earliest start its sender asked for (a Tasks API `run_after`, Celery's `eta` or
+    # `countdown`): a worker holds the message until then, and the sweeper counts its
+    # wait from then (sweeper.waited_since). NULL: it may start at once.
+    eta = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     worker = models.CharField(max_length=200, blank=True)

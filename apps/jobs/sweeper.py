@@ -14,6 +14,10 @@
 - `stuck_runs` / `resend`: queued too long with no worker, or started on a worker that
   is gone; shown on the dashboard and the run page, and re-sent from there (only while
   `stuck_runs` still holds it stuck: a healthy run is refused, `NotStuck`).
+
+A run whose start was deferred (a Tasks API `run_after`, Celery's `eta` or `countdown`:
+`Run.eta`) waits from its due time, not from when it was queued (`waited_since`): it is
+neither stuck nor lost while a worker holds it until then.
 """
 
 import logging
@@ -109,9 +113,9 @@ def _undelivered(cutoff) -> list[Run]:
     drops (a task the workers do not know) is not sent again for ever."""
     late_acked = [name for name, task in current_app.tasks.items() if task.acks_late]
     runs = Run.objects.filter(
+        waited_since(cutoff),
         state=State.QUEUED,
         deliveries=0,
-        queued_at__lte=cutoff,
         send_attempts__lt=RESEND_AT_MOST,
         job_name__in=late_acked,
     )
@@ -191,10 +195,18 @@ def take_back(run: Run, worker: str) -> str | None:
     return "resent"
 
 
+def waited_since(cutoff) -> Q:
+    """Runs waiting since before `cutoff`: queued before it and, if their start was
+    deferred (`Run.eta`), due before it too. A worker holds a deferred run's message
+    until it is due, so its wait for a worker begins then, not when it was queued."""
+    return Q(queued_at__lte=cutoff) & (Q(eta__isnull=True) | Q(eta__lte=cutoff))
+
+
 def stuck_runs(alive_workers: set[str] | None = None):
-    """Queued past the threshold, or started on a worker not in `alive_workers`."""
+    """Queued past the threshold (counted from its due time if its start was deferred:
+    `waited_since`), or started on a worker not in `alive_workers`."""
     cutoff = timezone.now() - timedelta(seconds=settings.STUCK_QUEUED_AFTER_SECONDS)
-    stuck = Q(state=State.QUEUED, queued_at__lte=cutoff)
+    stuck = Q(state=State.QUEUED) & waited_since(cutoff)
     if alive_workers is not None:
         # A pipeline's run is moved on by its steps, not by the worker that started it.
         has_steps = Exists(Run.objects.filter(pipeline=OuterRef("pk")))
@@ -237,6 +249,12 @@ def not_stuck_because(run: Run, alive: set[str] | None) -> str:
     """Why `stuck_runs` does not hold this run stuck, in a reader's words."""
     if run.is_finished:
         return f"it has already finished ({run.get_state_display().lower()})"
+    if run.state == State.QUEUED and run.eta is not None and run.eta > timezone.now():
+        due = timezone.localtime(run.eta)
+        return f"it is deferred until {due:%Y-%m-%d %H:%M:%S %Z}: a worker holds it until then"
+    if run.state == State.QUEUED and run.eta is not None:
+        return (f"it has been due for less than {settings.STUCK_QUEUED_AFTER_SECONDS} s; "
+                "a worker may still pick it up")  # fmt: skip
     if run.state == State.QUEUED:
         return (f"it has been queued for less than {settings.STUCK_QUEUED_AFTER_SECONDS} s; "
                 "a worker may still pick it up")  # fmt: skip
@@ -256,4 +274,7 @@ def _send(run: Run) -> bool:
         note = f"Not sent: its secret parameters ({', '.join(missing)}) are not stored."
         Run.objects.filter(pk=run.pk).finish(State.FAILED, note=note + " Start it again.")
         return True
-    return send(run, {"queue": run.queue} if run.queue else None)
+    options = {"queue": run.queue} if run.queue else {}
+    if run.eta is not None and run.eta > timezone.now():
+        options["eta"] = run.eta  # still deferred: a worker holds it until then
+    return send(run, options or None)

@@ -16,11 +16,13 @@ import contextvars
 import functools
 import getpass
 import logging
+from datetime import datetime
 
 from billiard.exceptions import WorkerLostError
 from celery import current_app, signals
 from django.db import DatabaseError
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from .. import current_run, secrets, sending
 from ..models import Run, Source, State
@@ -82,6 +84,7 @@ def record_dispatch(sender: str, body, headers: dict, routing_key=None, **kwargs
         requested_by_label=schedule or _os_user(),
         schedule_name=schedule,
         queue=routing_key or "",
+        eta=_eta(headers.get("eta")),
         state=State.PENDING_SEND,
         queued_at=timezone.now(),
     )
@@ -95,6 +98,19 @@ def record_dispatch(sender: str, body, headers: dict, routing_key=None, **kwargs
         sending.insert_run(run, ignore_conflicts=True)
     except DatabaseError:
         log.exception("could not record run %s of %s", task_id, sender)
+
+
+def _eta(value) -> datetime | None:
+    """The earliest start in a message's headers (`apply_async(eta=...)` or
+    `countdown=...`: Celery writes it as ISO text); None when there is none or it cannot
+    be read (naive: in Celery's timezone, as the worker reads it)."""
+    try:
+        eta = parse_datetime(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    if eta is not None and timezone.is_naive(eta):
+        eta = timezone.make_aware(eta, current_app.timezone)
+    return eta
 
 
 def _inner_recorded(task_kwargs) -> bool:
