@@ -3,17 +3,19 @@
 sent again by the sweeper until it has waited past its due time, as a run with no
 deferred start is after it was queued."""
 
+import json
 from datetime import timedelta
 
 import pytest
 import redis
 from django.urls import reverse
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from apps.demo.tasks import add
 from apps.demo.tasks_api.tasks import greet
 from apps.jobs import sweeper
-from apps.jobs.models import Run
+from apps.jobs.models import Run, State
 from tests.helpers import make_run
 from tests.ops.makers import given_snapshot
 
@@ -105,3 +107,19 @@ def test_the_sweeper_does_not_send_a_deferred_run_again_before_it_is_due(chaos_r
     Run.objects.filter(pk=deferred.pk).update(eta=ago(61))
     assert sweeper.resend_lost(recheck_after=0) == 1
     assert broker.llen("celery") == 1
+
+
+def test_a_countdown_sent_while_redis_was_down_is_sent_by_the_sweeper_still_deferred(
+    chaos_redis,
+):
+    chaos_redis.stop()
+    with pytest.raises(OperationalError):
+        add.apply_async((1, 2), countdown=3600)
+    (run,) = Run.objects.all()
+    assert run.state == State.PENDING_SEND
+    chaos_redis.start()
+    assert sweeper.send_pending(older_than=timedelta(0)) == 1
+    (raw,) = redis.Redis.from_url(chaos_redis.url).lrange("celery", 0, -1)
+    message = json.loads(raw)
+    assert message["headers"]["id"] == run.task_id
+    assert message["headers"]["eta"] == run.eta.isoformat()
