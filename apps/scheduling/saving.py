@@ -31,6 +31,7 @@ from django_celery_beat.models import (
     SolarSchedule,
 )
 
+from apps.control.actions import MAX_QUEUE_NAME, could_be_queue
 from apps.jobs import json_values
 from apps.jobs.catalog import ParameterError, clean_parameters, get_job
 from apps.jobs.permissions import may_run
@@ -218,13 +219,16 @@ def is_known_task(name: str) -> bool:
 
 
 def task_errors(task: PeriodicTask, user=None, *, text: bool = False) -> Errors:
-    """Its name, dates and execution options (bounds.py), then what it runs."""
+    """Its name, dates and execution options (bounds.py; a queue, exchange and routing
+    key by apps.control's rule for queue names), then what it runs."""
     errors: Errors = {}
     for field, error in (("name", bounds.name_error(task.name or "")),
                          ("start_time", _moment_error(task.start_time)),
                          ("expires", _moment_error(task.expires)),
                          ("expire_seconds", _expire_seconds_error(task.expire_seconds)),
-                         ("headers", _headers_error(task.headers))):  # fmt: skip
+                         ("headers", _headers_error(task.headers)),
+                         *((name, _routing_error(name, getattr(task, name)))
+                           for name in ROUTING_FIELDS)):  # fmt: skip
         if error:
             errors[field] = [error]
     _merge(errors, _what_it_runs_errors(task, user, text))
@@ -303,6 +307,21 @@ def _secret_errors(job, kwargs: dict) -> Errors:
     """Schedules refuse secret parameters: given, or required (then it cannot be scheduled)."""
     return {f"{PARAM_PREFIX}-{p.name}": [NOT_IN_SCHEDULES] for p in job.params
             if p.secret and (p.required or kwargs.get(p.name) not in (None, ""))}  # fmt: skip
+
+
+ROUTING_FIELDS = ("queue", "exchange", "routing_key")
+
+
+def _routing_error(field: str, name: str | None) -> str | None:
+    """A queue, exchange or routing key no queue could have, by the control app's rule
+    for queue names (no control characters, at most MAX_QUEUE_NAME characters). A
+    well-formed name nobody has configured is taken: a worker may consume any queue
+    (`celery worker -Q NAME`)."""
+    if not name or could_be_queue(name):
+        return None
+    label = field.replace("_", " ").capitalize()
+    return (f"{label} {name[:60]!r} cannot be a name on the broker: at "
+            f"most {MAX_QUEUE_NAME} characters, and no control characters.")  # fmt: skip
 
 
 def _moment_error(moment) -> str | None:

@@ -287,3 +287,31 @@ def test_a_clocked_task_edited_after_its_time_keeps_its_time(staff):
         kind="clocked", clocked_time=timezone.localtime(past).strftime("%Y-%m-%dT%H:%M")
     )
     assert staff.post(change_url(task), data).status_code == 302
+
+
+# Where it is sent ---------------------------------------------------------------------
+
+NOT_A_BROKER_NAME = (
+    "cannot be a name on the broker: at most 200 characters, and no control characters."
+)
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("queue", "no such\tqueue\x7f"), ("queue", "\x1b[31mred"),
+    ("exchange", "x\ny"), ("routing_key", "r\x01"),
+])  # fmt: skip
+def test_a_queue_exchange_or_routing_key_no_broker_name_could_be_is_refused_on_its_field(
+    staff, field, value
+):
+    errors = post_invalid(staff, **{field: value})
+    label = field.replace("_", " ").capitalize()
+    assert errors == {field: [f"{label} {value[:60]!r} {NOT_A_BROKER_NAME}"]}
+
+
+def test_a_well_formed_queue_no_worker_is_configured_for_is_taken(staff):
+    """A worker may be started for any queue (`celery worker -Q reports-eu`)."""
+    response = staff.post(ADD_URL, add_data(queue="reports-eu", exchange="reports",
+                                            routing_key="reports.eu"))  # fmt: skip
+    assert response.status_code == 302
+    task = PeriodicTask.objects.get(name="nightly add")
+    assert (task.queue, task.exchange, task.routing_key) == ("reports-eu", "reports", "reports.eu")
