@@ -87,9 +87,9 @@ class Incident(models.Model):
         """The link as a path on this site, whatever address serves it. Older versions
         stored SITE_URL + path: those read as the same path here."""
         parts = urlsplit(self.link)
-        if not parts.scheme and not parts.netloc:
-            return self.link
-        return parts._replace(scheme="", netloc="").geturl() or "/"
+        local = parts._replace(scheme="", netloc="").geturl() if parts.netloc else self.link
+        # A path here only: "//host/..." or "/\\host/..." would take a browser elsewhere.
+        return "/" + local.lstrip("/\\")
 
 
 class Cursor(models.Model):

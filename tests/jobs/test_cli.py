@@ -200,6 +200,16 @@ def test_run_wait_exits_124_when_it_times_out_so_a_script_can_tell_it_from_a_fai
 
 
 @database
+@pytest.mark.parametrize("timeout", ["0", "-5", "nan", "inf", "1e400", "31536001"])
+def test_run_refuses_a_timeout_that_is_not_a_positive_number_up_to_a_year(timeout):
+    code, _, error = jobs("run", "apps.demo.tasks.add", "x=1", "y=2", "--wait",
+                          "--timeout", timeout)  # fmt: skip
+    assert code == 2
+    assert "at most 31536000" in error
+    assert not Run.objects.exists()
+
+
+@database
 def test_run_refuses_a_timeout_without_wait_and_starts_nothing():
     code, _, error = jobs("run", "apps.demo.tasks.add", "x=1", "y=2", "--timeout", "5")
     assert (code, error) == (2, "--timeout needs --wait")

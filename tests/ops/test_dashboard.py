@@ -202,6 +202,20 @@ def test_an_incident_stored_with_an_absolute_link_links_to_the_same_path_here(st
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("stored", "shown"),
+    [("http://a//evil.example/x", "/evil.example/x"), ("/\\evil.example/x", "/evil.example/x"),
+     ("//evil.example/x", "/x"), ("javascript:alert(1)", "/javascript:alert(1)")],
+)  # fmt: skip
+def test_an_incident_link_stored_by_hand_stays_a_path_on_this_site(staff_client, stored, shown):
+    given_snapshot("w1@host")
+    make_incident(Kind.FAILED_RUN, "apps.demo.tasks.add", "Add two numbers failed",
+                  job_name="apps.demo.tasks.add", link=stored)  # fmt: skip
+    page = staff_client.get("/").content.decode()
+    assert f'<a href="{shown}">Add two numbers failed</a>' in page
+
+
+@pytest.mark.django_db
 def test_the_charts_are_inline_svg_with_bars_per_state_and_percentiles_per_job(staff_client):
     given_snapshot("w1@host")
     make_finished_run(seconds=2)

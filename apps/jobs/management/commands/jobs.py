@@ -263,13 +263,18 @@ def add_json_option(parser) -> None:
     parser.add_argument("--json", dest="as_json", action="store_true", help="output JSON")
 
 
+MAX_WAIT_SECONDS = 365 * 24 * 3600  # a year: 1e400 (inf) waited for ever
+
+
 def positive_seconds(raw: str) -> float:
     try:
         value = float(raw)
     except ValueError:
         value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {raw!r}")
+    if not 0 < value <= MAX_WAIT_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive number of seconds, at most {MAX_WAIT_SECONDS}, got {raw!r}"
+        )
     return value
 
 
