@@ -5,7 +5,6 @@ Raises ControlDenied (the actor may not) or ControlError (bad input: nothing don
 """
 
 import logging
-import unicodedata
 from dataclasses import dataclass
 
 from celery import current_app
@@ -13,7 +12,7 @@ from django.db import transaction
 
 from apps.audit import recording as audit
 from apps.jobs import inspect
-from apps.jobs.catalog import get_job, queue_names
+from apps.jobs.catalog import could_be_queue, get_job, queue_names
 from apps.jobs.models import Run, State
 from apps.jobs.permissions import allowed_job_names, may_run
 
@@ -39,7 +38,6 @@ NOT_TOLD = (
     "the stored pauses and rate limits when it starts or reconnects to the broker"
 )
 CANCEL_CHUNK = 500
-MAX_QUEUE_NAME = QueuePause._meta.get_field("queue").max_length
 
 
 def record(actor: Actor, action: str, target: str, **detail) -> ControlAction:
@@ -67,10 +65,6 @@ def known_queue(name: str) -> str:
     ):
         return name
     raise ControlError(f"unknown queue {name[:60]!r}; known: {', '.join(queue_names())}", "queue")
-
-
-def could_be_queue(name: str) -> bool:
-    return len(name) <= MAX_QUEUE_NAME and not any(unicodedata.category(c) == "Cc" for c in name)
 
 
 def paused_queues() -> set[str]:

@@ -7,11 +7,13 @@ pause or a limit outlives worker restarts; the broadcasts only reach workers ali
 from django.conf import settings
 from django.db import models
 
+from apps.jobs.catalog import MAX_QUEUE_NAME
+
 
 class QueuePause(models.Model):
     """A queue no worker takes new messages from while this row exists."""
 
-    queue = models.CharField(max_length=200, unique=True)
+    queue = models.CharField(max_length=MAX_QUEUE_NAME, unique=True)
     paused_at = models.DateTimeField(auto_now_add=True)
     paused_by = models.CharField(max_length=150, blank=True)
 

@@ -9,6 +9,7 @@ Celery task name, which is also its name in the catalog, URLs, CLI and API.
 
 import functools
 import inspect
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -224,6 +225,16 @@ def queue_names() -> list[str]:
     names.update(q.name for q in conf.task_queues or ())
     names.update(job.queue for job in all_jobs() if job.queue)
     return sorted(names)
+
+
+# The longest queue name queue control stores (apps.control's QueuePause.queue).
+MAX_QUEUE_NAME = 200
+
+
+def could_be_queue(name: str) -> bool:
+    """A name the broker could take for a queue, an exchange or a routing key (queue
+    control, schedules): at most MAX_QUEUE_NAME characters, no control characters."""
+    return len(name) <= MAX_QUEUE_NAME and not any(unicodedata.category(c) == "Cc" for c in name)
 
 
 def get_job(name: str) -> Job | None:

@@ -31,9 +31,14 @@ from django_celery_beat.models import (
     SolarSchedule,
 )
 
-from apps.control.actions import MAX_QUEUE_NAME, could_be_queue
 from apps.jobs import json_values
-from apps.jobs.catalog import ParameterError, clean_parameters, get_job
+from apps.jobs.catalog import (
+    MAX_QUEUE_NAME,
+    ParameterError,
+    clean_parameters,
+    could_be_queue,
+    get_job,
+)
 from apps.jobs.permissions import may_run
 
 from . import bounds
