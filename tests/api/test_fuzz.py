@@ -63,5 +63,9 @@ def test_the_api_never_fails_and_always_answers_as_documented(case):
                                "/api/runs/failed"):  # fmt: skip
         # The run filters' dates must lie between 2000 and 2099 and their text hold no
         # control characters (apps.jobs.run_filters): a 422 the document cannot state.
+        # And the document types the filters as text only (run_filters is their rule):
+        # a "schema-violating" value is a non-text one, which a query string carries as
+        # text all the same (`state=` for an empty list: any state, as on /runs/).
         excluded.append(schemathesis.checks.positive_data_acceptance)
+        excluded.append(schemathesis.checks.negative_data_rejection)
     case.call_and_validate(excluded_checks=excluded)
